@@ -1,0 +1,147 @@
+"""Argument and array checks that share one message format.
+
+Every message names who complains (a function, a layer as ``Dense 'dense_1'``, or an
+argument), what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable
+
+import numpy as np
+
+SeedLike = "int | np.random.Generator | None"
+
+
+def owner_prefix(owner: str | None) -> str:
+    return f"{owner}: " if owner else ""
+
+
+def check_int(value: Any, name: str, *, minimum: int | None = None, owner: str | None = None) -> int:
+    """Return ``value`` as an int, or raise naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(
+            f"{owner_prefix(owner)}`{name}` must be an integer, received {value!r} "
+            f"of type {type(value).__name__}"
+        )
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{owner_prefix(owner)}`{name}` must be >= {minimum}, received {value}")
+    return value
+
+
+def check_float(
+    value: Any,
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    high_inclusive: bool = True,
+    owner: str | None = None,
+) -> float:
+    """Return ``value`` as a finite Python float inside the given interval, or raise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{owner_prefix(owner)}`{name}` must be a number, received {value!r} "
+            f"of type {type(value).__name__}"
+        )
+    value = float(value)
+    ok = np.isfinite(value)
+    if ok and low is not None:
+        ok = value >= low if low_inclusive else value > low
+    if ok and high is not None:
+        ok = value <= high if high_inclusive else value < high
+    if not ok:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        interval = f"{'[' if low_inclusive and low is not None else '('}{lo}, {hi}{']' if high_inclusive and high is not None else ')'}"
+        raise ValueError(f"{owner_prefix(owner)}`{name}` must be in {interval}, received {value!r}")
+    return value
+
+
+def check_choice(value: Any, name: str, choices: Iterable[str], *, owner: str | None = None) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise ValueError(
+            f"{owner_prefix(owner)}`{name}` must be one of {choices}, received {value!r}"
+        )
+    return value
+
+
+def check_tuple(value: Any, name: str, length: int, *, minimum: int = 1, owner: str | None = None) -> tuple[int, ...]:
+    """Accept an int or a sequence of ``length`` ints, each >= ``minimum``; return a tuple."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        items = (int(value),) * length
+    else:
+        try:
+            items = tuple(value)
+        except TypeError:
+            raise TypeError(
+                f"{owner_prefix(owner)}`{name}` must be an int or a tuple of {length} ints, "
+                f"received {value!r}"
+            ) from None
+        if len(items) != length:
+            raise ValueError(
+                f"{owner_prefix(owner)}`{name}` must be an int or a tuple of {length} ints, "
+                f"received {value!r}"
+            )
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, numbers.Integral):
+            raise TypeError(
+                f"{owner_prefix(owner)}`{name}` must contain integers, received {value!r}"
+            )
+        if item < minimum:
+            raise ValueError(
+                f"{owner_prefix(owner)}`{name}` must contain integers >= {minimum}, received {value!r}"
+            )
+    return tuple(int(i) for i in items)
+
+
+def as_rng(seed: Any, name: str = "seed", owner: str | None = None) -> np.random.Generator:
+    """Resolve ``seed`` (None, an int >= 0 or a Generator) to a ``np.random.Generator``.
+
+    This is the single place where npnet turns seeds into random streams; nothing uses
+    NumPy's global random state.
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng(check_int(seed, name, minimum=0, owner=owner))
+
+
+def check_seed(seed: Any, name: str = "seed", owner: str | None = None) -> int | None:
+    """Validate a seed argument that is stored in a config (None or an int >= 0)."""
+    if seed is None:
+        return None
+    return check_int(seed, name, minimum=0, owner=owner)
+
+
+def as_array(x: Any, name: str, *, owner: str | None = None, allow_int: bool = True) -> np.ndarray:
+    """Convert ``x`` to a numeric ndarray, rejecting empty, non-numeric and non-finite input."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{owner_prefix(owner)}`{name}` could not be converted to an array: {exc}") from None
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(
+            f"{owner_prefix(owner)}`{name}` must hold numbers, received an array of dtype {arr.dtype}"
+        )
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be real, received dtype {arr.dtype}")
+    if arr.ndim == 0:
+        raise ValueError(f"{owner_prefix(owner)}`{name}` must have a batch dimension, received a scalar")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{owner_prefix(owner)}`{name}` is empty: received shape {arr.shape}")
+    if np.issubdtype(arr.dtype, np.floating):
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"{owner_prefix(owner)}`{name}` contains NaN or infinity "
+                f"(first at index {tuple(int(i) for i in bad)}); clean the data before training"
+            )
+    return arr

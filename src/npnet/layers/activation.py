@@ -1,0 +1,266 @@
+"""Activation layers: element-wise (ReLU, LeakyReLU, ELU, Sigmoid, Tanh, Softplus, Swish)
+and Softmax. Each keeps the one array its derivative needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_float, check_int
+from .base import Layer
+
+__all__ = [
+    "ReLU",
+    "LeakyReLU",
+    "ELU",
+    "Sigmoid",
+    "Tanh",
+    "Softplus",
+    "Swish",
+    "Softmax",
+    "Linear",
+    "get_activation",
+    "ACTIVATIONS",
+]
+
+
+class _Elementwise(Layer):
+    def _keep(self, **arrays: np.ndarray) -> None:
+        for k, v in arrays.items():
+            setattr(self, k, v)
+
+
+class Linear(_Elementwise):
+    """Identity: ``y = x``, ``dx = dy``."""
+
+    def forward(self, x, training=False):
+        self._seen = True
+        return self._enter(x)
+
+    def backward(self, dy):
+        self._require_forward("_seen")
+        return dy
+
+
+class ReLU(_Elementwise):
+    r"""Rectified linear unit.
+
+    .. math:: y = \max(x, 0), \qquad \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y} \cdot [x > 0]
+
+    The cache is the boolean mask ``x > 0``.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.layers.ReLU().forward(np.array([[-1.0, 2.0]]))
+    array([[0., 2.]])
+    """
+
+    _mask: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._mask = x > 0
+        return np.maximum(x, 0)
+
+    def backward(self, dy):
+        self._require_forward("_mask")
+        return np.multiply(dy, self._mask, dtype=dy.dtype)
+
+
+class LeakyReLU(_Elementwise):
+    r"""Leaky ReLU: :math:`y = x` for :math:`x > 0`, else :math:`\alpha x`.
+
+    Parameters
+    ----------
+    negative_slope : float, default 0.3
+        The slope :math:`\alpha` for negative inputs (Keras' default).
+    """
+
+    _mask: np.ndarray | None = None
+
+    def __init__(self, negative_slope: float = 0.3, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.negative_slope = check_float(negative_slope, "negative_slope", low=0.0, owner=type(self).__name__)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._mask = x > 0
+        return np.where(self._mask, x, x * self.negative_slope)
+
+    def backward(self, dy):
+        self._require_forward("_mask")
+        return np.where(self._mask, dy, dy * self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
+
+class ELU(_Elementwise):
+    r"""Exponential linear unit: :math:`y = x` for :math:`x > 0`, else :math:`\alpha (e^x - 1)`.
+
+    The derivative for :math:`x \le 0` is :math:`y + \alpha`, so the cache is ``y``
+    and the mask.
+    """
+
+    _y: np.ndarray | None = None
+
+    def __init__(self, alpha: float = 1.0, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.alpha = check_float(alpha, "alpha", low=0.0, owner=type(self).__name__)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._mask = x > 0
+        y = np.where(self._mask, x, self.alpha * np.expm1(np.minimum(x, 0)))
+        self._y = y
+        return y
+
+    def backward(self, dy):
+        self._require_forward("_y")
+        return np.where(self._mask, dy, dy * (self._y + self.alpha))
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    # Stable for large |x|: exp is only taken of non-positive numbers.
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(_Elementwise):
+    r"""Logistic sigmoid :math:`y = 1 / (1 + e^{-x})`, with :math:`dx = dy \cdot y (1 - y)`."""
+
+    _y: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._y = _sigmoid(x)
+        return self._y
+
+    def backward(self, dy):
+        self._require_forward("_y")
+        y = self._y
+        return dy * y * (1 - y)
+
+
+class Tanh(_Elementwise):
+    r"""Hyperbolic tangent, with :math:`dx = dy (1 - y^2)`."""
+
+    _y: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._y = np.tanh(x)
+        return self._y
+
+    def backward(self, dy):
+        self._require_forward("_y")
+        return dy * (1 - self._y * self._y)
+
+
+class Softplus(_Elementwise):
+    r"""Softplus :math:`y = \log(1 + e^x)`, computed stably; :math:`dx = dy \cdot \sigma(x)`."""
+
+    _x: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._x = x
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+    def backward(self, dy):
+        self._require_forward("_x")
+        return dy * _sigmoid(self._x)
+
+
+class Swish(_Elementwise):
+    r"""Swish / SiLU :math:`y = x \sigma(x)`; :math:`dx = dy\,(\sigma + x \sigma (1 - \sigma))`."""
+
+    _x: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._x = x
+        self._s = _sigmoid(x)
+        return x * self._s
+
+    def backward(self, dy):
+        self._require_forward("_x")
+        s = self._s
+        return dy * (s + self._x * s * (1 - s))
+
+
+class Softmax(Layer):
+    r"""Softmax along ``axis``: :math:`y_i = e^{x_i - m} / \sum_j e^{x_j - m}`, :math:`m = \max_j x_j`.
+
+    Backward: :math:`dx = y \odot (dy - \sum_j dy_j y_j)`.
+
+    As the last layer of a model compiled with a cross-entropy loss, ``Sequential``
+    skips this backward and uses the fused, numerically stable gradient
+    :math:`(p - y) / n` of the loss with respect to the logits.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis that sums to one.
+    """
+
+    _y: np.ndarray | None = None
+
+    def __init__(self, axis: int = -1, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.axis = check_int(axis, "axis", owner=type(self).__name__)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        ndim = len(input_shape)
+        if not -ndim <= self.axis < ndim:
+            raise ValueError(f"{self._owner}: `axis` {self.axis} is out of range for input shape {tuple(input_shape)}")
+
+    @staticmethod
+    def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
+        z = x - x.max(axis=axis, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=axis, keepdims=True)
+        return z
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._y = self._softmax(x, self.axis)
+        return self._y
+
+    def backward(self, dy):
+        self._require_forward("_y")
+        y = self._y
+        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis}
+
+
+ACTIVATIONS: dict[str, type[Layer]] = {
+    "linear": Linear,
+    "relu": ReLU,
+    "leaky_relu": LeakyReLU,
+    "elu": ELU,
+    "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softplus": Softplus,
+    "swish": Swish,
+    "silu": Swish,
+    "softmax": Softmax,
+}
+
+
+def get_activation(identifier: Any, owner: str | None = None) -> Layer | None:
+    """Return a fresh activation layer for a name such as ``"relu"``; ``None`` stays ``None``."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, str) and identifier in ACTIVATIONS:
+        return ACTIVATIONS[identifier](name=f"{identifier}_activation")
+    prefix = f"{owner}: " if owner else ""
+    raise ValueError(f"{prefix}unknown activation {identifier!r}; known names: {sorted(ACTIVATIONS)}")

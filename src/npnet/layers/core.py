@@ -1,0 +1,318 @@
+"""Core layers: Input, Dense, Activation, Flatten, Reshape, Dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers as _initializers
+from .._validation import as_rng, check_float, check_int, check_seed
+from .activation import ACTIVATIONS, Softmax, get_activation
+from .base import InputSpec, Layer
+
+__all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout"]
+
+
+class Input:
+    """Declare the shape of one sample, as the first element of a ``Sequential``.
+
+    With it the model builds at once, so ``summary()`` works before ``fit``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of one sample, without the batch axis: ``(4096,)`` or ``(64, 64, 1)``.
+    name : str, optional
+        Kept for symmetry with Keras; not used otherwise.
+
+    Examples
+    --------
+    >>> import npnet
+    >>> model = npnet.Sequential([npnet.Input(shape=(4,)), npnet.layers.Dense(2)])
+    >>> model.output_shape
+    (None, 2)
+    """
+
+    def __init__(self, shape: tuple[int, ...], name: str | None = None) -> None:
+        if isinstance(shape, int):
+            shape = (shape,)
+        try:
+            shape = tuple(shape)
+        except TypeError:
+            raise TypeError(f"Input: `shape` must be a tuple of positive ints, received {shape!r}") from None
+        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in shape):
+            raise ValueError(f"Input: `shape` must be a non-empty tuple of positive ints, received {shape!r}")
+        self.shape = tuple(int(s) for s in shape)
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Input(shape={self.shape})"
+
+
+class Dense(Layer):
+    r"""Fully connected layer: ``y = activation(x @ kernel + bias)``.
+
+    Shapes: ``x`` is ``(batch, ..., in)``, ``kernel`` is ``(in, units)``, ``bias`` is
+    ``(units,)`` and ``y`` is ``(batch, ..., units)``. Leading axes beyond the batch are
+    treated as more batch, as in Keras.
+
+    Backward, with :math:`z = xW + b`:
+
+    .. math::
+        \frac{\partial L}{\partial W} = x^\top \frac{\partial L}{\partial z}, \quad
+        \frac{\partial L}{\partial b} = \sum_{\text{batch}} \frac{\partial L}{\partial z}, \quad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial z} W^\top
+
+    Parameters
+    ----------
+    units : int
+        Output size.
+    activation : str or None
+        Name of an activation (``"relu"``, ``"softmax"``, ...), applied after the affine map.
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : str or Initializer
+        Defaults ``"glorot_uniform"`` and ``"zeros"``, as Keras.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> layer = npnet.layers.Dense(3)
+    >>> layer.forward(np.ones((2, 5), dtype="float32")).shape
+    (2, 3)
+    >>> layer.params["kernel"].shape
+    (5, 3)
+    """
+
+    _x: np.ndarray | None = None
+
+    def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
+                 kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.units = check_int(units, "units", minimum=1, owner=owner)
+        self.activation = activation
+        self._act = get_activation(activation, owner=owner)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        _initializers.get(kernel_initializer, owner=owner)
+        _initializers.get(bias_initializer, owner=owner)
+
+    def build(self, input_shape):
+        if len(input_shape) < 2:
+            raise ValueError(f"{self._owner}: expected input of rank >= 2 (batch, features), received shape {tuple(input_shape)}")
+        n_in = input_shape[-1]
+        self.add_weight("kernel", (n_in, self.units), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer)
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: n_in})
+        super().build(input_shape)
+
+    # The affine part on its own, so that Sequential can fuse a softmax activation
+    # into a cross-entropy loss.
+    def _linear(self, x: np.ndarray) -> np.ndarray:
+        x = self._enter(x)
+        self._x = x
+        z = x @ self.params["kernel"]
+        if self.use_bias:
+            z += self.params["bias"]
+        return z
+
+    def _linear_backward(self, dz: np.ndarray) -> np.ndarray | None:
+        self._require_forward("_x")
+        x = self._x
+        if x.ndim == 2:
+            np.matmul(x.T, dz, out=self.grads["kernel"])
+        else:
+            self.grads["kernel"][...] = x.reshape(-1, x.shape[-1]).T @ dz.reshape(-1, dz.shape[-1])
+        if self.use_bias:
+            np.sum(dz.reshape(-1, dz.shape[-1]), axis=0, out=self.grads["bias"])
+        if not self.compute_input_grad:
+            return None
+        return dz @ self.params["kernel"].T
+
+    def forward(self, x, training=False):
+        z = self._linear(x)
+        return z if self._act is None else self._act.forward(z, training)
+
+    def backward(self, dy):
+        self._require_forward("_x")
+        dz = dy if self._act is None else self._act.backward(dy)
+        return self._linear_backward(dz)
+
+    @property
+    def _fusable_softmax(self) -> bool:
+        return isinstance(self._act, Softmax) and self._act.axis == -1
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "activation": self.activation,
+            "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+        }
+
+
+class Activation(Layer):
+    """Apply an activation by name: ``Activation("relu")`` is ``ReLU()``.
+
+    Parameters
+    ----------
+    activation : str
+        One of ``npnet.layers.ACTIVATIONS``.
+    """
+
+    def __init__(self, activation: str, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        if activation is None or activation not in ACTIVATIONS:
+            raise ValueError(f"Activation: unknown activation {activation!r}; known names: {sorted(ACTIVATIONS)}")
+        self.activation = activation
+        self._act = get_activation(activation)
+
+    def build(self, input_shape):
+        self._act.build(input_shape)
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        return self._act.forward(x, training)
+
+    def backward(self, dy):
+        return self._act.backward(dy)
+
+    @property
+    def _fusable_softmax(self) -> bool:
+        return isinstance(self._act, Softmax) and self._act.axis == -1
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation}
+
+
+class Flatten(Layer):
+    """Flatten everything but the batch axis: ``(batch, d1, d2, ...)`` to ``(batch, d1*d2*...)``.
+
+    On NHWC images the order is row, column, channel (C order), as in Keras.
+    """
+
+    _shape: tuple | None = None
+
+    def build(self, input_shape):
+        self.input_spec = InputSpec(min_ndim=2, axes={i: s for i, s in enumerate(input_shape) if i > 0})
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy):
+        self._require_forward("_shape")
+        return dy.reshape(self._shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+
+class Reshape(Layer):
+    """Reshape each sample to ``target_shape`` (batch axis excluded; one entry may be -1)."""
+
+    _shape: tuple | None = None
+
+    def __init__(self, target_shape: tuple[int, ...], name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        try:
+            target = tuple(int(s) for s in target_shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"Reshape: `target_shape` must be a tuple of ints, received {target_shape!r}") from None
+        if not target or sum(s == -1 for s in target) > 1 or any(s == 0 or s < -1 for s in target):
+            raise ValueError(
+                f"Reshape: `target_shape` must hold positive ints and at most one -1, received {target_shape!r}"
+            )
+        self.target_shape = target
+
+    def _resolved(self, input_shape) -> tuple[int, ...]:
+        size = int(np.prod(input_shape[1:]))
+        known = int(np.prod([s for s in self.target_shape if s != -1]))
+        if -1 in self.target_shape:
+            if size % known:
+                raise ValueError(
+                    f"{self._owner}: cannot reshape samples of shape {tuple(input_shape[1:])} to {self.target_shape}"
+                )
+            return tuple(size // known if s == -1 else s for s in self.target_shape)
+        if known != size:
+            raise ValueError(
+                f"{self._owner}: cannot reshape samples of shape {tuple(input_shape[1:])} ({size} values) "
+                f"to {self.target_shape} ({known} values)"
+            )
+        return self.target_shape
+
+    def build(self, input_shape):
+        self._target = self._resolved(input_shape)
+        self.input_spec = InputSpec(ndim=len(input_shape), axes={i: s for i, s in enumerate(input_shape) if i > 0})
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._shape = x.shape
+        return x.reshape((x.shape[0],) + self._target)
+
+    def backward(self, dy):
+        self._require_forward("_shape")
+        return dy.reshape(self._shape)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0],) + self._resolved(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "target_shape": list(self.target_shape)}
+
+
+class Dropout(Layer):
+    r"""Inverted dropout: in training, zero each element with probability ``rate`` and
+    scale the rest by :math:`1 / (1 - rate)`; at inference, the identity.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+        Fraction of inputs to drop.
+    seed : int, optional
+        Seed of the mask stream. Without it the layer takes a stream from ``fit(seed=...)``.
+    """
+
+    _mask: np.ndarray | None = None
+
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_inclusive=False, owner=type(self).__name__)
+        self.seed = check_seed(seed, owner=type(self).__name__)
+        self._rng = as_rng(seed)
+
+    def _seed_from(self, rng, epoch):
+        if self.seed is None:
+            self._rng = np.random.default_rng(rng.integers(2**63))
+        else:
+            self._rng = np.random.default_rng([self.seed, epoch])
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        if not training or self.rate == 0.0:
+            self._mask = np.ones((), dtype=x.dtype)
+            return x
+        keep = 1.0 - self.rate
+        self._mask = (self._rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
+        return x * self._mask
+
+    def backward(self, dy):
+        self._require_forward("_mask")
+        return dy * self._mask
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
