@@ -11,7 +11,8 @@ import csv
 import math
 import os
 import warnings
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 

@@ -71,7 +71,7 @@ class Initializer:
         return {"seed": self.seed}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Initializer":
+    def from_config(cls, config: dict[str, Any]) -> Initializer:
         return cls(**config)
 
     def __repr__(self) -> str:

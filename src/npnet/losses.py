@@ -76,7 +76,7 @@ class Loss:
         return {}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Loss":
+    def from_config(cls, config: dict[str, Any]) -> Loss:
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -337,4 +337,5 @@ def get(identifier: Any) -> Loss:
 
 
 def serialize(loss: Loss) -> dict[str, Any]:
+    """Return a JSON-safe ``{"class_name", "config"}`` description (inverse of ``get``)."""
     return {"class_name": type(loss).__name__, "config": loss.get_config()}

@@ -57,7 +57,7 @@ class Metric:
         return {"name": self.name}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Metric":
+    def from_config(cls, config: dict[str, Any]) -> Metric:
         return cls(**config)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -583,7 +584,7 @@ class Sequential:
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> "Sequential":
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Sequential:
         """Rebuild an (untrained) model from :meth:`get_config`."""
         layers: list[Any] = []
         if config.get("input_shape") is not None:

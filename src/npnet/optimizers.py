@@ -9,7 +9,10 @@ preallocated buffers, so a step allocates no temporaries per parameter.
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +20,18 @@ from . import schedules as _schedules
 from ._validation import check_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get"]
+
+# Arrays at least this large are updated in parallel chunks (see Optimizer.step).
+_PARALLEL_MIN_SIZE = 1 << 16
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="npnet-opt")
+    return _POOL
 
 
 class Optimizer:
@@ -129,21 +144,45 @@ class Optimizer:
         return list(grads)
 
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
-        """Apply one update to every array of ``params`` in place."""
+        """Apply one update to every array of ``params`` in place.
+
+        Large arrays are updated in contiguous chunks on a small thread pool: NumPy
+        releases the GIL inside element-wise operations, so the memory-bound update
+        uses every core. Each element sees exactly the same operations either way.
+        """
         self._check_alignment(params, grads)
         grads = self._clipped(grads)
         lr = self.learning_rate
         self._prepare(lr)
+        jobs = []
         for i, (p, g) in enumerate(zip(params, grads)):
-            if self.weight_decay:
-                p -= p * (lr * self.weight_decay)
-            self._update(i, p, g, lr)
+            if p.size >= _PARALLEL_MIN_SIZE and _THREADS > 1 and p.flags.c_contiguous and g.flags.c_contiguous:
+                bounds = np.linspace(0, p.size, _THREADS + 1).astype(int)
+                jobs += [(i, p, g, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+            else:
+                self._apply(i, p, g, None, lr)
+        if jobs:
+            pool = _pool()
+            list(pool.map(lambda job: self._apply(job[0], job[1], job[2], (job[3], job[4]), lr), jobs))
         self.iterations += 1
+
+    def _apply(self, i: int, p: np.ndarray, g: np.ndarray, span: tuple[int, int] | None, lr: float) -> None:
+        slots = {name: arrays[i] for name, arrays in self.slots.items()}
+        buf = self._buf[i]
+        if span is not None:
+            a, b = span
+            p, g, buf = p.reshape(-1)[a:b], g.reshape(-1)[a:b], buf.reshape(-1)[a:b]
+            slots = {k: v.reshape(-1)[a:b] for k, v in slots.items()}
+        if self.weight_decay:
+            np.multiply(p, lr * self.weight_decay, out=buf)
+            p -= buf
+        self._update(p, g, slots, buf, lr)
 
     def _prepare(self, lr: float) -> None:
         """Hook computing per-step scalars (bias corrections)."""
 
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray, lr: float) -> None:
+    def _update(self, p: np.ndarray, g: np.ndarray, slots: dict[str, np.ndarray], buf: np.ndarray, lr: float) -> None:
+        """Update ``p`` in place from ``g``, this parameter's ``slots`` and a scratch ``buf``."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------- config
@@ -158,7 +197,7 @@ class Optimizer:
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Optimizer":
+    def from_config(cls, config: dict[str, Any]) -> Optimizer:
         config = dict(config)
         if isinstance(config.get("learning_rate"), dict):
             config["learning_rate"] = _schedules.get(config["learning_rate"])
@@ -187,13 +226,12 @@ class SGD(Optimizer):
         self.nesterov = bool(nesterov)
         self._slot_names = ("velocity",) if self.momentum else ()
 
-    def _update(self, i, p, g, lr):
+    def _update(self, p, g, slots, buf, lr):
         if not self.momentum:
-            buf = self._buf[i]
             np.multiply(g, lr, out=buf)
             p -= buf
             return
-        v, buf = self.slots["velocity"][i], self._buf[i]
+        v = slots["velocity"]
         v *= self.momentum
         np.multiply(g, lr, out=buf)
         v -= buf
@@ -240,8 +278,8 @@ class Adam(Optimizer):
         t = self.iterations + 1
         self._alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
 
-    def _update(self, i, p, g, lr):
-        m, v, buf = self.slots["m"][i], self.slots["v"][i], self._buf[i]
+    def _update(self, p, g, slots, buf, lr):
+        m, v = slots["m"], slots["v"]
         # m = b1 * m + (1 - b1) * g, written as m = b1 * (m - g) + g: no temporaries.
         m -= g
         m *= self.beta_1
@@ -286,8 +324,8 @@ class RMSprop(Optimizer):
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self._slot_names = ("s", "u") if self.momentum else ("s",)
 
-    def _update(self, i, p, g, lr):
-        s, buf = self.slots["s"][i], self._buf[i]
+    def _update(self, p, g, slots, buf, lr):
+        s = slots["s"]
         np.multiply(g, g, out=buf)
         s -= buf
         s *= self.rho
@@ -297,7 +335,7 @@ class RMSprop(Optimizer):
         np.divide(g, buf, out=buf)
         buf *= lr
         if self.momentum:
-            u = self.slots["u"][i]
+            u = slots["u"]
             u *= self.momentum
             u += buf
             p -= u
@@ -325,4 +363,5 @@ def get(identifier: Any) -> Optimizer:
 
 
 def serialize(opt: Optimizer) -> dict[str, Any]:
+    """Return a JSON-safe ``{"class_name", "config"}`` description (inverse of ``get``)."""
     return {"class_name": type(opt).__name__, "config": opt.get_config()}

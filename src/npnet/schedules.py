@@ -7,7 +7,8 @@ Pass one as an optimizer's ``learning_rate``; the optimizer calls it with its
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ._validation import check_float, check_int
 
@@ -31,7 +32,7 @@ class LearningRateSchedule:
         raise NotImplementedError
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "LearningRateSchedule":
+    def from_config(cls, config: dict[str, Any]) -> LearningRateSchedule:
         return cls(**config)
 
     def __repr__(self) -> str:
@@ -159,4 +160,5 @@ def get(config: dict[str, Any]) -> LearningRateSchedule:
 
 
 def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
+    """Return a JSON-safe ``{"class_name", "config"}`` description (inverse of ``get``)."""
     return {"class_name": type(schedule).__name__, "config": schedule.get_config()}

@@ -19,7 +19,8 @@ Rules:
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -29,12 +30,12 @@ from .._validation import as_rng
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
-_REGISTRY: dict[str, type["Layer"]] = {}
+_REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
 _SKIP_INIT = [False]
 
 
-def register_layer(cls: type["Layer"]) -> type["Layer"]:
+def register_layer(cls: type[Layer]) -> type[Layer]:
     """Register a layer class so configs and saved models can name it.
 
     npnet's own layers are registered already. Register your own layer classes before
@@ -62,7 +63,7 @@ def register_layer(cls: type["Layer"]) -> type["Layer"]:
     return cls
 
 
-def get_layer_class(name: str) -> type["Layer"]:
+def get_layer_class(name: str) -> type[Layer]:
     """Look up a registered layer class by its class name, or raise listing the known ones."""
     try:
         return _REGISTRY[name]
@@ -73,7 +74,7 @@ def get_layer_class(name: str) -> type["Layer"]:
         ) from None
 
 
-def layer_classes() -> dict[str, type["Layer"]]:
+def layer_classes() -> dict[str, type[Layer]]:
     """Return a copy of the registry: class name to layer class."""
     return dict(_REGISTRY)
 
@@ -103,11 +104,15 @@ class InputSpec:
         Axis index (negative counts from the end) to required size.
     layout : str, optional
         Human-readable layout used in messages, e.g. ``"(batch, height, width, channels)"``.
+    sample_shape : tuple of int, optional
+        The exact shape of one sample (everything but the batch axis).
     """
 
     def __init__(self, ndim: int | None = None, min_ndim: int | None = None,
-                 axes: dict[int, int] | None = None, layout: str | None = None) -> None:
+                 axes: dict[int, int] | None = None, layout: str | None = None,
+                 sample_shape: tuple[int, ...] | None = None) -> None:
         self.ndim, self.min_ndim, self.axes, self.layout = ndim, min_ndim, dict(axes or {}), layout
+        self.sample_shape = None if sample_shape is None else tuple(sample_shape)
 
 
 _AXIS_WORDS = {-1: "last dimension", -2: "second-to-last dimension", 1: "dimension 1"}
@@ -154,7 +159,7 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if cls.__module__.startswith("npnet."):
+        if cls.__module__.startswith("npnet.") and not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
 
     # ------------------------------------------------------------------ naming
@@ -214,6 +219,11 @@ class Layer:
         if spec.min_ndim is not None and len(shape) < spec.min_ndim:
             raise ValueError(
                 f"{self._owner}: expected input of rank >= {spec.min_ndim}{layout}, received shape {tuple(shape)}"
+            )
+        if spec.sample_shape is not None and tuple(shape[1:]) != spec.sample_shape:
+            expected = ", ".join(str(s) for s in ("batch",) + spec.sample_shape)
+            raise ValueError(
+                f"{self._owner}: expected input of shape ({expected}), received shape {tuple(shape)}"
             )
         for axis, size in spec.axes.items():
             if shape[axis] != size:
@@ -278,7 +288,7 @@ class Layer:
         return {"name": self.name, "trainable": self.trainable}
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Layer":
+    def from_config(cls, config: dict[str, Any]) -> Layer:
         """Create a layer from the output of :meth:`get_config`."""
         return cls(**config)
 

@@ -204,7 +204,7 @@ class Flatten(Layer):
     _shape: tuple | None = None
 
     def build(self, input_shape):
-        self.input_spec = InputSpec(min_ndim=2, axes={i: s for i, s in enumerate(input_shape) if i > 0})
+        self.input_spec = InputSpec(min_ndim=2, sample_shape=tuple(input_shape[1:]))
         super().build(input_shape)
 
     def forward(self, x, training=False):
@@ -255,7 +255,7 @@ class Reshape(Layer):
 
     def build(self, input_shape):
         self._target = self._resolved(input_shape)
-        self.input_spec = InputSpec(ndim=len(input_shape), axes={i: s for i, s in enumerate(input_shape) if i > 0})
+        self.input_spec = InputSpec(min_ndim=2, sample_shape=tuple(input_shape[1:]))
         super().build(input_shape)
 
     def forward(self, x, training=False):
