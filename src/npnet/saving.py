@@ -30,6 +30,7 @@ import numpy as np
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
+from ._config import floatx
 from .layers import base as _base
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION"]
@@ -213,7 +214,7 @@ class _Reader:
             raise SavedModelError(f"load: {self.path!r} holds unexpected files {extra[:5]}; it may have been tampered with")
 
 
-def _assign_weights(reader: _Reader, model: Any) -> set[str]:
+def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
     manifest = reader.header.get("weights")
     items = [(layer, key, arr) for layer in model.layers for key, arr in layer._weight_items()]
     if not isinstance(manifest, list) or len(manifest) != len(items):
@@ -227,6 +228,16 @@ def _assign_weights(reader: _Reader, model: Any) -> set[str]:
             raise SavedModelError(
                 f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}")
         loaded.append((target, arr))
+    if replace:
+        # The model was built with placeholders (see Layer.add_weight): put real arrays in.
+        for layer in model.layers:
+            for key in list(layer.params) + list(layer.state):
+                container = layer.params if key in layer.params else layer.state
+                container[key] = np.zeros(container[key].shape, dtype=floatx())
+                if key in layer.grads:
+                    layer.grads[key] = np.zeros(container[key].shape, dtype=floatx())
+        loaded = [(arr_target, arr) for (arr_target, arr) in
+                  zip([a for layer in model.layers for _, a in layer._weight_items()], [a for _, a in loaded])]
     for target, arr in loaded:
         np.copyto(target, arr, casting="unsafe")
     return {e["file"] for e in manifest}
@@ -279,7 +290,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
             if reader.header.get("format") != _MODEL_FORMAT:
                 raise SavedModelError(f"load_model: {path!r} is a weights-only file; use model.load_weights")
             model = _build_model(reader, custom_objects)
-            used = _assign_weights(reader, model)
+            used = _assign_weights(reader, model, replace=True)
             comp = reader.header.get("compile")
             state = reader.header.get("optimizer_state")
             if compile and comp is not None:

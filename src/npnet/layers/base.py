@@ -185,14 +185,15 @@ class Layer:
         """
         init = _initializers.get(initializer, owner=self._owner)
         if _SKIP_INIT[0]:
-            # Loading a saved file: zeros are allocated lazily and overwritten, so a
-            # corrupt config with huge shapes fails cleanly before memory is touched.
-            value = np.zeros(shape, dtype=floatx())
+            # Loading a saved file: a zero-size placeholder stands in until the loader
+            # has checked the stored arrays and puts real ones in place, so a tampered
+            # config with huge shapes fails cleanly without allocating anything.
+            value = np.broadcast_to(np.zeros((), dtype=floatx()), tuple(shape))
         else:
             value = init(shape, dtype=floatx(), rng=self._init_rng)
         if trainable:
             self.params[name] = value
-            self.grads[name] = np.zeros_like(value)
+            self.grads[name] = np.zeros_like(value) if not _SKIP_INIT[0] else value
         else:
             self.state[name] = value
         return value

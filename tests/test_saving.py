@@ -1,0 +1,241 @@
+"""Save/load: exact round trips, exact resume, atomic writes, and clear errors for bad files."""
+
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import npnet
+from npnet.saving import SavedModelError
+
+
+def _model(seed=0):
+    m = npnet.Sequential([npnet.Input(shape=(4,)), npnet.Dense(8, activation="relu"), npnet.Dropout(0.25),
+                          npnet.Dense(3, activation="softmax")], seed=seed)
+    m.compile(npnet.Adam(0.01), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    return m
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_round_trip_predicts_exactly_the_same(tmp_path, toy_data):
+    x, y = toy_data
+    model = _model()
+    model.fit(x, y, epochs=2, seed=0, verbose=0)
+    path = tmp_path / "m.npnet"
+    model.save(path)
+    restored = npnet.load_model(path)
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert restored.get_config() == model.get_config()
+    assert restored.optimizer.get_config() == model.optimizer.get_config()
+    assert restored.optimizer.iterations == model.optimizer.iterations
+    assert [m.name for m in restored.metrics] == ["accuracy"]
+
+
+def test_file_is_a_zip_of_json_and_npy_without_pickle(tmp_path):
+    model = _model()
+    model.save(tmp_path / "m.npnet", include_optimizer=False)
+    with zipfile.ZipFile(tmp_path / "m.npnet") as zf:
+        names = zf.namelist()
+        header = json.loads(zf.read("config.json"))
+        for name in names[1:]:
+            np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
+    assert names[0] == "config.json" and all(n.startswith("weights/") for n in names[1:])
+    assert header["format_version"] == 1 and header["npnet_version"] == npnet.__version__
+    assert [layer["class_name"] for layer in header["model"]["layers"]] == ["Dense", "Dropout", "Dense"]
+
+
+def test_training_continues_exactly_after_load(tmp_path, toy_data):
+    """6 epochs straight == 3 epochs, save, load, 3 more (same seed, optimizer state restored)."""
+    x, y = toy_data
+    straight = _model()
+    h_straight = straight.fit(x, y, epochs=6, seed=42, validation_split=0.2, verbose=0)
+
+    first = _model()
+    first.fit(x, y, epochs=3, seed=42, validation_split=0.2, verbose=0)
+    first.save(tmp_path / "ckpt.npnet")
+    resumed = npnet.load_model(tmp_path / "ckpt.npnet")
+    h_resumed = resumed.fit(x, y, epochs=6, initial_epoch=3, seed=42, validation_split=0.2, verbose=0)
+    assert _same(straight.get_weights(), resumed.get_weights())
+    assert h_resumed.history["loss"] == h_straight.history["loss"][3:]
+
+
+def test_checkpoint_callback_then_resume(tmp_path, toy_data):
+    x, y = toy_data
+    model = _model()
+    ckpt = npnet.callbacks.ModelCheckpoint(str(tmp_path / "epoch{epoch}.npnet"))
+    model.fit(x, y, epochs=2, seed=1, callbacks=[ckpt], verbose=0)
+    assert sorted(os.listdir(tmp_path)) == ["epoch1.npnet", "epoch2.npnet"]
+    assert _same(npnet.load_model(tmp_path / "epoch2.npnet").get_weights(), model.get_weights())
+
+
+def test_save_and_load_weights(tmp_path, toy_data):
+    x, y = toy_data
+    model = _model()
+    model.fit(x, y, epochs=1, seed=0, verbose=0)
+    model.save_weights(tmp_path / "w.npnet")
+    other = _model(seed=9)
+    assert not _same(other.get_weights(), model.get_weights())
+    other.load_weights(tmp_path / "w.npnet")
+    assert _same(other.get_weights(), model.get_weights())
+    with pytest.raises(SavedModelError, match="weights-only file"):
+        npnet.load_model(tmp_path / "w.npnet")
+    wrong = npnet.Sequential([npnet.Input(shape=(4,)), npnet.Dense(5)])
+    with pytest.raises(SavedModelError, match="holds 4 weight arrays, the model has 2"):
+        wrong.load_weights(tmp_path / "w.npnet")
+
+
+def test_interrupted_save_leaves_the_previous_file_intact(tmp_path, toy_data, monkeypatch):
+    x, y = toy_data
+    model = _model()
+    path = tmp_path / "m.npnet"
+    model.save(path)
+    before = model.predict(x, verbose=0)
+    model.fit(x, y, epochs=1, seed=0, verbose=0)
+
+    calls = {"n": 0}
+    real = zipfile.ZipFile.writestr
+
+    def crash_midway(self, name, data, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("power cut")
+        return real(self, name, data, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", crash_midway)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(npnet.load_model(path).predict(x, verbose=0), before)
+    assert os.listdir(tmp_path) == ["m.npnet"]  # no temporary file left behind
+
+
+def test_unknown_layer_class_needs_registration(tmp_path):
+    class Doubler(npnet.layers.Layer):
+        """Multiplies by two."""
+
+        def forward(self, x, training=False):
+            return self._enter(x) * 2
+
+        def backward(self, dy):
+            return dy * 2
+
+    model = npnet.Sequential([npnet.Input(shape=(2,)), Doubler(name="twice")])
+    model.save(tmp_path / "d.npnet")
+    with pytest.raises(SavedModelError, match="unknown layer class 'Doubler'; register it with npnet.register_layer"):
+        npnet.load_model(tmp_path / "d.npnet")
+    restored = npnet.load_model(tmp_path / "d.npnet", custom_objects={"Doubler": Doubler})
+    np.testing.assert_array_equal(restored.predict(np.ones((1, 2)), verbose=0), [[2, 2]])
+
+
+def _rewrite(path, out, mutate):
+    """Copy the zip at ``path`` to ``out`` with ``mutate(entries: dict)`` applied."""
+    with zipfile.ZipFile(path) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    mutate(entries)
+    with zipfile.ZipFile(out, "w") as zf:
+        for n, data in entries.items():
+            zf.writestr(n, data)
+
+
+def _npy(arr, allow_pickle=False):
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=allow_pickle)
+    return buf.getvalue()
+
+
+def _header_edit(fn):
+    def mutate(entries):
+        header = json.loads(entries["config.json"])
+        fn(header)
+        entries["config.json"] = json.dumps(header).encode()
+    return mutate
+
+
+BAD_FILES = {
+    "missing array": (lambda e: e.pop("weights/0001.npy"), r"array 'weights/0001.npy' .* is missing"),
+    "extra array": (lambda e: e.update({"weights/9999.npy": _npy(np.zeros(2))}), r"unexpected files \['weights/9999.npy'\]"),
+    "wrong shape": (lambda e: e.update({"weights/0000.npy": _npy(np.zeros((5, 8), np.float32))}),
+                    r"has shape \(5, 8\) and dtype float32, the manifest says \(4, 8\)"),
+    "wrong dtype": (lambda e: e.update({"weights/0000.npy": _npy(np.zeros((4, 8), np.int64))}),
+                    r"has dtype int64, expected a float array"),
+    "object array": (lambda e: e.update({"weights/0000.npy": _npy(np.array([print, None], dtype=object), True)}),
+                     r"holds an object array, which npnet never writes and refuses to unpickle"),
+    "unknown layer": (_header_edit(lambda h: h["model"]["layers"][0].update(class_name="os.system")),
+                      r"unknown layer class 'os.system'"),
+    "newer format": (_header_edit(lambda h: h.update(format_version=99)),
+                     r"uses format version 99, newer than this npnet supports \(1\); upgrade npnet"),
+    "no config": (lambda e: e.pop("config.json"), r"has no config.json"),
+    "bad json": (lambda e: e.update({"config.json": b"{not json"}), r"config.json is unreadable"),
+    "bad layer config": (_header_edit(lambda h: h["model"]["layers"][0]["config"].update(units=-3)),
+                         r"corrupt or inconsistent: ValueError: Dense: `units` must be >= 1, received -3"),
+    "manifest mismatch": (_header_edit(lambda h: h["weights"][0].update(shape=[9, 9])),
+                          r"the manifest says \(9, 9\)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_FILES))
+def test_bad_files_get_clear_errors(tmp_path, case):
+    mutate, match = BAD_FILES[case]
+    _model().save(tmp_path / "good.npnet", include_optimizer=False)
+    _rewrite(tmp_path / "good.npnet", tmp_path / "bad.npnet", mutate)
+    with pytest.raises(SavedModelError, match=match):
+        npnet.load_model(tmp_path / "bad.npnet")
+
+
+def test_not_a_zip_truncated_directory_and_missing(tmp_path):
+    (tmp_path / "text.npnet").write_text("hello")
+    with pytest.raises(SavedModelError, match="is not an npnet file \\(not a readable zip"):
+        npnet.load_model(tmp_path / "text.npnet")
+    _model().save(tmp_path / "good.npnet")
+    data = (tmp_path / "good.npnet").read_bytes()
+    (tmp_path / "cut.npnet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(SavedModelError, match="not a readable zip"):
+        npnet.load_model(tmp_path / "cut.npnet")
+    with pytest.raises(SavedModelError, match="is a directory, not an npnet file"):
+        npnet.load_model(tmp_path)
+    with pytest.raises(SavedModelError, match="no file at"):
+        npnet.load_model(tmp_path / "nope.npnet")
+    with pytest.raises(IsADirectoryError, match="is a directory; give a file path"):
+        _model().save(tmp_path)
+
+
+def test_huge_shapes_in_a_tampered_config_fail_without_allocating(tmp_path):
+    _model().save(tmp_path / "good.npnet")
+    _rewrite(tmp_path / "good.npnet", tmp_path / "huge.npnet",
+             _header_edit(lambda h: h["model"]["layers"][0]["config"].update(units=10**9)))
+    with pytest.raises(SavedModelError):
+        npnet.load_model(tmp_path / "huge.npnet")
+
+
+@pytest.fixture(scope="module")
+def valid_file_bytes(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "m.npnet"
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.Dense(2, activation="softmax")], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(np.ones((4, 3), np.float32), np.array([0, 1, 0, 1]), verbose=0, seed=0)
+    model.save(path)
+    return path.read_bytes(), model.predict(np.eye(3), verbose=0)
+
+
+@settings(max_examples=150)
+@given(st.lists(st.tuples(st.integers(0, 10**9), st.integers(0, 255)), min_size=1, max_size=8))
+def test_mutated_bytes_load_correctly_or_raise_an_npnet_error(tmp_path_factory, valid_file_bytes, edits):
+    data, expected = valid_file_bytes
+    buf = bytearray(data)
+    for pos, value in edits:
+        buf[pos % len(buf)] = value
+    path = tmp_path_factory.mktemp("m") / "mutated.npnet"
+    path.write_bytes(bytes(buf))
+    try:
+        model = npnet.load_model(path)
+    except SavedModelError:
+        return
+    np.testing.assert_array_equal(model.predict(np.eye(3), verbose=0), expected)
