@@ -23,7 +23,8 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get"]
 
 # Arrays at least this large are updated in parallel chunks (see Optimizer.step).
 _PARALLEL_MIN_SIZE = 1 << 16
-_THREADS = max(1, min(4, os.cpu_count() or 1))
+# Threads for those chunks; NPNET_NUM_THREADS overrides (1 turns the pool off).
+_THREADS = max(1, int(os.environ.get("NPNET_NUM_THREADS") or min(4, os.cpu_count() or 1)))
 _POOL: ThreadPoolExecutor | None = None
 
 

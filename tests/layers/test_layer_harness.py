@@ -59,13 +59,14 @@ CASES = {
     "Flatten": Case(lambda: npnet.layers.Flatten(), feat_nd, lambda s: (s[0], int(np.prod(s[1:])))),
     "Reshape": Case(lambda: npnet.layers.Reshape((-1, 2)), lambda d: (2 * d.draw(st.integers(1, 4)),),
                     lambda s: (s[0], s[1] // 2, 2)),
+    "Rescaling": Case(lambda: npnet.layers.Rescaling(1 / 255, offset=-0.5), feat_nd, same),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
 }
 
 # Layer classes exercised above; a new layer class must join the harness.
 COVERED = {"Dense", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softplus", "Swish", "Linear", "Softmax",
-           "Activation", "Flatten", "Reshape", "Dropout"}
+           "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"}
 
 
 def _draw_input(data, case):

@@ -2,7 +2,7 @@
 
 from .activation import ACTIVATIONS, ELU, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Softplus, Swish, Tanh
 from .base import InputSpec, Layer, get_layer_class, layer_classes, register_layer
-from .core import Activation, Dense, Dropout, Flatten, Input, Reshape
+from .core import Activation, Dense, Dropout, Flatten, Input, Rescaling, Reshape
 
 __all__ = [
     "ACTIVATIONS",
@@ -17,6 +17,7 @@ __all__ = [
     "LeakyReLU",
     "Linear",
     "ReLU",
+    "Rescaling",
     "Reshape",
     "Sigmoid",
     "Softmax",

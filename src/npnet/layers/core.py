@@ -11,7 +11,7 @@ from .._validation import as_rng, check_float, check_int, check_seed
 from .activation import ACTIVATIONS, Softmax, get_activation
 from .base import InputSpec, Layer
 
-__all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout"]
+__all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
 
 
 class Input:
@@ -316,3 +316,37 @@ class Dropout(Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
+
+
+class Rescaling(Layer):
+    r"""Affine rescaling of inputs: ``y = x * scale + offset`` (for example ``scale=1/255``).
+
+    Backward: :math:`dx = dy \cdot scale`. No parameters.
+
+    Parameters
+    ----------
+    scale : float
+    offset : float, default 0
+    """
+
+    _seen: bool | None = None
+
+    def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        self.scale = check_float(scale, "scale", owner=type(self).__name__)
+        self.offset = check_float(offset, "offset", owner=type(self).__name__)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._seen = True
+        y = x * self.scale
+        if self.offset:
+            y += self.offset
+        return y
+
+    def backward(self, dy):
+        self._require_forward("_seen")
+        return dy * self.scale
+
+    def get_config(self):
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
