@@ -193,9 +193,7 @@ class ImageAugmenter:
         m[np.arange(size), lo + 1] = frac
         return m
 
-    def __call__(self, x: np.ndarray, rng: Any = None) -> np.ndarray:
-        """Return a distorted copy of the batch ``x`` (same shape and dtype)."""
-        rng = as_rng(rng)
+    def _as_images(self, x: Any) -> tuple[np.ndarray, tuple | None]:
         x = np.asarray(x)
         flat_shape = None
         if self.image_shape is not None and x.ndim == 2:
@@ -206,13 +204,49 @@ class ImageAugmenter:
                 f"ImageAugmenter: expected images of shape (n, H, W) or (n, H, W, C), received shape {x.shape}; "
                 "for flat batches pass image_shape=(H, W)"
             )
+        return x, flat_shape
+
+    def __call__(self, x: np.ndarray, rng: Any = None) -> np.ndarray:
+        """Return a randomly distorted copy of the batch ``x`` (same shape; float dtype kept,
+        integer input becomes float32)."""
+        rng = as_rng(rng)
+        images, _ = self._as_images(x)
+        n, h, w = images.shape[:3]
+        rotation = rng.uniform(-self.rotation_range, self.rotation_range, size=n)
+        zoom = rng.uniform(self._zoom[0], self._zoom[1], size=n)
+        shift_y = rng.uniform(-self.height_shift_range, self.height_shift_range, size=n) * h
+        shift_x = rng.uniform(-self.width_shift_range, self.width_shift_range, size=n) * w
+        elastic = None
+        if self.elastic_alpha > 0:
+            g = self.elastic_grid
+            elastic = rng.uniform(-1, 1, size=(2, n, g, g)) * self.elastic_alpha
+        return self.apply(x, rotation, zoom, shift_y, shift_x, elastic)
+
+    def apply(self, x: Any, rotation: Any = 0.0, zoom: Any = 1.0, shift_y: Any = 0.0, shift_x: Any = 0.0,
+              elastic: np.ndarray | None = None) -> np.ndarray:
+        """Apply given transforms (one value per image, or one for all): the deterministic core.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, H, W) or (n, H, W, C)
+        rotation : float or array of shape (n,)
+            Degrees, counter-clockwise on the displayed image.
+        zoom : float or array of shape (n,)
+            Scale factor about the image centre (> 1 enlarges).
+        shift_y, shift_x : float or array of shape (n,)
+            Translation in pixels (down, right).
+        elastic : ndarray of shape (2, n, g, g), optional
+            Coarse displacement field in pixels (rows, columns), interpolated to full size.
+        """
+        x, flat_shape = self._as_images(x)
         dtype = x.dtype if x.dtype.kind == "f" else np.dtype(np.float32)
         n, h, w = x.shape[:3]
         f32 = np.float32
-        theta = np.deg2rad(rng.uniform(-self.rotation_range, self.rotation_range, size=n)).astype(f32)
-        zoom = rng.uniform(self._zoom[0], self._zoom[1], size=n).astype(f32)
-        ty = (rng.uniform(-self.height_shift_range, self.height_shift_range, size=n) * h).astype(f32)
-        tx = (rng.uniform(-self.width_shift_range, self.width_shift_range, size=n) * w).astype(f32)
+        # Rows grow downwards, so a counter-clockwise turn on screen is a negative angle here.
+        theta = -np.deg2rad(np.broadcast_to(np.asarray(rotation, dtype=np.float64), (n,))).astype(f32)
+        zoom = np.broadcast_to(np.asarray(zoom, dtype=f32), (n,))
+        ty = np.broadcast_to(np.asarray(shift_y, dtype=f32), (n,))
+        tx = np.broadcast_to(np.asarray(shift_x, dtype=f32), (n,))
         channels = x.shape[3] if x.ndim == 4 else 1
         ws = self._workspace(n, h, w, channels, dtype)
         cy, cx = (h - 1) / 2.0, (w - 1) / 2.0
@@ -234,19 +268,19 @@ class ImageAugmenter:
         np.multiply(cos, dxt, out=tmp)
         src_x += tmp
         src_x += f32(cx)
-        if self.elastic_alpha > 0:
-            g = self.elastic_grid
+        if elastic is not None:
+            coarse = np.asarray(elastic, dtype=f32)
+            g = coarse.shape[-1]
             uh, uw = self._upsample_matrix(g, h), self._upsample_matrix(g, w)
-            coarse = rng.uniform(-1, 1, size=(2, n, g, g)).astype(f32) * f32(self.elastic_alpha)
             np.matmul(uh @ coarse[0], uw.T, out=tmp)
             src_y += tmp
             np.matmul(uh @ coarse[1], uw.T, out=tmp)
             src_x += tmp
-        # The padded source: a border of fill (set once) around the current images, so
-        # that clipped out-of-range reads return the fill.
+        # The padded source: a two-pixel border of fill (set once) around the current
+        # images, so that clipped out-of-range reads return the fill.
         xp = ws["padded"]
-        xp[:, 1:h + 1, 1:w + 1, :] = x.reshape(n, h, w, channels)
-        hp, wp = h + 3, w + 3
+        xp[:, 2:h + 2, 2:w + 2, :] = x.reshape(n, h, w, channels)
+        hp, wp = h + 4, w + 4
         itype = ws["rows"].dtype
         r, c = ws["rows"], ws["cols"]
         out = np.empty((n, h, w, channels), dtype=dtype)
@@ -257,9 +291,9 @@ class ImageAugmenter:
             np.rint(src_x, out=tmp)
             np.clip(tmp, -1, w, out=tmp)
             np.copyto(c, tmp, casting="unsafe")
-            r += 1
+            r += 2
             r *= wp
-            r += c + 1
+            r += c + 2
             r += (np.arange(n, dtype=itype) * (hp * wp))[:, None, None]
             np.take(xp.reshape(-1, channels), r, axis=0, out=out)
         else:
@@ -272,16 +306,17 @@ class ImageAugmenter:
             fy, fx = ws["fy"], ws["fx"]
             np.floor(src_y, out=tmp)
             np.subtract(src_y, tmp, out=fy[..., 0])
-            np.clip(tmp, -1, h, out=tmp)
+            np.clip(tmp, -2, h, out=tmp)
             np.copyto(r, tmp, casting="unsafe")
             np.floor(src_x, out=tmp)
             np.subtract(src_x, tmp, out=fx[..., 0])
-            np.clip(tmp, -1, w, out=tmp)
+            np.clip(tmp, -2, w, out=tmp)
             np.copyto(c, tmp, casting="unsafe")
-            r += 1
+            # Clipped to [-2, h]: a neighbourhood that starts outside lies wholly in the border.
+            r += 2
             r *= wp - 1
             r += c
-            r += (np.arange(n, dtype=itype) * ((hp - 1) * (wp - 1)) + 1)[:, None, None]
+            r += (np.arange(n, dtype=itype) * ((hp - 1) * (wp - 1)) + 2)[:, None, None]
             q = ws["q"]
             if channels == 1 and dtype == np.float32:
                 # Gather each 16-byte neighbourhood as one complex128: a 1-D take is the fast path.
@@ -307,14 +342,14 @@ class ImageAugmenter:
         if key not in cache:
             if len(cache) >= 2:  # full batches and the last, smaller one
                 cache.pop(next(iter(cache)))
-            itype = np.int32 if n * (h + 3) * (w + 3) < 2**31 else np.int64
+            itype = np.int32 if n * (h + 4) * (w + 4) < 2**31 else np.int64
             f32 = np.float32
-            padded = np.full((n, h + 3, w + 3, channels), self.fill_value, dtype=dtype)
+            padded = np.full((n, h + 4, w + 4, channels), self.fill_value, dtype=dtype)
             cache[key] = {
                 "src_y": np.empty((n, h, w), f32), "src_x": np.empty((n, h, w), f32), "tmp": np.empty((n, h, w), f32),
                 "rows": np.empty((n, h, w), itype), "cols": np.empty((n, h, w), itype),
                 "fy": np.empty((n, h, w, 1), dtype), "fx": np.empty((n, h, w, 1), dtype),
-                "padded": padded, "quad": np.empty((n, h + 2, w + 2, 4, channels), dtype),
+                "padded": padded, "quad": np.empty((n, h + 3, w + 3, 4, channels), dtype),
                 "q": np.empty((n, h, w, 4, channels), dtype),
                 "top": np.empty((n, h, w, channels), dtype), "bottom": np.empty((n, h, w, channels), dtype),
             }
