@@ -1,0 +1,203 @@
+"""2-D convolution in NHWC layout (Keras' ``channels_last``), by im2col and one GEMM.
+
+Output size along one spatial axis, with input size :math:`i`, kernel :math:`k`,
+stride :math:`s`, dilation :math:`d` and effective kernel :math:`k_e = d (k - 1) + 1`
+(Keras' formulas):
+
+- ``padding="valid"``: :math:`o = \\lfloor (i - k_e) / s \\rfloor + 1`, no padding.
+- ``padding="same"``: :math:`o = \\lceil i / s \\rceil`, with
+  :math:`p = \\max((o - 1) s + k_e - i, 0)` zeros split as :math:`\\lfloor p/2 \\rfloor`
+  before and the rest after.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import initializers as _initializers
+from .._validation import check_choice, check_int, check_tuple
+from .activation import get_activation
+from .base import InputSpec, Layer
+
+__all__ = ["Conv2D", "conv_output_size", "same_padding"]
+
+_LAYOUT = "(batch, height, width, channels)"
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> int:
+    """Output length along one axis (see the module docstring for the formulas)."""
+    eff = dilation * (kernel - 1) + 1
+    if padding == "same":
+        return -(-size // stride)
+    return (size - eff) // stride + 1
+
+
+def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """Zeros (before, after) that ``padding="same"`` adds along one axis."""
+    eff = dilation * (kernel - 1) + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + eff - size, 0)
+    return total // 2, total - total // 2
+
+
+def _windows(xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int],
+             out_hw: tuple[int, int]) -> np.ndarray:
+    """View of shape (n, oh, ow, C, kh, kw) over a padded NHWC batch (no copy)."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
+    eh, ew = dh * (kh - 1) + 1, dw * (kw - 1) + 1
+    win = np.lib.stride_tricks.sliding_window_view(xp, (eh, ew), axis=(1, 2))
+    return win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
+
+
+class Conv2D(Layer):
+    r"""2-D convolution (cross-correlation, as in Keras and PyTorch) over NHWC batches.
+
+    Input ``(batch, height, width, in_channels)``; kernel ``(kh, kw, in_channels, filters)``;
+    output ``(batch, out_height, out_width, filters)`` with the sizes of the module
+    docstring.
+
+    Forward: the receptive fields are gathered into a matrix ``cols`` of shape
+    ``(batch * oh * ow, kh * kw * in_channels)`` (im2col, through
+    ``sliding_window_view``), then ``y = cols @ K + b`` is one GEMM.
+
+    Backward, with ``dY`` reshaped to ``(batch * oh * ow, filters)``:
+
+    .. math::
+        \frac{\partial L}{\partial K} = \mathrm{cols}^\top dY, \quad
+        \frac{\partial L}{\partial b} = \sum dY, \quad
+        d\mathrm{cols} = dY K^\top
+
+    and ``dx`` scatters ``dcols`` back with one strided add per kernel offset (no
+    ``np.add.at``).
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default 1
+    padding : {"valid", "same"}
+    dilation_rate : int or (int, int), default 1
+    activation : str, optional
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : str or Initializer
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> conv = npnet.layers.Conv2D(8, 3, padding="same")
+    >>> conv.forward(np.zeros((2, 28, 28, 1), dtype="float32")).shape
+    (2, 28, 28, 8)
+    """
+
+    _cols: np.ndarray | None = None
+
+    def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
+                 activation: str | None = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
+                 bias_initializer: Any = "zeros", name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.filters = check_int(filters, "filters", minimum=1, owner=owner)
+        self.kernel_size = check_tuple(kernel_size, "kernel_size", 2, owner=owner)
+        self.strides = check_tuple(strides, "strides", 2, owner=owner)
+        self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
+        self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported (as in Keras)")
+        self.activation = activation
+        self._act = get_activation(activation, owner=owner)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        _initializers.get(kernel_initializer, owner=owner)
+        _initializers.get(bias_initializer, owner=owner)
+
+    def _geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
+        (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
+        if self.padding == "same":
+            pads = (same_padding(h, kh, sh, dh), same_padding(w, kw, sw, dw))
+        else:
+            pads = ((0, 0), (0, 0))
+        out = (conv_output_size(h, kh, sh, self.padding, dh), conv_output_size(w, kw, sw, self.padding, dw))
+        return out, pads
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
+        h, w, c = input_shape[1:]
+        (oh, ow), _ = self._geometry(h, w)
+        if oh < 1 or ow < 1:
+            eff = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
+            raise ValueError(
+                f"{self._owner}: kernel of effective size {tuple(eff)} is larger than the input ({h}, {w}) "
+                f"with padding='valid'"
+            )
+        kh, kw = self.kernel_size
+        self.add_weight("kernel", (kh, kw, c, self.filters), self.kernel_initializer)
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer)
+        self.input_spec = InputSpec(ndim=4, axes={-1: c}, layout=_LAYOUT)
+        super().build(input_shape)
+
+    def _linear(self, x: np.ndarray) -> np.ndarray:
+        x = self._enter(x)
+        n, h, w, c = x.shape
+        (oh, ow), ((pt, pb), (pl, pr)) = self._geometry(h, w)
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self._owner}: input of size ({h}, {w}) is smaller than the kernel")
+        xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt + pb + pl + pr else x
+        kh, kw = self.kernel_size
+        win = _windows(xp, self.kernel_size, self.strides, self.dilation_rate, (oh, ow))
+        # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order.
+        cols = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, kh * kw * c)
+        self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
+        y = cols @ self.params["kernel"].reshape(kh * kw * c, self.filters)
+        if self.use_bias:
+            y += self.params["bias"]
+        return y.reshape(n, oh, ow, self.filters)
+
+    def _linear_backward(self, dz: np.ndarray) -> np.ndarray | None:
+        self._require_forward("_cols")
+        n, oh, ow, f = dz.shape
+        kh, kw = self.kernel_size
+        c = self._xshape[-1]
+        d2 = dz.reshape(n * oh * ow, f)
+        kernel2 = self.params["kernel"].reshape(kh * kw * c, f)
+        np.matmul(self._cols.T, d2, out=self.grads["kernel"].reshape(kh * kw * c, f))
+        if self.use_bias:
+            np.sum(d2, axis=0, out=self.grads["bias"])
+        if not self.compute_input_grad:
+            return None
+        dcols = (d2 @ kernel2.T).reshape(n, oh, ow, kh, kw, c)
+        dxp = np.zeros(self._xshape, dtype=dz.dtype)
+        (sh, sw), (dh, dw) = self.strides, self.dilation_rate
+        for i in range(kh):
+            for j in range(kw):
+                r0, c0 = i * dh, j * dw
+                dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += dcols[:, :, :, i, j, :]
+        (pt, pb), (pl, pr) = self._pads
+        return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
+
+    def forward(self, x, training=False):
+        z = self._linear(x)
+        return z if self._act is None else self._act.forward(z, training)
+
+    def backward(self, dy):
+        self._require_forward("_cols")
+        dz = dy if self._act is None else self._act.backward(dy)
+        return self._linear_backward(dz)
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, _ = input_shape
+        (oh, ow), _ = self._geometry(h, w)
+        return (n, oh, ow, self.filters)
+
+    def get_config(self):
+        return {
+            **super().get_config(), "filters": self.filters, "kernel_size": list(self.kernel_size),
+            "strides": list(self.strides), "padding": self.padding, "dilation_rate": list(self.dilation_rate),
+            "activation": self.activation, "use_bias": self.use_bias,
+            "kernel_initializer": _initializers.serialize(self.kernel_initializer),
+            "bias_initializer": _initializers.serialize(self.bias_initializer),
+        }

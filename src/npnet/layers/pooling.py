@@ -1,0 +1,197 @@
+"""Pooling over NHWC batches: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D.
+
+Output sizes follow Keras: ``padding="valid"`` gives :math:`\\lfloor (i - p) / s \\rfloor + 1`,
+``padding="same"`` gives :math:`\\lceil i / s \\rceil` with the padding split as in
+:mod:`npnet.layers.conv`. ``strides`` defaults to ``pool_size``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_choice, check_tuple
+from .base import InputSpec, Layer
+from .conv import _windows, conv_output_size, same_padding
+
+__all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+
+_LAYOUT = "(batch, height, width, channels)"
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.pool_size = check_tuple(pool_size, "pool_size", 2, owner=owner)
+        self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 2, owner=owner)
+        self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
+
+    def _geometry(self, h: int, w: int):
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        out = (conv_output_size(h, ph, sh, self.padding), conv_output_size(w, pw, sw, self.padding))
+        pads = (same_padding(h, ph, sh), same_padding(w, pw, sw)) if self.padding == "same" else ((0, 0), (0, 0))
+        return out, pads
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
+        (oh, ow), _ = self._geometry(*input_shape[1:3])
+        if oh < 1 or ow < 1:
+            raise ValueError(f"{self._owner}: pool {self.pool_size} is larger than the input {tuple(input_shape[1:3])}")
+        self.input_spec = InputSpec(ndim=4, layout=_LAYOUT)
+        super().build(input_shape)
+
+    def _tiles(self, x: np.ndarray) -> bool:
+        """Whether windows tile the input exactly (stride == pool, sizes divide, no padding)."""
+        return (self.strides == self.pool_size and self.padding == "valid"
+                and x.shape[1] % self.pool_size[0] == 0 and x.shape[2] % self.pool_size[1] == 0)
+
+    def _scatter(self, per_offset, out_hw, xshape, pads, dtype) -> np.ndarray:
+        """Sum per-offset window gradients back into the (padded) input; crop the padding."""
+        (ph, pw), (sh, sw), (oh, ow) = self.pool_size, self.strides, out_hw
+        dxp = np.zeros(xshape, dtype=dtype)
+        for i in range(ph):
+            for j in range(pw):
+                dxp[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :] += per_offset(i, j)
+        (pt, pb), (pl, pr) = pads
+        return dxp[:, pt : xshape[1] - pb, pl : xshape[2] - pr, :]
+
+    def compute_output_shape(self, input_shape):
+        n, h, w, c = input_shape
+        (oh, ow), _ = self._geometry(h, w)
+        return (n, oh, ow, c)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding}
+
+
+class MaxPooling2D(_Pooling2D):
+    """Maximum over each ``pool_size`` window.
+
+    The gradient goes to the (first) maximal element of each window. When windows tile
+    the input exactly (the usual 2x2, stride 2), the forward pass is a reshape and a
+    max, and the backward pass a one-hot scatter through the same reshape.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
+    >>> npnet.layers.MaxPooling2D(2).forward(x)[0, :, :, 0]
+    array([[ 5.,  7.],
+           [13., 15.]])
+    """
+
+    _arg: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        n, h, w, c = x.shape
+        (oh, ow), pads = self._geometry(h, w)
+        (ph, pw) = self.pool_size
+        if self._tiles(x):
+            # (n, oh, ph, ow, pw, c) -> (n, oh, ow, c, ph * pw)
+            win = x.reshape(n, oh, ph, ow, pw, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, oh, ow, c, ph * pw)
+            self._mode = "tile"
+        else:
+            (pt, pb), (pl, pr) = pads
+            xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf) if pt + pb + pl + pr else x
+            win = _windows(xp, self.pool_size, self.strides, (1, 1), (oh, ow)).reshape(n, oh, ow, c, ph * pw)
+            self._mode, self._xpshape, self._pads = "window", xp.shape, pads
+        arg = win.argmax(axis=-1)
+        self._arg, self._xshape = arg, x.shape
+        return np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+
+    def backward(self, dy):
+        self._require_forward("_arg")
+        (ph, pw) = self.pool_size
+        n, oh, ow, c = dy.shape
+        if self._mode == "tile":
+            onehot = np.zeros((n, oh, ow, c, ph * pw), dtype=dy.dtype)
+            np.put_along_axis(onehot, self._arg[..., None], dy[..., None], axis=-1)
+            return onehot.reshape(n, oh, ow, c, ph, pw).transpose(0, 1, 4, 2, 5, 3).reshape(self._xshape)
+        arg = self._arg
+        return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, 0).astype(dy.dtype, copy=False),
+                             (oh, ow), self._xpshape, self._pads, dy.dtype)
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over each ``pool_size`` window; with ``padding="same"``, padded positions are
+    left out of the mean (as Keras does)."""
+
+    _count: np.ndarray | None = None
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        n, h, w, c = x.shape
+        (oh, ow), pads = self._geometry(h, w)
+        (ph, pw) = self.pool_size
+        self._xshape = x.shape
+        if self._tiles(x):
+            self._mode, self._count = "tile", np.asarray(ph * pw, dtype=x.dtype)
+            return x.reshape(n, oh, ph, ow, pw, c).mean(axis=(2, 4))
+        (pt, pb), (pl, pr) = pads
+        xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        ones = np.pad(np.ones((1, h, w, 1), dtype=x.dtype), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+        count = _windows(ones, self.pool_size, self.strides, (1, 1), (oh, ow)).sum(axis=(-1, -2))
+        total = _windows(xp, self.pool_size, self.strides, (1, 1), (oh, ow)).sum(axis=(-1, -2))
+        self._mode, self._count, self._xpshape, self._pads = "window", count, xp.shape, pads
+        return total / count
+
+    def backward(self, dy):
+        self._require_forward("_count")
+        (ph, pw) = self.pool_size
+        n, oh, ow, c = dy.shape
+        g = dy / self._count
+        if self._mode == "tile":
+            g = g[:, :, None, :, None, :]
+            return np.broadcast_to(g, (n, oh, ph, ow, pw, c)).reshape(self._xshape).astype(dy.dtype, copy=False)
+        return self._scatter(lambda i, j: g, (oh, ow), self._xpshape, self._pads, dy.dtype)
+
+
+class GlobalAveragePooling2D(Layer):
+    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`."""
+
+    _shape: tuple | None = None
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
+        self.input_spec = InputSpec(ndim=4, layout=_LAYOUT)
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        self._shape = x.shape
+        return x.mean(axis=(1, 2))
+
+    def backward(self, dy):
+        self._require_forward("_shape")
+        n, h, w, c = self._shape
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], self._shape).astype(dy.dtype, copy=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[3])
+
+
+class GlobalMaxPooling2D(GlobalAveragePooling2D):
+    """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; the gradient
+    goes to the first maximal position."""
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        n, h, w, c = x.shape
+        flat = x.reshape(n, h * w, c)
+        self._arg = flat.argmax(axis=1)
+        self._shape = x.shape
+        return np.take_along_axis(flat, self._arg[:, None, :], axis=1)[:, 0, :]
+
+    def backward(self, dy):
+        self._require_forward("_shape")
+        n, h, w, c = self._shape
+        d = np.zeros((n, h * w, c), dtype=dy.dtype)
+        np.put_along_axis(d, self._arg[:, None, :], dy[:, None, :], axis=1)
+        return d.reshape(self._shape)
