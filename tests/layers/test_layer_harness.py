@@ -23,6 +23,7 @@ class Case:
     expected: Callable[[tuple], tuple]  # output shape from full input shape
     training: bool = False
     margin: float = 0.1
+    min_batch: int = 1
 
 
 def feat(data):
@@ -35,6 +36,30 @@ def feat_nd(data):
 
 def same(shape):
     return shape
+
+
+def img(data, minimum):
+    """(H, W, C) with H, W >= minimum."""
+    return (data.draw(st.integers(minimum, minimum + 4)), data.draw(st.integers(minimum, minimum + 4)),
+            data.draw(st.integers(1, 3)))
+
+
+def even_img(data):
+    return (2 * data.draw(st.integers(1, 3)), 2 * data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
+
+
+def feat_nd_2(data):
+    return tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+
+
+def conv_shape(s, kernel, stride, padding, filters, dilation=1):
+    """Keras' formulas, written independently of the library."""
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    out = []
+    for size, kk in zip(s[1:3], k):
+        eff = dilation * (kk - 1) + 1
+        out.append(-(-size // stride) if padding == "same" else (size - eff) // stride + 1)
+    return (s[0], out[0], out[1], filters)
 
 
 CASES = {
@@ -60,19 +85,45 @@ CASES = {
     "Reshape": Case(lambda: npnet.layers.Reshape((-1, 2)), lambda d: (2 * d.draw(st.integers(1, 4)),),
                     lambda s: (s[0], s[1] // 2, 2)),
     "Rescaling": Case(lambda: npnet.layers.Rescaling(1 / 255, offset=-0.5), feat_nd, same),
+    "Conv2D_valid": Case(lambda: npnet.layers.Conv2D(2, 3), lambda d: img(d, 3), lambda s: conv_shape(s, 3, 1, "valid", 2)),
+    "Conv2D_same_stride": Case(lambda: npnet.layers.Conv2D(3, (2, 3), strides=2, padding="same", activation="tanh"),
+                               lambda d: img(d, 2), lambda s: conv_shape(s, (2, 3), 2, "same", 3)),
+    "Conv2D_dilated": Case(lambda: npnet.layers.Conv2D(2, 2, dilation_rate=2, use_bias=False), lambda d: img(d, 3),
+                           lambda s: conv_shape(s, 2, 1, "valid", 2, dilation=2)),
+    "MaxPooling2D_tile": Case(lambda: npnet.layers.MaxPooling2D(2), lambda d: even_img(d),
+                              lambda s: (s[0], s[1] // 2, s[2] // 2, s[3])),
+    "MaxPooling2D_same": Case(lambda: npnet.layers.MaxPooling2D(3, strides=2, padding="same"), lambda d: img(d, 1),
+                              lambda s: (s[0], -(-s[1] // 2), -(-s[2] // 2), s[3])),
+    "AveragePooling2D_tile": Case(lambda: npnet.layers.AveragePooling2D(2), lambda d: even_img(d),
+                                  lambda s: (s[0], s[1] // 2, s[2] // 2, s[3])),
+    "AveragePooling2D_same": Case(lambda: npnet.layers.AveragePooling2D(2, strides=1, padding="same"),
+                                  lambda d: img(d, 1), same),
+    "GlobalAveragePooling2D": Case(lambda: npnet.layers.GlobalAveragePooling2D(), lambda d: img(d, 1),
+                                   lambda s: (s[0], s[3])),
+    "GlobalMaxPooling2D": Case(lambda: npnet.layers.GlobalMaxPooling2D(), lambda d: img(d, 1), lambda s: (s[0], s[3])),
+    "BatchNormalization_train": Case(lambda: npnet.layers.BatchNormalization(), lambda d: img(d, 1), same,
+                                     training=True, min_batch=2),
+    "BatchNormalization_infer": Case(lambda: npnet.layers.BatchNormalization(momentum=0.5), feat_nd_2, same),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
 }
 
 # Layer classes exercised above; a new layer class must join the harness.
 COVERED = {"Dense", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softplus", "Swish", "Linear", "Softmax",
-           "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"}
+           "Activation", "Flatten", "Reshape", "Dropout", "Rescaling", "Conv2D", "MaxPooling2D", "AveragePooling2D",
+           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization"}
+
+IMAGE_KEYS = {k for k in CASES if "2D" in k or k.startswith("BatchNormalization_train")}
 
 
 def _draw_input(data, case):
-    shape = (data.draw(st.integers(1, 4)),) + case.sample_shape(data)
+    shape = (data.draw(st.integers(case.min_batch, 4)),) + case.sample_shape(data)
     rng = np.random.default_rng(data.draw(seeds))
-    return away_from_zero(rng, shape, margin=case.margin)
+    x = away_from_zero(rng, shape, margin=case.margin)
+    if "Pooling" in type(case.make()).__name__:
+        # distinct values, well apart: no ties inside a max-pool window
+        x = rng.permutation(x.size).reshape(shape) * 0.1 + rng.normal(scale=0.01, size=shape)
+    return x
 
 
 def test_every_layer_class_is_in_the_harness():
@@ -106,6 +157,8 @@ def test_gradients_match_central_differences(key, data):
 def test_config_round_trip_rebuilds_an_equal_layer(key):
     case = CASES[key]
     x = away_from_zero(np.random.default_rng(0), (2,) + (4,) * 1 if key != "Reshape" else (2, 4))
+    if key in IMAGE_KEYS:
+        x = away_from_zero(np.random.default_rng(0), (2, 6, 6, 2))
     if key == "Softmax_axis1":
         x = away_from_zero(np.random.default_rng(0), (2, 3, 2))
     if key == "Dense_3d":
@@ -127,6 +180,8 @@ def test_dtype_is_kept_through_forward_and_backward(key, dtype):
     npnet.set_floatx(dtype)
     case = CASES[key]
     shape = (2, 3, 2) if key == "Softmax_axis1" else (2, 3, 4) if key == "Dense_3d" else (2, 4)
+    if key in IMAGE_KEYS:
+        shape = (2, 6, 6, 2)
     x = away_from_zero(np.random.default_rng(0), shape).astype(dtype)
     layer = case.make()
     y = layer.forward(x, training=True)

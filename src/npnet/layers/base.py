@@ -143,6 +143,8 @@ class Layer:
 
     #: Whether ``backward`` must return ``dx``. Sequential turns it off for its first layer.
     compute_input_grad: bool = True
+    #: Rank requirements checked on the first batch, before ``build`` (subclasses set it).
+    _build_spec: InputSpec | None = None
 
     def __init__(self, name: str | None = None, trainable: bool = True) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -203,7 +205,13 @@ class Layer:
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         if not self.built:
-            self._check_spec(x.shape)
+            spec = self.input_spec if self.input_spec is not None else self._build_spec
+            if spec is not None:
+                saved, self.input_spec = self.input_spec, spec
+                try:
+                    self._check_spec(x.shape)
+                finally:
+                    self.input_spec = saved
             self.build((None,) + tuple(x.shape[1:]))
         self._check_spec(x.shape)
         return x

@@ -92,6 +92,7 @@ class Conv2D(Layer):
     """
 
     _cols: np.ndarray | None = None
+    _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
                  activation: str | None = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",

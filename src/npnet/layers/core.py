@@ -85,6 +85,7 @@ class Dense(Layer):
     """
 
     _x: np.ndarray | None = None
+    _build_spec = InputSpec(min_ndim=2, layout="(batch, features)")
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",

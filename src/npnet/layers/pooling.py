@@ -21,6 +21,8 @@ _LAYOUT = "(batch, height, width, channels)"
 
 
 class _Pooling2D(Layer):
+    _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
+
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", name: str | None = None,
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
@@ -156,6 +158,7 @@ class GlobalAveragePooling2D(Layer):
     r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`."""
 
     _shape: tuple | None = None
+    _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
     def build(self, input_shape):
         if len(input_shape) != 4:

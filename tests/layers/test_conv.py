@@ -1,0 +1,166 @@
+"""Convolution, pooling and batch normalization against obviously-correct loop references."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import npnet
+from npnet.layers import AveragePooling2D, BatchNormalization, Conv2D, MaxPooling2D
+
+from ..strategies import seeds
+
+
+def _pad_amounts(size, k_eff, stride, padding):
+    if padding == "valid":
+        return 0, 0, (size - k_eff) // stride + 1
+    out = -(-size // stride)
+    total = max((out - 1) * stride + k_eff - size, 0)
+    return total // 2, total - total // 2, out
+
+
+def conv_reference(x, kernel, bias, stride, padding, dilation):
+    """Direct definition: y[n, i, j, f] = b[f] + sum_{a, b, c} xpad[n, i*s + a*d, j*s + b*d, c] K[a, b, c, f]."""
+    n, h, w, c = x.shape
+    kh, kw, _, f = kernel.shape
+    pt, pb, oh = _pad_amounts(h, dilation * (kh - 1) + 1, stride, padding)
+    pl, pr, ow = _pad_amounts(w, dilation * (kw - 1) + 1, stride, padding)
+    xp = np.zeros((n, h + pt + pb, w + pl + pr, c))
+    xp[:, pt:pt + h, pl:pl + w] = x
+    y = np.zeros((n, oh, ow, f))
+    for b in range(n):
+        for i in range(oh):
+            for j in range(ow):
+                for a in range(kh):
+                    for bb in range(kw):
+                        y[b, i, j] += xp[b, i * stride + a * dilation, j * stride + bb * dilation] @ kernel[a, bb]
+    return y + bias
+
+
+def pool_reference(x, pool, stride, padding, op):
+    n, h, w, c = x.shape
+    pt, pb, oh = _pad_amounts(h, pool, stride, padding)
+    pl, pr, ow = _pad_amounts(w, pool, stride, padding)
+    y = np.zeros((n, oh, ow, c))
+    for i in range(oh):
+        for j in range(ow):
+            r0, c0 = i * stride - pt, j * stride - pl
+            rows = slice(max(r0, 0), min(r0 + pool, h))
+            cols = slice(max(c0, 0), min(c0 + pool, w))
+            window = x[:, rows, cols, :]
+            y[:, i, j] = window.max(axis=(1, 2)) if op == "max" else window.mean(axis=(1, 2))
+    return y
+
+
+@given(h=st.integers(3, 9), w=st.integers(3, 9), c=st.integers(1, 3), f=st.integers(1, 3), k=st.integers(1, 3),
+       stride=st.integers(1, 3), padding=st.sampled_from(["valid", "same"]), dilation=st.integers(1, 2), seed=seeds)
+def test_conv2d_forward_matches_loops(h, w, c, f, k, stride, padding, dilation, seed):
+    if stride > 1 and dilation > 1:
+        dilation = 1
+    if padding == "valid" and dilation * (k - 1) + 1 > min(h, w):
+        return
+    r = np.random.default_rng(seed)
+    x = r.normal(size=(2, h, w, c))
+    layer = Conv2D(f, k, strides=stride, padding=padding, dilation_rate=dilation, bias_initializer="random_normal")
+    npnet.set_floatx("float64")
+    y = layer.forward(x)
+    expected = conv_reference(x, layer.params["kernel"], layer.params["bias"], stride, padding, dilation)
+    assert y.shape == expected.shape
+    np.testing.assert_allclose(y, expected, atol=1e-10)
+
+
+@given(h=st.integers(2, 9), w=st.integers(2, 9), pool=st.integers(1, 3), stride=st.integers(1, 3),
+       padding=st.sampled_from(["valid", "same"]), seed=seeds)
+def test_pooling_forward_matches_loops(h, w, pool, stride, padding, seed):
+    if padding == "valid" and pool > min(h, w):
+        return
+    x = np.random.default_rng(seed).normal(size=(2, h, w, 3))
+    for layer, op in ((MaxPooling2D(pool, stride, padding), "max"), (AveragePooling2D(pool, stride, padding), "mean")):
+        np.testing.assert_allclose(layer.forward(x), pool_reference(x, pool, stride, padding, op), atol=1e-12)
+
+
+@pytest.mark.parametrize("size, k, s, padding, expected", [
+    (64, 3, 1, "same", 64), (64, 3, 2, "same", 32), (65, 3, 2, "same", 33), (7, 2, 2, "same", 4),
+    (64, 3, 1, "valid", 62), (65, 3, 2, "valid", 32), (7, 2, 2, "valid", 3), (5, 5, 1, "valid", 1),
+])
+def test_output_sizes_follow_keras(size, k, s, padding, expected):
+    layer = Conv2D(1, k, strides=s, padding=padding)
+    assert layer.compute_output_shape((None, size, size, 1)) == (None, expected, expected, 1)
+    assert layer.forward(np.zeros((1, size, size, 1), np.float32)).shape == (1, expected, expected, 1)
+
+
+def test_batchnorm_training_and_inference_values():
+    x = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 40.0]])  # feature 0: mean 3, var 8/3
+    bn = BatchNormalization(momentum=0.5, epsilon=1e-3)
+    y = bn.forward(x, training=True)
+    np.testing.assert_allclose(y[:, 0], (x[:, 0] - 3) / np.sqrt(8 / 3 + 1e-3), rtol=1e-6)
+    np.testing.assert_allclose(bn.state["moving_mean"], [0.5 * 0 + 0.5 * 3, 0.5 * 20], rtol=1e-6)
+    np.testing.assert_allclose(bn.state["moving_variance"], [0.5 + 0.5 * 8 / 3, 0.5 + 0.5 * 200], rtol=1e-6)
+    y_inf = bn.forward(x, training=False)
+    np.testing.assert_allclose(y_inf[:, 0], (x[:, 0] - 1.5) / np.sqrt(0.5 + 4 / 3 + 1e-3), rtol=1e-6)
+
+
+def test_batchnorm_state_is_non_trainable_saved_and_counted(tmp_path, capsys):
+    model = npnet.Sequential([npnet.Input(shape=(8, 8, 1)), Conv2D(4, 3, padding="same"), BatchNormalization(),
+                              npnet.ReLU(), MaxPooling2D(2), npnet.GlobalAveragePooling2D(),
+                              npnet.Dense(3, activation="softmax")], seed=0)
+    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).normal(size=(32, 8, 8, 1)).astype(np.float32)
+    y = np.arange(32) % 3
+    model.fit(x, y, epochs=2, verbose=0, seed=0)
+    bn = model.layers[1]
+    assert not np.allclose(bn.state["moving_mean"], 0)
+    model.summary()
+    out = capsys.readouterr().out
+    # conv 3*3*1*4 + 4 = 40; BN gamma, beta 8 trainable + 8 moving stats; dense 4*3 + 3 = 15
+    assert "Trainable params: 63" in out and "Non-trainable params: 8" in out
+    model.save(tmp_path / "cnn.npnet")
+    restored = npnet.load_model(tmp_path / "cnn.npnet")
+    np.testing.assert_array_equal(restored.layers[1].state["moving_variance"], bn.state["moving_variance"])
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_whole_cnn_gradient_check():
+    model = npnet.Sequential([npnet.Input(shape=(6, 6, 2)), Conv2D(3, 3, padding="same"), BatchNormalization(),
+                              npnet.Tanh(), AveragePooling2D(2), Conv2D(2, 2, strides=1), npnet.Flatten(),
+                              npnet.Dense(3, activation="softmax")], seed=1)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    r = np.random.default_rng(2)
+    report = npnet.testing.check_gradients(model, r.normal(size=(3, 6, 6, 2)), np.array([0, 1, 2]), training=True)
+    assert report.passed and len(report.entries) == 1 + 2 + 2 + 2 + 2
+
+
+@pytest.mark.parametrize("factory, x_shape, match", [
+    (lambda: Conv2D(4, 3, name="c"), (2, 8, 8), r"Conv2D 'c': expected input of rank 4 \(batch, height, width, channels\), "
+                                               r"received shape \(2, 8, 8\)"),
+    (lambda: Conv2D(4, 5, name="c"), (2, 4, 4, 1), r"Conv2D 'c': kernel of effective size \(5, 5\) is larger than the input "
+                                                  r"\(4, 4\) with padding='valid'"),
+    (lambda: MaxPooling2D(3, name="p"), (2, 2, 2, 1), r"MaxPooling2D 'p': pool \(3, 3\) is larger than the input"),
+    (lambda: npnet.GlobalAveragePooling2D(name="g"), (2, 8), r"GlobalAveragePooling2D 'g': expected input of rank 4"),
+])
+def test_bad_image_input(factory, x_shape, match):
+    with pytest.raises(ValueError, match=match):
+        factory().forward(np.zeros(x_shape, np.float32))
+
+
+def test_wrong_channel_count_on_a_built_layer():
+    conv = Conv2D(4, 3, name="c")
+    conv.forward(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2D 'c': expected input with last dimension 3, received shape \(1, 8, 8, 1\)"):
+        conv.forward(np.zeros((1, 8, 8, 1), np.float32))
+
+
+@pytest.mark.parametrize("factory, match", [
+    (lambda: Conv2D(0, 3), r"Conv2D: `filters` must be >= 1, received 0"),
+    (lambda: Conv2D(4, 0), r"Conv2D: `kernel_size` must contain integers >= 1"),
+    (lambda: Conv2D(4, -2), r"Conv2D: `kernel_size` must contain integers >= 1"),
+    (lambda: Conv2D(4, (3, 3, 3)), r"Conv2D: `kernel_size` must be an int or a tuple of 2 ints"),
+    (lambda: Conv2D(4, 3, strides=0), r"Conv2D: `strides` must contain integers >= 1"),
+    (lambda: Conv2D(4, 3, padding="full"), r"Conv2D: `padding` must be one of \['valid', 'same'\]"),
+    (lambda: Conv2D(4, 3, strides=2, dilation_rate=2), r"`strides` > 1 together with `dilation_rate` > 1"),
+    (lambda: MaxPooling2D(0), r"MaxPooling2D: `pool_size` must contain integers >= 1"),
+    (lambda: BatchNormalization(momentum=2), r"BatchNormalization: `momentum` must be in \[0, 1\]"),
+])
+def test_bad_sizes_are_rejected(factory, match):
+    with pytest.raises(ValueError, match=match):
+        factory()
