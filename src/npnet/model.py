@@ -132,8 +132,11 @@ class Sequential:
                 finally:
                     layer._init_rng = None
             shape = layer.compute_output_shape(shape)
-        for i, layer in enumerate(self.layers):
-            layer.compute_input_grad = i > 0
+        # A layer must return dx only if some earlier layer has parameters to train.
+        needed = False
+        for layer in self.layers:
+            layer.compute_input_grad = needed
+            needed = needed or bool(layer.params)
         self.built = bool(self.layers)
 
     @property

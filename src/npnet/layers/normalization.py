@@ -79,19 +79,33 @@ class BatchNormalization(Layer):
         x = self._enter(x)
         nd = x.ndim
         red = tuple(i for i in range(nd) if i != self._ax)
+        channels_last = self._ax == nd - 1
+        # Work on a (m, channels) view when the feature axis is last (NHWC, dense).
+        x2 = x.reshape(-1, x.shape[-1]) if channels_last else None
         if training:
-            mean = x.mean(axis=red)
-            var = x.var(axis=red)
-            m = self.momentum
+            if channels_last:
+                m = x2.shape[0]
+                mean = x2.sum(axis=0) / m
+                xc = x2 - mean
+                var = np.einsum("ij,ij->j", xc, xc) / m
+            else:
+                mean = x.mean(axis=red)
+                var = x.var(axis=red)
+            mom = self.momentum
             mm, mv = self.state["moving_mean"], self.state["moving_variance"]
-            mm *= m
-            mm += (1 - m) * mean.astype(mm.dtype)
-            mv *= m
-            mv += (1 - m) * var.astype(mv.dtype)
+            mm *= mom
+            mm += (1 - mom) * mean.astype(mm.dtype)
+            mv *= mom
+            mv += (1 - mom) * var.astype(mv.dtype)
         else:
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
+            xc = x2 - mean.astype(x.dtype) if channels_last else None
         inv = (1.0 / np.sqrt(var + self.epsilon)).astype(x.dtype)
-        xhat = (x - self._shape(mean.astype(x.dtype), nd)) * self._shape(inv, nd)
+        if channels_last:
+            xc *= inv
+            xhat = xc.reshape(x.shape)
+        else:
+            xhat = (x - self._shape(mean.astype(x.dtype), nd)) * self._shape(inv, nd)
         self._xhat, self._inv, self._training, self._red = xhat, inv, training, red
         y = xhat * self._shape(self.params["gamma"], nd) if self.scale else xhat.copy()
         if self.center:
@@ -101,8 +115,13 @@ class BatchNormalization(Layer):
     def backward(self, dy):
         self._require_forward("_xhat")
         xhat, red, nd = self._xhat, self._red, dy.ndim
-        sum_dy = dy.sum(axis=red)
-        sum_dy_xhat = (dy * xhat).sum(axis=red)
+        if self._ax == nd - 1:
+            d2, x2 = dy.reshape(-1, dy.shape[-1]), xhat.reshape(-1, xhat.shape[-1])
+            sum_dy = d2.sum(axis=0)
+            sum_dy_xhat = np.einsum("ij,ij->j", d2, x2)
+        else:
+            sum_dy = dy.sum(axis=red)
+            sum_dy_xhat = (dy * xhat).sum(axis=red)
         if self.scale:
             self.grads["gamma"][...] = sum_dy_xhat
         if self.center:
@@ -114,7 +133,11 @@ class BatchNormalization(Layer):
         if not self._training:
             return dy * scale
         m = dy.size // sum_dy.size
-        return scale * (dy - self._shape(sum_dy / m, nd) - xhat * self._shape(sum_dy_xhat / m, nd))
+        dx = xhat * self._shape((sum_dy_xhat / m).astype(dy.dtype), nd)
+        np.subtract(dy, dx, out=dx)
+        dx -= self._shape((sum_dy / m).astype(dy.dtype), nd)
+        dx *= scale
+        return dx
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

@@ -48,7 +48,7 @@ class _Pooling2D(Layer):
 
     def _tiles(self, x: np.ndarray) -> bool:
         """Whether windows tile the input exactly (stride == pool, sizes divide, no padding)."""
-        return (self.strides == self.pool_size and self.padding == "valid"
+        return (self.strides == self.pool_size and self.padding == "valid" and self.pool_size[0] * self.pool_size[1] < 256
                 and x.shape[1] % self.pool_size[0] == 0 and x.shape[2] % self.pool_size[1] == 0)
 
     def _scatter(self, per_offset, out_hw, xshape, pads, dtype) -> np.ndarray:
@@ -74,9 +74,11 @@ class _Pooling2D(Layer):
 class MaxPooling2D(_Pooling2D):
     """Maximum over each ``pool_size`` window.
 
-    The gradient goes to the (first) maximal element of each window. When windows tile
-    the input exactly (the usual 2x2, stride 2), the forward pass is a reshape and a
-    max, and the backward pass a one-hot scatter through the same reshape.
+    The forward pass keeps a running maximum over the ``ph * pw`` window offsets, each a
+    strided view of the (padded) input, and records which offset won (the first maximal
+    element of each window). The backward pass routes ``dy`` to that offset, one strided
+    write per offset. When windows tile the input exactly (the usual 2x2, stride 2) no
+    padding or scatter-add is needed.
 
     Examples
     --------
@@ -93,31 +95,67 @@ class MaxPooling2D(_Pooling2D):
         x = self._enter(x)
         n, h, w, c = x.shape
         (oh, ow), pads = self._geometry(h, w)
-        (ph, pw) = self.pool_size
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        (pt, pb), (pl, pr) = pads
         if self._tiles(x):
-            # (n, oh, ph, ow, pw, c) -> (n, oh, ow, c, ph * pw)
-            win = x.reshape(n, oh, ph, ow, pw, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, oh, ow, c, ph * pw)
-            self._mode = "tile"
-        else:
-            (pt, pb), (pl, pr) = pads
-            xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf) if pt + pb + pl + pr else x
-            win = _windows(xp, self.pool_size, self.strides, (1, 1), (oh, ow)).reshape(n, oh, ow, c, ph * pw)
-            self._mode, self._xpshape, self._pads = "window", xp.shape, pads
-        arg = win.argmax(axis=-1)
-        self._arg, self._xshape = arg, x.shape
-        return np.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+            return self._forward_tiled(x, oh, ow)
+        xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf) if pt + pb + pl + pr else x
+        y = np.array(xp[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :])
+        arg = np.zeros(y.shape, dtype=np.int32)
+        better = np.empty(y.shape, dtype=bool)
+        for i in range(ph):
+            for j in range(pw):
+                if i == 0 and j == 0:
+                    continue
+                v = xp[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
+                # Offsets come in increasing order, so "later and strictly greater" can be
+                # recorded with a maximum (np.copyto with where= is several times slower).
+                np.greater(v, y, out=better)
+                np.maximum(y, v, out=y)
+                np.maximum(arg, better * np.int32(i * pw + j), out=arg)
+        self._arg, self._xshape, self._xpshape, self._pads = arg, x.shape, xp.shape, pads
+        self._mode = "window"
+        return y
+
+    def _forward_tiled(self, x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+        # Reduce the ph rows of each window first (long contiguous runs), then the pw
+        # columns; remember the winning row and column of each window.
+        n, h, w, c = x.shape
+        ph, pw = self.pool_size
+        rows = x.reshape(n * oh, ph, ow * pw * c)
+        rmax = rows[:, 0].copy()
+        rarg = np.zeros(rmax.shape, dtype=np.uint8)
+        for i in range(1, ph):
+            better = rows[:, i] > rmax
+            np.maximum(rmax, rows[:, i], out=rmax)
+            np.maximum(rarg, better * np.uint8(i), out=rarg)  # i grows: a maximum records it
+        cols = rmax.reshape(n * oh, ow, pw, c)
+        rsel = rarg.reshape(n * oh, ow, pw, c).astype(np.int16)
+        y = cols[:, :, 0].copy()
+        arg = rsel[:, :, 0] * np.int16(pw)
+        for j in range(1, pw):
+            better = cols[:, :, j] > y
+            np.maximum(y, cols[:, :, j], out=y)
+            # arg = where(better, row_j * pw + j, arg), as arithmetic
+            arg += better * (rsel[:, :, j] * np.int16(pw) + np.int16(j) - arg)
+        self._arg, self._xshape, self._mode = arg.reshape(n, oh, ow, c), x.shape, "tile"
+        return y.reshape(n, oh, ow, c)
 
     def backward(self, dy):
         self._require_forward("_arg")
-        (ph, pw) = self.pool_size
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
         n, oh, ow, c = dy.shape
-        if self._mode == "tile":
-            onehot = np.zeros((n, oh, ow, c, ph * pw), dtype=dy.dtype)
-            np.put_along_axis(onehot, self._arg[..., None], dy[..., None], axis=-1)
-            return onehot.reshape(n, oh, ow, c, ph, pw).transpose(0, 1, 4, 2, 5, 3).reshape(self._xshape)
         arg = self._arg
-        return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, 0).astype(dy.dtype, copy=False),
-                             (oh, ow), self._xpshape, self._pads, dy.dtype)
+        if self._mode == "tile":
+            # Windows do not overlap: each input element gets at most one gradient.
+            dx = np.empty(self._xshape, dtype=dy.dtype)
+            for i in range(ph):
+                for j in range(pw):
+                    np.multiply(dy, arg == i * pw + j, out=dx[:, i::ph, j::pw, :])
+            return dx
+        zero = np.zeros((), dtype=dy.dtype)
+        return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, zero), (oh, ow), self._xpshape,
+                             self._pads, dy.dtype)
 
 
 class AveragePooling2D(_Pooling2D):

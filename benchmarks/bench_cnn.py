@@ -1,0 +1,119 @@
+"""Side-by-side training speed: npnet vs PyTorch (CPU) on the Chinese-MNIST example's CNN.
+
+Network: 3 x [Conv2D 3x3 "same" (32, 64, 128 filters, no bias) - BatchNorm - ReLU -
+MaxPool 2x2], global average pooling, dropout 0.3, Dense 15 with softmax; Adam;
+batch 64 of 64x64x1 float32 images. Steps alternate between the libraries in blocks, so
+both see the same machine load. Prints seconds per step (forward + backward + update)
+for each, the ratio npnet / PyTorch, and npnet's time per layer.
+
+Run: ``make bench`` or ``python benchmarks/bench_cnn.py --steps 60 --threads 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60, help="timed steps per library")
+    parser.add_argument("--block", type=int, default=10, help="steps per alternation block")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(args.threads)
+    import numpy as np
+    import torch
+
+    import npnet
+    from npnet.layers import BatchNormalization, Conv2D, GlobalAveragePooling2D, MaxPooling2D
+
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    n = args.batch_size
+    x = rng.random((n, 64, 64, 1), dtype=np.float32)
+    y = rng.integers(0, 15, size=n)
+
+    layers = [npnet.Input(shape=(64, 64, 1))]
+    for f in (32, 64, 128):
+        layers += [Conv2D(f, 3, padding="same", use_bias=False), BatchNormalization(), npnet.ReLU(), MaxPooling2D(2)]
+    layers += [GlobalAveragePooling2D(), npnet.Dropout(0.3), npnet.Dense(15, activation="softmax")]
+    model = npnet.Sequential(layers, seed=0)
+    model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
+    params, grads = model._trainable()
+    fused = model._fused()
+
+    def npnet_step() -> None:
+        out = model._forward(x, True, fused)
+        model._loss(y, out, fused)
+        model._backward(fused)
+        model.optimizer.step(params, grads)
+
+    tl = []
+    cin = 1
+    for f in (32, 64, 128):
+        tl += [torch.nn.Conv2d(cin, f, 3, padding=1, bias=False), torch.nn.BatchNorm2d(f, eps=1e-3, momentum=0.01),
+               torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        cin = f
+    tl += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Dropout(0.3), torch.nn.Linear(128, 15)]
+    net = torch.nn.Sequential(*tl)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))  # PyTorch's NCHW
+    yt = torch.from_numpy(y)
+
+    def torch_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss_fn(net(xt), yt).backward()
+        opt.step()
+
+    for _ in range(3):
+        npnet_step()
+        torch_step()
+    times: dict[str, list[float]] = {"npnet": [], "pytorch": []}
+    for _ in range(max(1, args.steps // args.block)):
+        for name, fn in (("npnet", npnet_step), ("pytorch", torch_step)):
+            for _ in range(args.block):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    # npnet per-layer time (forward + backward), one more pass with timers.
+    per_layer = {layer.name: 0.0 for layer in model.layers}
+    reps = 5
+    for _ in range(reps):
+        h = x
+        for layer in model.layers[:-1]:
+            t0 = time.perf_counter()
+            h = layer.forward(h, True)
+            per_layer[layer.name] += time.perf_counter() - t0
+        last = model.layers[-1]
+        z = last._linear(h)
+        model.loss._forward_logits(y, z)
+        d = last._linear_backward(model.loss.backward())
+        for layer in reversed(model.layers[:-1]):
+            t0 = time.perf_counter()
+            d = layer.backward(d)
+            per_layer[layer.name] += time.perf_counter() - t0
+            if d is None:
+                break
+
+    print(f"Chinese-MNIST CNN, batch {n}, 64x64x1, Adam, {args.threads} threads, numpy {np.__version__}, "
+          f"torch {torch.__version__}")
+    print("| library | s/step (median) |")
+    print("|---|---|")
+    for k in ("npnet", "pytorch"):
+        print(f"| {k} | {med[k]:.4f} |")
+    print(f"ratio npnet/PyTorch: {med['npnet'] / med['pytorch']:.2f}")
+    print("\nnpnet forward+backward time per layer (ms/step):")
+    for name, t in sorted(per_layer.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28} {1000 * t / reps:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
