@@ -33,12 +33,14 @@ from npnet.datasets import chinese_mnist as cm
 
 # Recipes chosen on the validation split (see docs/tutorial.md for the search).
 RECIPES = {
-    "mlp": {"epochs": 150, "learning_rate": 3e-3, "patience": 40,
-            "augment": {"rotation_range": 10, "width_shift_range": 0.1, "height_shift_range": 0.1,
-                        "zoom_range": 0.1, "interpolation": "nearest"}},
-    "cnn": {"epochs": 30, "learning_rate": 3e-3, "patience": 8,
-            "augment": {"rotation_range": 10, "width_shift_range": 0.1, "height_shift_range": 0.1,
-                        "zoom_range": 0.1, "interpolation": "nearest"}},
+    # Adam with a cosine-decayed rate, mild affine + elastic augmentation (nearest
+    # sampling keeps it cheap), early stopping on validation accuracy.
+    "mlp": {"epochs": 100, "learning_rate": 5e-3, "patience": 40,
+            "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
+                        "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
+    "cnn": {"epochs": 12, "learning_rate": 3e-3, "patience": 5,
+            "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
+                        "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
 }
 
 
@@ -87,6 +89,7 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--learning-rate", type=float, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-size", type=int, default=2000, help="test images (whole writers for --split writer)")
     p.add_argument("--val-size", type=int, default=1500, help="validation images carved from the training part")
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--out", default=None, help="output folder (default: runs/<model>-<split>-seed<seed>)")
@@ -132,14 +135,14 @@ def write_plots(out, history, cmatrix, x_test, y_test, pred):
     plt.close(fig)
 
     font = cjk_font()
-    labels = [f"{c}\n{v:g}" for c, v in zip(cm.CHARACTERS, cm.VALUES)] if font else [f"{v:g}" for v in cm.VALUES]
+    labels = [f"{c}\n{v:,}" for c, v in zip(cm.CHARACTERS, cm.VALUES)] if font else [f"{v:,}" for v in cm.VALUES]
     if font:
         matplotlib.rcParams["font.family"] = [font, "DejaVu Sans"]
     else:
         print("note: no font with Chinese characters is installed; the confusion matrix is labelled with values")
     fig, ax = plt.subplots(figsize=(8, 7))
     ax.imshow(cmatrix, cmap="Blues")
-    ax.set_xticks(range(15), labels, fontsize=7)
+    ax.set_xticks(range(15), labels, fontsize=7, rotation=60)
     ax.set_yticks(range(15), labels, fontsize=7)
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (test split)")
     for i in range(15):
@@ -177,7 +180,7 @@ def main(argv=None) -> dict:
 
     try:
         (x_train, y_train), (x_test, y_test), (w_train, _) = cm.load_data(
-            args.data, split=args.split, seed=args.seed, return_writers=True)
+            args.data, split=args.split, test_size=args.test_size, seed=args.seed, return_writers=True)
     except cm.DataSetError as exc:
         sys.exit(f"error: {exc}")
     # Validation carved from the training part only; the test split waits until the end.

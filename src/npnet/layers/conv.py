@@ -150,8 +150,12 @@ class Conv2D(Layer):
         xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt + pb + pl + pr else x
         kh, kw = self.kernel_size
         win = _windows(xp, self.kernel_size, self.strides, self.dilation_rate, (oh, ow))
-        # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order.
-        cols = np.ascontiguousarray(win.transpose(0, 1, 2, 4, 5, 3)).reshape(n * oh * ow, kh * kw * c)
+        # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order,
+        # copied into a buffer kept between batches (a fresh multi-megabyte array per
+        # step costs more in page faults than the copy itself).
+        cols = self._buffer("cols", (n, oh, ow, kh, kw, c), x.dtype)
+        np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))
+        cols = cols.reshape(n * oh * ow, kh * kw * c)
         self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
         y = cols @ self.params["kernel"].reshape(kh * kw * c, self.filters)
         if self.use_bias:
@@ -170,7 +174,9 @@ class Conv2D(Layer):
             np.sum(d2, axis=0, out=self.grads["bias"])
         if not self.compute_input_grad:
             return None
-        dcols = (d2 @ kernel2.T).reshape(n, oh, ow, kh, kw, c)
+        dcols = self._buffer("dcols", (n * oh * ow, kh * kw * c), dz.dtype)
+        np.matmul(d2, kernel2.T, out=dcols)
+        dcols = dcols.reshape(n, oh, ow, kh, kw, c)
         dxp = np.zeros(self._xshape, dtype=dz.dtype)
         (sh, sw), (dh, dw) = self.strides, self.dilation_rate
         for i in range(kh):
@@ -179,6 +185,24 @@ class Conv2D(Layer):
                 dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += dcols[:, :, :, i, j, :]
         (pt, pb), (pl, pr) = self._pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
+
+    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """A scratch array reused while the batch shape stays the same (internal only)."""
+        bufs = self.__dict__.setdefault("_scratch", {})
+        buf = bufs.get(key)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = bufs[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def __deepcopy__(self, memo):
+        # Scratch buffers are not state: do not copy them.
+        import copy
+
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for k, v in self.__dict__.items():
+            setattr(clone, k, {} if k == "_scratch" else copy.deepcopy(v, memo))
+        return clone
 
     def forward(self, x, training=False):
         z = self._linear(x)
