@@ -168,21 +168,22 @@ class Conv2D(Layer):
         kh, kw = self.kernel_size
         c = self._xshape[-1]
         d2 = dz.reshape(n * oh * ow, f)
-        kernel2 = self.params["kernel"].reshape(kh * kw * c, f)
         np.matmul(self._cols.T, d2, out=self.grads["kernel"].reshape(kh * kw * c, f))
         if self.use_bias:
             np.sum(d2, axis=0, out=self.grads["bias"])
         if not self.compute_input_grad:
             return None
-        dcols = self._buffer("dcols", (n * oh * ow, kh * kw * c), dz.dtype)
-        np.matmul(d2, kernel2.T, out=dcols)
-        dcols = dcols.reshape(n, oh, ow, kh, kw, c)
+        # dx: for each kernel offset, one (n*oh*ow, F) @ (F, C) product gives that offset's
+        # share of dcols = dY K^T, contiguous, which is added into the strided window of dx.
         dxp = np.zeros(self._xshape, dtype=dz.dtype)
+        part = self._buffer("dcols", (n * oh * ow, c), dz.dtype)
+        kernel4 = self.params["kernel"]
         (sh, sw), (dh, dw) = self.strides, self.dilation_rate
         for i in range(kh):
             for j in range(kw):
+                np.matmul(d2, kernel4[i, j].T, out=part)
                 r0, c0 = i * dh, j * dw
-                dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += dcols[:, :, :, i, j, :]
+                dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += part.reshape(n, oh, ow, c)
         (pt, pb), (pl, pr) = self._pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
 

@@ -75,6 +75,25 @@ class BatchNormalization(Layer):
         shape[self._ax] = -1
         return v.reshape(shape)
 
+    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        buf = self.__dict__.get("_scratch")
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = self.__dict__["_scratch"] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for k, v in self.__dict__.items():
+            if k == "_scratch":
+                continue
+            setattr(clone, k, copy.deepcopy(v, memo))
+        if self.__dict__.get("_xhat") is not None and "_scratch" in self.__dict__:
+            clone._xhat = self._xhat.copy()
+        return clone
+
     def forward(self, x, training=False):
         x = self._enter(x)
         nd = x.ndim
@@ -84,9 +103,12 @@ class BatchNormalization(Layer):
         x2 = x.reshape(-1, x.shape[-1]) if channels_last else None
         if training:
             if channels_last:
+                # einsum reduces a tall (m, channels) array faster than .sum(axis=0); the
+                # centred copy lives in a buffer reused between batches.
                 m = x2.shape[0]
-                mean = x2.sum(axis=0) / m
-                xc = x2 - mean
+                mean = np.einsum("ij->j", x2) / m
+                xc = self._buffer(x2.shape, x2.dtype)
+                np.subtract(x2, mean, out=xc)
                 var = np.einsum("ij,ij->j", xc, xc) / m
             else:
                 mean = x.mean(axis=red)
@@ -117,7 +139,7 @@ class BatchNormalization(Layer):
         xhat, red, nd = self._xhat, self._red, dy.ndim
         if self._ax == nd - 1:
             d2, x2 = dy.reshape(-1, dy.shape[-1]), xhat.reshape(-1, xhat.shape[-1])
-            sum_dy = d2.sum(axis=0)
+            sum_dy = np.einsum("ij->j", d2)
             sum_dy_xhat = np.einsum("ij,ij->j", d2, x2)
         else:
             sum_dy = dy.sum(axis=red)
