@@ -14,25 +14,24 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60, help="timed steps per library")
     parser.add_argument("--block", type=int, default=10, help="steps per alternation block")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_and_pin_threads(parser)
     import numpy as np
     import torch
 
     import npnet
     from npnet.layers import BatchNormalization, Conv2D, GlobalAveragePooling2D, MaxPooling2D
 
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     n = args.batch_size
     x = rng.random((n, 64, 64, 1), dtype=np.float32)

@@ -14,26 +14,23 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per library")
     parser.add_argument("--samples", type=int, default=13000)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    args = parser.parse_args()
-
-    # Same thread count for both: BLAS threads for NumPy, intra-op threads for PyTorch.
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(args.threads)
+    args = parse_and_pin_threads(parser)
     import numpy as np
     import torch
 
     import npnet
 
-    torch.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 4096), dtype=np.float32)
     y = rng.integers(0, 15, size=args.samples)

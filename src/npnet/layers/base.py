@@ -18,6 +18,7 @@ Rules:
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -300,6 +301,28 @@ class Layer:
     def from_config(cls, config: dict[str, Any]) -> Layer:
         """Create a layer from the output of :meth:`get_config`."""
         return cls(**config)
+
+    # ------------------------------------------------------------------ scratch memory
+    def _scratch_buffer(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An internal array reused between batches of the same shape.
+
+        Large layers (convolutions, batch norm) keep their biggest intermediate arrays
+        here: a fresh multi-megabyte array per step costs more in page faults than the
+        arithmetic that fills it. Never return one of these to the caller.
+        """
+        bufs = self.__dict__.setdefault("_scratch", {})
+        buf = bufs.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
+            buf = bufs[key] = np.empty(shape, dtype=dtype)
+        return buf
+
+    def __deepcopy__(self, memo: dict) -> Layer:
+        # Scratch buffers are not state: a copy starts without them.
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        for k, v in self.__dict__.items():
+            clone.__dict__[k] = {} if k == "_scratch" else copy.deepcopy(v, memo)
+        return clone
 
     # ------------------------------------------------------------------ randomness
     def _seed_from(self, rng: np.random.Generator, epoch: int) -> None:

@@ -153,7 +153,7 @@ class Conv2D(Layer):
         # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order,
         # copied into a buffer kept between batches (a fresh multi-megabyte array per
         # step costs more in page faults than the copy itself).
-        cols = self._buffer("cols", (n, oh, ow, kh, kw, c), x.dtype)
+        cols = self._scratch_buffer("cols", (n, oh, ow, kh, kw, c), x.dtype)
         np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))
         cols = cols.reshape(n * oh * ow, kh * kw * c)
         self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
@@ -176,7 +176,7 @@ class Conv2D(Layer):
         # dx: for each kernel offset, one (n*oh*ow, F) @ (F, C) product gives that offset's
         # share of dcols = dY K^T, contiguous, which is added into the strided window of dx.
         dxp = np.zeros(self._xshape, dtype=dz.dtype)
-        part = self._buffer("dcols", (n * oh * ow, c), dz.dtype)
+        part = self._scratch_buffer("dcols", (n * oh * ow, c), dz.dtype)
         kernel4 = self.params["kernel"]
         (sh, sw), (dh, dw) = self.strides, self.dilation_rate
         for i in range(kh):
@@ -186,24 +186,6 @@ class Conv2D(Layer):
                 dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += part.reshape(n, oh, ow, c)
         (pt, pb), (pl, pr) = self._pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
-
-    def _buffer(self, key: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        """A scratch array reused while the batch shape stays the same (internal only)."""
-        bufs = self.__dict__.setdefault("_scratch", {})
-        buf = bufs.get(key)
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = bufs[key] = np.empty(shape, dtype=dtype)
-        return buf
-
-    def __deepcopy__(self, memo):
-        # Scratch buffers are not state: do not copy them.
-        import copy
-
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for k, v in self.__dict__.items():
-            setattr(clone, k, {} if k == "_scratch" else copy.deepcopy(v, memo))
-        return clone
 
     def forward(self, x, training=False):
         z = self._linear(x)

@@ -75,25 +75,6 @@ class BatchNormalization(Layer):
         shape[self._ax] = -1
         return v.reshape(shape)
 
-    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-        buf = self.__dict__.get("_scratch")
-        if buf is None or buf.shape != shape or buf.dtype != dtype:
-            buf = self.__dict__["_scratch"] = np.empty(shape, dtype=dtype)
-        return buf
-
-    def __deepcopy__(self, memo):
-        import copy
-
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for k, v in self.__dict__.items():
-            if k == "_scratch":
-                continue
-            setattr(clone, k, copy.deepcopy(v, memo))
-        if self.__dict__.get("_xhat") is not None and "_scratch" in self.__dict__:
-            clone._xhat = self._xhat.copy()
-        return clone
-
     def forward(self, x, training=False):
         x = self._enter(x)
         nd = x.ndim
@@ -107,7 +88,7 @@ class BatchNormalization(Layer):
                 # centred copy lives in a buffer reused between batches.
                 m = x2.shape[0]
                 mean = np.einsum("ij->j", x2) / m
-                xc = self._buffer(x2.shape, x2.dtype)
+                xc = self._scratch_buffer("xhat", x2.shape, x2.dtype)
                 np.subtract(x2, mean, out=xc)
                 var = np.einsum("ij,ij->j", xc, xc) / m
             else:
