@@ -143,7 +143,7 @@ class MaxPooling2D(_Pooling2D):
 
     def backward(self, dy):
         self._require_forward("_arg")
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        ph, pw = self.pool_size
         n, oh, ow, c = dy.shape
         arg = self._arg
         if self._mode == "tile":
