@@ -30,7 +30,7 @@ test: $(VENV)/.dev
 
 ## make demo: train the Chinese-MNIST example (archive from NPNET_CHINESE_MNIST or --data)
 demo: $(VENV)/.examples
-	$(PY) examples/chinese_mnist.py
+	$(PY) examples/chinese_mnist.py $(ARGS)
 
 ## make docs: build the HTML documentation into docs/_build/html
 docs: $(VENV)/.dev
