@@ -242,6 +242,28 @@ class Softmax(Layer):
         return {**super().get_config(), "axis": self.axis}
 
 
+class _Activated:
+    """Mixin for layers computing ``y = activation(z)`` from an affine ``z``.
+
+    The host class defines ``_linear(x) -> z`` and ``_linear_backward(dz) -> dx``, an
+    optional activation layer ``_act`` and ``_cache_name``, the attribute its forward pass
+    fills. Keeping the affine part separate lets ``Sequential`` fuse a final softmax into
+    the cross-entropy loss.
+    """
+
+    _act: Layer | None = None
+    _cache_name = "_x"
+
+    def forward(self, x, training=False):
+        z = self._linear(x)
+        return z if self._act is None else self._act.forward(z, training)
+
+    def backward(self, dy):
+        self._require_forward(self._cache_name)
+        dz = dy if self._act is None else self._act.backward(dy)
+        return self._linear_backward(dz)
+
+
 ACTIVATIONS: dict[str, type[Layer]] = {
     "linear": Linear,
     "relu": ReLU,

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
-from .activation import get_activation
+from .activation import _Activated, get_activation
 from .base import InputSpec, Layer
 
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
@@ -51,7 +51,7 @@ def _windows(xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], 
     return win[:, : (oh - 1) * sh + 1 : sh, : (ow - 1) * sw + 1 : sw, :, ::dh, ::dw]
 
 
-class Conv2D(Layer):
+class Conv2D(_Activated, Layer):
     r"""2-D convolution (cross-correlation, as in Keras and PyTorch) over NHWC batches.
 
     Input ``(batch, height, width, in_channels)``; kernel ``(kh, kw, in_channels, filters)``;
@@ -92,6 +92,7 @@ class Conv2D(Layer):
     """
 
     _cols: np.ndarray | None = None
+    _cache_name = "_cols"
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
@@ -186,15 +187,6 @@ class Conv2D(Layer):
                 dxp[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += part.reshape(n, oh, ow, c)
         (pt, pb), (pl, pr) = self._pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
-
-    def forward(self, x, training=False):
-        z = self._linear(x)
-        return z if self._act is None else self._act.forward(z, training)
-
-    def backward(self, dy):
-        self._require_forward("_cols")
-        dz = dy if self._act is None else self._act.backward(dy)
-        return self._linear_backward(dz)
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape

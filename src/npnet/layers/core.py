@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._validation import as_rng, check_float, check_int, check_seed
-from .activation import ACTIVATIONS, Softmax, get_activation
+from .activation import ACTIVATIONS, Softmax, _Activated, get_activation
 from .base import InputSpec, Layer
 
 __all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
@@ -50,7 +50,7 @@ class Input:
         return f"Input(shape={self.shape})"
 
 
-class Dense(Layer):
+class Dense(_Activated, Layer):
     r"""Fully connected layer: ``y = activation(x @ kernel + bias)``.
 
     Shapes: ``x`` is ``(batch, ..., in)``, ``kernel`` is ``(in, units)``, ``bias`` is
@@ -133,15 +133,6 @@ class Dense(Layer):
         if not self.compute_input_grad:
             return None
         return dz @ self.params["kernel"].T
-
-    def forward(self, x, training=False):
-        z = self._linear(x)
-        return z if self._act is None else self._act.forward(z, training)
-
-    def backward(self, dy):
-        self._require_forward("_x")
-        dz = dy if self._act is None else self._act.backward(dy)
-        return self._linear_backward(dz)
 
     @property
     def _fusable_softmax(self) -> bool:
