@@ -22,9 +22,10 @@ $(VENV)/.bench: pyproject.toml | $(PY)
 	$(PIP) install --quiet -e ".[bench]"
 	touch $@
 
-## make test: lint, the test suite (with doctests), and the docs build
+## make test: lint, type check, the test suite (with doctests), and the docs build
 test: $(VENV)/.dev
 	$(PY) -m ruff check src tests examples benchmarks docs
+	$(PY) -m mypy src/npnet
 	$(PY) -m pytest
 	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html
 

@@ -97,7 +97,8 @@ def group_split(groups: Any, test_size: float | int, seed: Any = 0) -> tuple[np.
     if ids.size < 2:
         raise ValueError("group_split: need at least two groups")
     order = rng.permutation(ids.size)
-    chosen, total = [], 0
+    chosen: list[Any] = []
+    total = 0
     for i in order:
         if total >= k:
             break

@@ -55,6 +55,7 @@ class Loss:
     """Base class: subclasses implement :meth:`forward` and :meth:`backward`."""
 
     name = "loss"
+    _cache: Any = None
 
     def forward(self, y_true: Any, y_pred: np.ndarray) -> float:
         raise NotImplementedError
@@ -90,7 +91,7 @@ class _CrossentropyBase(Loss):
 
     def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
-        self._cache: tuple | None = None
+        self._cache = None
 
     def _targets(self, y_true: Any, n_classes: int, dtype) -> np.ndarray:
         raise NotImplementedError
@@ -210,7 +211,7 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = bool(from_logits)
-        self._cache: tuple | None = None
+        self._cache = None
 
     def check_targets(self, y, n_outputs):
         yy = y[:, None] if y.ndim == 1 and n_outputs == 1 else y
@@ -266,7 +267,7 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def __init__(self) -> None:
-        self._cache: tuple | None = None
+        self._cache = None
 
     def _t(self, y_true, y_pred):
         t = np.asarray(y_true, dtype=y_pred.dtype)

@@ -27,10 +27,11 @@ __all__ = ["Sequential"]
 def _root_seed(seed: Any) -> int:
     """An integer root for all of fit's random streams."""
     if seed is None:
-        return int(np.random.SeedSequence().entropy % (2**63))
+        return int(np.random.default_rng().integers(2**63))  # fresh OS entropy
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
-    return check_int(seed, "seed", minimum=0, owner="fit")
+    value: int = check_int(seed, "seed", minimum=0, owner="fit")
+    return value
 
 
 def _stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -89,8 +90,9 @@ class Sequential:
         self.layers: list[Layer] = []
         self._input_shape: tuple | None = None
         self.built = False
-        self.optimizer: _optimizers.Optimizer | None = None
-        self.loss: _losses.Loss | None = None
+        # Set by compile(); typed loosely so that the training code needs no None checks.
+        self.optimizer: Any = None
+        self.loss: Any = None
         self.metrics: list[_metrics.Metric] = []
         self.compiled = False
         self.stop_training = False
@@ -224,7 +226,6 @@ class Sequential:
             return last._linear(h)
         if isinstance(last, Activation):
             last._enter(h)
-            last._act._enter(h)
             return h
         return last._enter(h)
 
@@ -281,7 +282,8 @@ class Sequential:
                 )
 
     def _n_outputs(self) -> int:
-        return int(self.output_shape[-1])
+        shape: Any = self.output_shape  # the model is built by now
+        return int(shape[-1])
 
     # ------------------------------------------------------------------ training
     def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: Any = "auto",
@@ -369,7 +371,7 @@ class Sequential:
                 )
             x, x_val, y, y_val = x[tr], x[va], y[tr], y[va]
         else:
-            x_val = y_val = None
+            x_val = y_val = None  # type: ignore[assignment]
 
         params, grads = self._trainable()
         fused = self._fused()
@@ -423,7 +425,7 @@ class Sequential:
                 if self.stop_training and not np.isfinite(value):
                     break
             logs = dict(batch_logs)
-            if x_val is not None:
+            if x_val is not None and y_val is not None:
                 val = self._evaluate_arrays(x_val, y_val, batch_size, fused)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             cbs.on_epoch_end(epoch, logs)
@@ -594,7 +596,7 @@ class Sequential:
             layers.append(Input(shape=tuple(config["input_shape"])))
         for entry in config["layers"]:
             name = entry["class_name"]
-            klass = (custom_objects or {}).get(name) or get_layer_class(name)
+            klass: Any = (custom_objects or {}).get(name) or get_layer_class(name)
             layers.append(klass.from_config(entry["config"]))
         return cls(layers, name=config.get("name"), seed=config.get("seed"))
 

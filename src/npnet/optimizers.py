@@ -70,7 +70,7 @@ class Optimizer:
             raise ValueError(f"{owner}: set at most one of `clipnorm`, `clipvalue` and `global_clipnorm`")
         self.iterations = 0
         self.slots: dict[str, list[np.ndarray]] = {}
-        self._shapes: list[tuple[tuple[int, ...], np.dtype]] | None = None
+        self._shapes: Any = None
 
     # ---------------------------------------------------------------- learning rate
     @property

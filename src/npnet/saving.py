@@ -124,7 +124,7 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
     opt = model.optimizer
     if include_optimizer and opt is not None and opt._shapes is not None:
         state = opt.get_state()
-        slots = {}
+        slots: dict[str, list[dict[str, Any]]] = {}
         j = 0
         for slot, arrays in state["slots"].items():
             slots[slot] = []

@@ -94,7 +94,7 @@ def _as64(obj: Any) -> None:
                 arrays[k] = np.asarray(arrays[k], dtype=np.float64)
 
 
-def _generators(objs: list[Any]) -> list[tuple[Any, str, dict]]:
+def _generators(objs: list[Any]) -> list[tuple[Any, str, Any]]:
     found = []
     for obj in objs:
         for k, v in vars(obj).items():

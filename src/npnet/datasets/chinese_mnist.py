@@ -196,7 +196,7 @@ def _decode(source: _Source) -> ChineseMNIST:
     for name in source.names:
         m = _NAME.search(name)
         if m:
-            key = tuple(int(g) for g in m.groups())
+            key = (int(m.group(1)), int(m.group(2)), int(m.group(3)))
             if key in images_by_key:
                 raise DataSetError(f"{path}: two images for suite {key[0]}, sample {key[1]}, code {key[2]}: "
                                    f"{images_by_key[key]} and {name}")

@@ -42,7 +42,7 @@ def same_padding(size: int, kernel: int, stride: int, dilation: int = 1) -> tupl
     return total // 2, total - total // 2
 
 
-def _windows(xp: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], dilation: tuple[int, int],
+def _windows(xp: np.ndarray, kernel: tuple[int, ...], strides: tuple[int, ...], dilation: tuple[int, ...],
              out_hw: tuple[int, int]) -> np.ndarray:
     """View of shape (n, oh, ow, C, kh, kw) over a padded NHWC batch (no copy)."""
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, strides, dilation, out_hw
@@ -91,7 +91,7 @@ class Conv2D(_Activated, Layer):
     (2, 28, 28, 8)
     """
 
-    _cols: np.ndarray | None = None
+    _cols: Any = None
     _cache_name = "_cols"
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 

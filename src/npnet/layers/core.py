@@ -84,7 +84,7 @@ class Dense(_Activated, Layer):
     (5, 3)
     """
 
-    _x: np.ndarray | None = None
+    _x: Any = None
     _build_spec = InputSpec(min_ndim=2, layout="(batch, features)")
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
