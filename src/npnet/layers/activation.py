@@ -254,6 +254,19 @@ class _Activated:
     _act: Layer | None = None
     _cache_name = "_x"
 
+    def _set_affine(self, activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any) -> None:
+        """Validate and store the arguments shared by Dense and Conv2D, unchanged."""
+        from .. import initializers
+
+        owner = type(self).__name__
+        self.activation = activation
+        self._act = get_activation(activation, owner=owner)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        initializers.get(kernel_initializer, owner=owner)
+        initializers.get(bias_initializer, owner=owner)
+
     def forward(self, x, training=False):
         z = self._linear(x)
         return z if self._act is None else self._act.forward(z, training)

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
-from .activation import _Activated, get_activation
+from .activation import _Activated
 from .base import InputSpec, Layer
 
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
@@ -107,13 +107,7 @@ class Conv2D(_Activated, Layer):
         self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported (as in Keras)")
-        self.activation = activation
-        self._act = get_activation(activation, owner=owner)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        _initializers.get(kernel_initializer, owner=owner)
-        _initializers.get(bias_initializer, owner=owner)
+        self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
 
     def _geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate

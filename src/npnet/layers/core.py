@@ -93,13 +93,7 @@ class Dense(_Activated, Layer):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.units = check_int(units, "units", minimum=1, owner=owner)
-        self.activation = activation
-        self._act = get_activation(activation, owner=owner)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        _initializers.get(kernel_initializer, owner=owner)
-        _initializers.get(bias_initializer, owner=owner)
+        self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
 
     def build(self, input_shape):
         if len(input_shape) < 2:
