@@ -12,8 +12,6 @@ from typing import Any
 
 import numpy as np
 
-SeedLike = "int | np.random.Generator | None"
-
 
 def owner_prefix(owner: str | None) -> str:
     return f"{owner}: " if owner else ""

@@ -220,26 +220,23 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[s
     if not isinstance(manifest, list) or len(manifest) != len(items):
         n = len(manifest) if isinstance(manifest, list) else "no"
         raise SavedModelError(f"load: {reader.path!r} holds {n} weight arrays, the model has {len(items)}")
-    loaded = []
+    arrays = []
     for entry, (layer, key, target) in zip(manifest, items):
         what = f"layer {layer.name!r} weight {key!r}"
         arr = reader.array(entry, what)
         if arr.shape != target.shape:
             raise SavedModelError(
                 f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}")
-        loaded.append((target, arr))
-    if replace:
-        # The model was built with placeholders (see Layer.add_weight): put real arrays in.
-        for layer in model.layers:
-            for key in list(layer.params) + list(layer.state):
-                container = layer.params if key in layer.params else layer.state
-                container[key] = np.zeros(container[key].shape, dtype=floatx())
-                if key in layer.grads:
-                    layer.grads[key] = np.zeros(container[key].shape, dtype=floatx())
-        loaded = [(arr_target, arr) for (arr_target, arr) in
-                  zip([a for layer in model.layers for _, a in layer._weight_items()], [a for _, a in loaded])]
-    for target, arr in loaded:
-        np.copyto(target, arr, casting="unsafe")
+        arrays.append(arr)
+    for (layer, key, target), arr in zip(items, arrays):
+        if replace:
+            # The model was built with placeholders (see Layer.add_weight): put real arrays in.
+            value = np.array(arr, dtype=floatx())
+            (layer.params if key in layer.params else layer.state)[key] = value
+            if key in layer.grads:
+                layer.grads[key] = np.zeros_like(value)
+        else:
+            np.copyto(target, arr, casting="unsafe")
     return {e["file"] for e in manifest}
 
 

@@ -27,7 +27,6 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._config import floatx
-from .._validation import as_rng
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
@@ -328,7 +327,3 @@ class Layer:
     def _seed_from(self, rng: np.random.Generator, epoch: int) -> None:
         """Hook called by ``fit`` at the start of each epoch: layers with randomness take a
         stream derived from their own seed and ``epoch``, or from ``rng`` without a seed."""
-
-
-def _random_stream(seed: int | None) -> np.random.Generator:
-    return as_rng(seed)

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._validation import as_rng, check_float, check_int, check_seed
-from .activation import ACTIVATIONS, Softmax, _Activated, get_activation
+from .activation import ACTIVATIONS, _Activated, get_activation
 from .base import InputSpec, Layer
 
 __all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
@@ -128,10 +128,6 @@ class Dense(_Activated, Layer):
             return None
         return dz @ self.params["kernel"].T
 
-    @property
-    def _fusable_softmax(self) -> bool:
-        return isinstance(self._act, Softmax) and self._act.axis == -1
-
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
 
@@ -172,10 +168,6 @@ class Activation(Layer):
 
     def backward(self, dy):
         return self._act.backward(dy)
-
-    @property
-    def _fusable_softmax(self) -> bool:
-        return isinstance(self._act, Softmax) and self._act.axis == -1
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
