@@ -31,6 +31,7 @@ def main() -> None:
 
     import npnet
     from npnet.layers import BatchNormalization, Conv2D, GlobalAveragePooling2D, MaxPooling2D
+    from npnet.model import _reusing_outputs
 
     rng = np.random.default_rng(0)
     n = args.batch_size
@@ -45,12 +46,12 @@ def main() -> None:
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
     params, grads = model._trainable()
     fused = model._fused()
+    # The step fit() takes: layers reuse their output arrays between batches while training.
+    training = _reusing_outputs(model.layers[:-1])
+    training.__enter__()
 
     def npnet_step() -> None:
-        out = model._forward(x, True, fused)
-        model._loss(y, out, fused)
-        model._backward(fused)
-        model.optimizer.step(params, grads)
+        model._train_step(x, y, fused, params, grads)
 
     tl = []
     cin = 1

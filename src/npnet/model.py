@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,22 @@ from .layers.base import Layer, _unique_name, get_layer_class
 from .layers.core import Activation, Dense, Input
 
 __all__ = ["Sequential"]
+
+
+@contextmanager
+def _reusing_outputs(layers: Sequence[Layer]) -> Iterator[None]:
+    """Let ``layers`` reuse their output arrays between batches (see ``Layer._new_array``),
+    then give the memory back."""
+    for layer in layers:
+        layer._reuse_outputs = True
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer._reuse_outputs = False
+            scratch = layer.__dict__.get("_scratch", {})
+            for key in [k for k in scratch if k.startswith("out:")]:
+                del scratch[key]
 
 
 def _root_seed(seed: Any) -> int:
@@ -249,6 +266,15 @@ class Sequential:
             d = layer.backward(d)
         return d
 
+    def _train_step(self, xb: np.ndarray, yb: np.ndarray, fused: bool, params: list[np.ndarray],
+                    grads: list[np.ndarray]) -> tuple[float, np.ndarray]:
+        """Forward, loss, backward and one optimizer update on a batch; the loss and predictions."""
+        out = self._forward(xb, True, fused)
+        value, pred = self._loss(yb, out, fused)
+        self._backward(fused)
+        self.optimizer.step(params, grads)
+        return value, pred
+
     def _trainable(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
         params, grads = [], []
         for layer in self.layers:
@@ -386,52 +412,53 @@ class Sequential:
         self.stop_training = False
         cbs.on_train_begin()
         logs: dict[str, float] = {}
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
-            bar = ProgressBar(steps, verbose)
-            # One stream per epoch, derived from (seed, epoch): a run resumed with
-            # initial_epoch=k sees the same shuffles, masks and augmentations.
-            erng = np.random.default_rng([root, 2, epoch])
-            for layer in self.layers:
-                layer._seed_from(erng, epoch)
-            order = erng.permutation(n) if shuffle else None
-            for m in self.metrics:
-                m.reset()
-            total, seen = 0.0, 0
-            for step in range(steps):
-                cbs.on_train_batch_begin(step)
-                lo, hi = step * batch_size, min((step + 1) * batch_size, n)
-                if order is None:
-                    xb, yb = x[lo:hi], y[lo:hi]
-                else:
-                    idx = order[lo:hi]
-                    xb, yb = x[idx], y[idx]
-                xb = xb.astype(dtype, copy=False)
-                if augment is not None:
-                    xb = np.asarray(augment(xb, erng), dtype=dtype)
-                out = self._forward(xb, True, fused)
-                value, pred = self._loss(yb, out, fused)
-                self._backward(fused)
-                self.optimizer.step(params, grads)
-                total += value * (hi - lo)
-                seen += hi - lo
+        batch_logs: dict[str, float] = {}
+        # While training, every layer but the last hands out the same output arrays batch
+        # after batch (see Layer._new_array); they are fresh again once fit returns.
+        with _reusing_outputs(self.layers[:-1]):
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch)
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
+                bar = ProgressBar(steps, verbose)
+                # One stream per epoch, derived from (seed, epoch): a run resumed with
+                # initial_epoch=k sees the same shuffles, masks and augmentations.
+                erng = np.random.default_rng([root, 2, epoch])
+                for layer in self.layers:
+                    layer._seed_from(erng, epoch)
+                order = erng.permutation(n) if shuffle else None
                 for m in self.metrics:
-                    m.update(yb, pred)
-                batch_logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
-                cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
-                bar.update(step + 1, batch_logs)
-                if self.stop_training and not np.isfinite(value):
+                    m.reset()
+                total, seen = 0.0, 0
+                for step in range(steps):
+                    cbs.on_train_batch_begin(step)
+                    lo, hi = step * batch_size, min((step + 1) * batch_size, n)
+                    if order is None:
+                        xb, yb = x[lo:hi], y[lo:hi]
+                    else:
+                        idx = order[lo:hi]
+                        xb, yb = x[idx], y[idx]
+                    xb = xb.astype(dtype, copy=False)
+                    if augment is not None:
+                        xb = np.asarray(augment(xb, erng), dtype=dtype)
+                    value, pred = self._train_step(xb, yb, fused, params, grads)
+                    total += value * (hi - lo)
+                    seen += hi - lo
+                    for m in self.metrics:
+                        m.update(yb, pred)
+                    batch_logs = {"loss": total / seen, **{m.name: m.result() for m in self.metrics}}
+                    cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
+                    bar.update(step + 1, batch_logs)
+                    if self.stop_training and not np.isfinite(value):
+                        break
+                logs = dict(batch_logs)
+                if x_val is not None and y_val is not None:
+                    val = self._evaluate_arrays(x_val, y_val, batch_size, fused)
+                    logs.update({f"val_{k}": v for k, v in val.items()})
+                cbs.on_epoch_end(epoch, logs)
+                bar.finish({k: v for k, v in logs.items() if isinstance(v, float)})
+                if self.stop_training:
                     break
-            logs = dict(batch_logs)
-            if x_val is not None and y_val is not None:
-                val = self._evaluate_arrays(x_val, y_val, batch_size, fused)
-                logs.update({f"val_{k}": v for k, v in val.items()})
-            cbs.on_epoch_end(epoch, logs)
-            bar.finish({k: v for k, v in logs.items() if isinstance(v, float)})
-            if self.stop_training:
-                break
         cbs.on_train_end(logs)
         return history
 

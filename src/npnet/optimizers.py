@@ -9,31 +9,16 @@ preallocated buffers, so a step allocates no temporaries per parameter.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
+from . import _parallel
 from . import schedules as _schedules
 from ._validation import check_float
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get"]
-
-# Arrays at least this large are updated in parallel chunks (see Optimizer.step).
-_PARALLEL_MIN_SIZE = 1 << 16
-# Threads for those chunks; NPNET_NUM_THREADS overrides (1 turns the pool off).
-_THREADS = max(1, int(os.environ.get("NPNET_NUM_THREADS") or min(4, os.cpu_count() or 1)))
-_POOL: ThreadPoolExecutor | None = None
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="npnet-opt")
-    return _POOL
-
 
 class Optimizer:
     """Base class.
@@ -147,24 +132,20 @@ class Optimizer:
     def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """Apply one update to every array of ``params`` in place.
 
-        Large arrays are updated in contiguous chunks on a small thread pool: NumPy
-        releases the GIL inside element-wise operations, so the memory-bound update
-        uses every core. Each element sees exactly the same operations either way.
+        Large arrays are updated in contiguous chunks on npnet's thread pool (see
+        :func:`npnet.set_num_threads`): NumPy releases the GIL inside element-wise
+        operations, so the memory-bound update uses every core. Each element sees
+        exactly the same operations either way.
         """
         self._check_alignment(params, grads)
         grads = self._clipped(grads)
         lr = self.learning_rate
         self._prepare(lr)
-        jobs = []
         for i, (p, g) in enumerate(zip(params, grads)):
-            if p.size >= _PARALLEL_MIN_SIZE and _THREADS > 1 and p.flags.c_contiguous and g.flags.c_contiguous:
-                bounds = np.linspace(0, p.size, _THREADS + 1).astype(int)
-                jobs += [(i, p, g, int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+            if p.flags.c_contiguous and g.flags.c_contiguous:
+                _parallel.run(lambda a, b: self._apply(i, p, g, (a, b), lr), p.size, p.size)
             else:
                 self._apply(i, p, g, None, lr)
-        if jobs:
-            pool = _pool()
-            list(pool.map(lambda job: self._apply(job[0], job[1], job[2], (job[3], job[4]), lr), jobs))
         self.iterations += 1
 
     def _apply(self, i: int, p: np.ndarray, g: np.ndarray, span: tuple[int, int] | None, lr: float) -> None:

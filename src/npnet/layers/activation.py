@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _parallel
 from .._validation import check_float, check_int
 from .base import Layer
 
@@ -23,6 +24,13 @@ __all__ = [
     "get_activation",
     "ACTIVATIONS",
 ]
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as a 2-D view (one row per sample) to cut into chunks; ``a`` itself if that would copy."""
+    if a.ndim >= 2 and a.flags.c_contiguous:
+        return a.reshape(a.shape[0], -1)
+    return a if a.ndim else a.reshape(1)
 
 
 class _Elementwise(Layer):
@@ -61,12 +69,23 @@ class ReLU(_Elementwise):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._mask = x > 0
-        return np.maximum(x, 0)
+        mask, y = self._new_array("mask", x.shape, bool), self._new_array("y", x.shape, x.dtype)
+        xs, ms, ys = _rows(x), _rows(mask), _rows(y)
+
+        def part(a: int, b: int) -> None:
+            np.greater(xs[a:b], 0, out=ms[a:b])
+            np.maximum(xs[a:b], 0, out=ys[a:b])
+
+        _parallel.run(part, len(xs), x.size)
+        self._mask = mask
+        return y
 
     def backward(self, dy):
         self._require_forward("_mask")
-        return np.multiply(dy, self._mask, dtype=dy.dtype)
+        dx = self._new_array("dx", dy.shape, dy.dtype)
+        ds, ms, dxs = _rows(dy), _rows(self._mask), _rows(dx)
+        _parallel.run(lambda a, b: np.multiply(ds[a:b], ms[a:b], out=dxs[a:b]), len(ds), dy.size)
+        return dx
 
 
 class LeakyReLU(_Elementwise):

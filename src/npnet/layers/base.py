@@ -145,6 +145,8 @@ class Layer:
     compute_input_grad: bool = True
     #: Rank requirements checked on the first batch, before ``build`` (subclasses set it).
     _build_spec: InputSpec | None = None
+    #: Set while ``Sequential.fit`` trains; see :meth:`_new_array`.
+    _reuse_outputs: bool = False
 
     def __init__(self, name: str | None = None, trainable: bool = True) -> None:
         if name is not None and (not isinstance(name, str) or not name):
@@ -315,12 +317,25 @@ class Layer:
             buf = bufs[key] = np.empty(shape, dtype=dtype)
         return buf
 
+    def _new_array(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """An uninitialized array for a result this layer hands on (an output or ``dx``).
+
+        Normally a fresh array. While :meth:`Sequential.fit <npnet.Sequential.fit>` trains,
+        it sets ``_reuse_outputs`` and the same array serves batch after batch: every
+        consumer is done with it before the next step, and reusing it spares the page
+        faults of a fresh multi-megabyte array.
+        """
+        if self._reuse_outputs:
+            return self._scratch_buffer("out:" + key, shape, dtype)
+        return np.empty(shape, dtype=dtype)
+
     def __deepcopy__(self, memo: dict) -> Layer:
-        # Scratch buffers are not state: a copy starts without them.
+        # Scratch buffers are not state: a copy starts without them and hands out fresh arrays.
         clone = type(self).__new__(type(self))
         memo[id(self)] = clone
         for k, v in self.__dict__.items():
-            clone.__dict__[k] = {} if k == "_scratch" else copy.deepcopy(v, memo)
+            if k != "_reuse_outputs":
+                clone.__dict__[k] = {} if k == "_scratch" else copy.deepcopy(v, memo)
         return clone
 
     # ------------------------------------------------------------------ randomness

@@ -152,7 +152,9 @@ class Conv2D(_Activated, Layer):
         np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))
         cols = cols.reshape(n * oh * ow, kh * kw * c)
         self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
-        y = cols @ self.params["kernel"].reshape(kh * kw * c, self.filters)
+        kernel = self.params["kernel"].reshape(kh * kw * c, self.filters)
+        y = self._new_array("y", (n * oh * ow, self.filters), np.result_type(cols, kernel))
+        np.matmul(cols, kernel, out=y)
         if self.use_bias:
             y += self.params["bias"]
         return y.reshape(n, oh, ow, self.filters)
@@ -170,7 +172,8 @@ class Conv2D(_Activated, Layer):
             return None
         # dx: for each kernel offset, one (n*oh*ow, F) @ (F, C) product gives that offset's
         # share of dcols = dY K^T, contiguous, which is added into the strided window of dx.
-        dxp = np.zeros(self._xshape, dtype=dz.dtype)
+        dxp = self._new_array("dx", self._xshape, dz.dtype)
+        dxp.fill(0)
         part = self._scratch_buffer("dcols", (n * oh * ow, c), dz.dtype)
         kernel4 = self.params["kernel"]
         (sh, sw), (dh, dw) = self.strides, self.dilation_rate

@@ -4,10 +4,31 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _parallel
 from .._validation import check_float, check_int
 from .base import InputSpec, Layer
 
 __all__ = ["BatchNormalization"]
+
+
+def _wide_rows(a: np.ndarray) -> tuple[np.ndarray, int]:
+    """Channels-last data as rows of ``k`` whole pixels: shape ``(m / k, k * channels)``.
+
+    NumPy broadcasts a per-channel vector fastest along long rows, so the per-channel
+    vectors are tiled ``k`` times to match (k is the largest power of two up to 64
+    that divides the pixel count m).
+    """
+    c = a.shape[-1]
+    m = a.size // c
+    k = 1
+    while k < 64 and m % (2 * k) == 0:
+        k *= 2
+    return a.reshape(m // k, k * c), k
+
+
+def _fold(parts: list[np.ndarray], k: int) -> np.ndarray:
+    """Add up per-chunk sums over wide rows, then the ``k`` pixels of a row, per channel."""
+    return _parallel.total(parts).reshape(k, -1).sum(axis=0)
 
 
 class BatchNormalization(Layer):
@@ -43,7 +64,7 @@ class BatchNormalization(Layer):
         Learn :math:`\beta` / :math:`\gamma`.
     """
 
-    _xhat: np.ndarray | None = None
+    _x: np.ndarray | None = None
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
@@ -79,21 +100,8 @@ class BatchNormalization(Layer):
         x = self._enter(x)
         nd = x.ndim
         red = tuple(i for i in range(nd) if i != self._ax)
-        channels_last = self._ax == nd - 1
-        # Work on a (m, channels) view when the feature axis is last (NHWC, dense).
-        x2 = x.reshape(-1, x.shape[-1]) if channels_last else None
         if training:
-            if channels_last:
-                # einsum reduces a tall (m, channels) array faster than .sum(axis=0); the
-                # centred copy lives in a buffer reused between batches.
-                m = x2.shape[0]
-                mean = np.einsum("ij->j", x2) / m
-                xc = self._scratch_buffer("xhat", x2.shape, x2.dtype)
-                np.subtract(x2, mean, out=xc)
-                var = np.einsum("ij,ij->j", xc, xc) / m
-            else:
-                mean = x.mean(axis=red)
-                var = x.var(axis=red)
+            mean, var = self._batch_moments(x, red)
             mom = self.momentum
             mm, mv = self.state["moving_mean"], self.state["moving_variance"]
             mm *= mom
@@ -102,45 +110,104 @@ class BatchNormalization(Layer):
             mv += (1 - mom) * var.astype(mv.dtype)
         else:
             mean, var = self.state["moving_mean"], self.state["moving_variance"]
-            xc = x2 - mean.astype(x.dtype) if channels_last else None
-        inv = (1.0 / np.sqrt(var + self.epsilon)).astype(x.dtype)
-        if channels_last:
-            xc *= inv
-            xhat = xc.reshape(x.shape)
-        else:
-            xhat = (x - self._shape(mean.astype(x.dtype), nd)) * self._shape(inv, nd)
-        self._xhat, self._inv, self._training, self._red = xhat, inv, training, red
-        y = xhat * self._shape(self.params["gamma"], nd) if self.scale else xhat.copy()
+        mean = mean.astype(x.dtype)
+        inv = (1.0 / np.sqrt(var.astype(np.float64) + self.epsilon)).astype(x.dtype)
+        gamma = self.params["gamma"] if self.scale else np.ones_like(inv)
+        scale = (gamma * inv).astype(x.dtype)  # y = x * scale + shift
+        shift = -mean * scale
         if self.center:
-            y += self._shape(self.params["beta"], nd)
-        return y
+            shift += self.params["beta"]
+        # backward reads x, the statistics used, and the mode
+        self._x, self._mean, self._inv, self._scale, self._training, self._red = x, mean, inv, scale, training, red
+        if self._ax == nd - 1:
+            xw, k = _wide_rows(x)
+            y = self._new_array("y", x.shape, x.dtype)
+            yw, scale_w, shift_w = y.reshape(xw.shape), np.tile(scale, k), np.tile(shift, k)
+
+            def part(a: int, b: int) -> None:
+                np.multiply(xw[a:b], scale_w, out=yw[a:b])
+                yw[a:b] += shift_w
+
+            _parallel.run(part, len(xw), xw.size)
+            return y
+        return x * self._shape(scale, nd) + self._shape(shift, nd)
+
+    def _batch_moments(self, x: np.ndarray, red: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Batch mean and biased variance per feature (two passes: the mean, then the
+        mean squared deviation from it)."""
+        if self._ax != x.ndim - 1:
+            return x.mean(axis=red), x.var(axis=red)
+        # Wide rows reduced chunk by chunk (einsum reduces a tall array faster than
+        # .sum(axis=0)); each chunk's centred copy stays in the cache.
+        xw, k = _wide_rows(x)
+        c = x.shape[-1]
+        m = x.size // c
+        mean = _fold(_parallel.run(lambda a, b: np.einsum("ij->j", xw[a:b]), len(xw), xw.size), k) / m
+        mean_w = np.tile(mean, k)
+
+        def squares(a: int, b: int) -> np.ndarray:
+            xc = xw[a:b] - mean_w
+            return np.einsum("ij,ij->j", xc, xc)
+
+        return mean, _fold(_parallel.run(squares, len(xw), xw.size), k) / m
 
     def backward(self, dy):
-        self._require_forward("_xhat")
-        xhat, red, nd = self._xhat, self._red, dy.ndim
-        if self._ax == nd - 1:
-            d2, x2 = dy.reshape(-1, dy.shape[-1]), xhat.reshape(-1, xhat.shape[-1])
-            sum_dy = np.einsum("ij->j", d2)
-            sum_dy_xhat = np.einsum("ij,ij->j", d2, x2)
+        self._require_forward("_x")
+        red, nd, x, mean, inv, scale = self._red, dy.ndim, self._x, self._mean, self._inv, self._scale
+        if self._ax != nd - 1:
+            xhat = (x - self._shape(mean, nd)) * self._shape(inv, nd)
+            sum_dy, sum_dy_xhat = dy.sum(axis=red), (dy * xhat).sum(axis=red)
+            self._set_grads(sum_dy, sum_dy_xhat)
+            if not self.compute_input_grad:
+                return None
+            if not self._training:
+                return dy * self._shape(scale, nd)
+            m = dy.size // sum_dy.size
+            dx = dy - xhat * self._shape((sum_dy_xhat / m).astype(dy.dtype), nd)
+            dx -= self._shape((sum_dy / m).astype(dy.dtype), nd)
+            dx *= self._shape(scale, nd)
+            return dx
+        dw, k = _wide_rows(dy)
+        xw = x.reshape(dw.shape)
+        m = dy.size // dy.shape[-1]
+        mean_w = np.tile(mean, k)
+
+        def sums(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            return np.einsum("ij->j", dw[a:b]), np.einsum("ij,ij->j", dw[a:b], xw[a:b] - mean_w)
+
+        parts = _parallel.run(sums, len(dw), dw.size)
+        sum_dy = _fold([p[0] for p in parts], k)
+        sum_dy_xhat = _fold([p[1] for p in parts], k) * inv
+        self._set_grads(sum_dy, sum_dy_xhat)
+        if not self.compute_input_grad:
+            return None
+        dx = self._new_array("dx", dy.shape, dy.dtype)
+        dxw, scale_w = dx.reshape(dw.shape), np.tile(scale, k)
+        if self._training:
+            # dx = scale * (dy - xhat * sum(dy xhat) / m - sum(dy) / m)
+            #    = dy * scale - x * q + (mean * q - scale * sum(dy) / m),  q = scale * inv * sum(dy xhat) / m
+            q = (scale * inv * sum_dy_xhat / m).astype(dy.dtype)
+            q_w, r_w = np.tile(q, k), np.tile((mean * q - scale * sum_dy / m).astype(dy.dtype), k)
         else:
-            sum_dy = dy.sum(axis=red)
-            sum_dy_xhat = (dy * xhat).sum(axis=red)
+            q_w = r_w = None
+
+        def part(a: int, b: int) -> None:
+            out = dxw[a:b]
+            if q_w is None:
+                np.multiply(dw[a:b], scale_w, out=out)
+                return
+            np.multiply(xw[a:b], q_w, out=out)
+            np.subtract(dw[a:b] * scale_w, out, out=out)
+            out += r_w
+
+        _parallel.run(part, len(dw), dw.size)
+        return dx
+
+    def _set_grads(self, sum_dy: np.ndarray, sum_dy_xhat: np.ndarray) -> None:
         if self.scale:
             self.grads["gamma"][...] = sum_dy_xhat
         if self.center:
             self.grads["beta"][...] = sum_dy
-        if not self.compute_input_grad:
-            return None
-        gamma = self.params["gamma"] if self.scale else np.ones_like(self._inv)
-        scale = self._shape(gamma * self._inv, nd)
-        if not self._training:
-            return dy * scale
-        m = dy.size // sum_dy.size
-        dx = xhat * self._shape((sum_dy_xhat / m).astype(dy.dtype), nd)
-        np.subtract(dy, dx, out=dx)
-        dx -= self._shape((sum_dy / m).astype(dy.dtype), nd)
-        dx *= scale
-        return dx
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _parallel
 from .._validation import check_choice, check_tuple
 from .base import InputSpec, Layer
 from .conv import _windows, conv_output_size, same_padding
@@ -118,28 +119,37 @@ class MaxPooling2D(_Pooling2D):
         return y
 
     def _forward_tiled(self, x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+        n, h, w, c = x.shape
+        y = self._new_array("y", (n, oh, ow, c), x.dtype)
+        arg = self._new_array("arg", (n, oh, ow, c), np.int16)
+        _parallel.run(lambda a, b: self._tiled_part(x[a:b], y[a:b], arg[a:b]), n, x.size)
+        self._arg, self._xshape, self._mode = arg, x.shape, "tile"
+        return y
+
+    def _tiled_part(self, x: np.ndarray, y: np.ndarray, arg: np.ndarray) -> None:
         # Reduce the ph rows of each window first (long contiguous runs), then the pw
         # columns; remember the winning row and column of each window.
-        n, h, w, c = x.shape
+        n, oh, ow, c = y.shape
         ph, pw = self.pool_size
         rows = x.reshape(n * oh, ph, ow * pw * c)
         rmax = rows[:, 0].copy()
-        rarg = np.zeros(rmax.shape, dtype=np.uint8)
+        rarg = np.zeros(rmax.shape, dtype=np.int16)
+        better = np.empty(rmax.shape, dtype=bool)
         for i in range(1, ph):
-            better = rows[:, i] > rmax
+            np.greater(rows[:, i], rmax, out=better)
             np.maximum(rmax, rows[:, i], out=rmax)
-            np.maximum(rarg, better * np.uint8(i), out=rarg)  # i grows: a maximum records it
+            np.maximum(rarg, better * np.int16(i), out=rarg)  # i grows: a maximum records it
         cols = rmax.reshape(n * oh, ow, pw, c)
-        rsel = rarg.reshape(n * oh, ow, pw, c).astype(np.int16)
-        y = cols[:, :, 0].copy()
-        arg = rsel[:, :, 0] * np.int16(pw)
+        rsel = rarg.reshape(n * oh, ow, pw, c)
+        y2, arg2 = y.reshape(n * oh, ow, c), arg.reshape(n * oh, ow, c)
+        np.copyto(y2, cols[:, :, 0])
+        np.multiply(rsel[:, :, 0], np.int16(pw), out=arg2)
+        better = better.reshape(n * oh, ow, pw, c)[:, :, 0]
         for j in range(1, pw):
-            better = cols[:, :, j] > y
-            np.maximum(y, cols[:, :, j], out=y)
-            # arg = where(better, row_j * pw + j, arg), as arithmetic
-            arg += better * (rsel[:, :, j] * np.int16(pw) + np.int16(j) - arg)
-        self._arg, self._xshape, self._mode = arg.reshape(n, oh, ow, c), x.shape, "tile"
-        return y.reshape(n, oh, ow, c)
+            np.greater(cols[:, :, j], y2, out=better)
+            np.maximum(y2, cols[:, :, j], out=y2)
+            # arg = where(better, row_j * pw + j, arg), as arithmetic (faster than where=)
+            arg2 += better * (rsel[:, :, j] * np.int16(pw) + np.int16(j) - arg2)
 
     def backward(self, dy):
         self._require_forward("_arg")
@@ -148,10 +158,16 @@ class MaxPooling2D(_Pooling2D):
         arg = self._arg
         if self._mode == "tile":
             # Windows do not overlap: each input element gets at most one gradient.
-            dx = np.empty(self._xshape, dtype=dy.dtype)
-            for i in range(ph):
-                for j in range(pw):
-                    np.multiply(dy, arg == i * pw + j, out=dx[:, i::ph, j::pw, :])
+            dx = self._new_array("dx", self._xshape, dy.dtype)
+
+            def part(a: int, b: int) -> None:
+                hit = np.empty(arg[a:b].shape, dtype=bool)
+                for i in range(ph):
+                    for j in range(pw):
+                        np.equal(arg[a:b], i * pw + j, out=hit)
+                        np.multiply(dy[a:b], hit, out=dx[a:b, i::ph, j::pw, :])
+
+            _parallel.run(part, n, dx.size)
             return dx
         zero = np.zeros((), dtype=dy.dtype)
         return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, zero), (oh, ow), self._xpshape,
