@@ -2,6 +2,7 @@
 
 from . import callbacks, initializers, layers, losses, metrics, optimizers, saving, schedules, testing
 from ._config import floatx, set_floatx
+from ._parallel import get_num_threads, set_num_threads
 from .layers import (
     ELU,
     Activation,
@@ -67,6 +68,7 @@ __all__ = [
     "Tanh",
     "callbacks",
     "floatx",
+    "get_num_threads",
     "initializers",
     "layers",
     "load_model",
@@ -77,5 +79,6 @@ __all__ = [
     "saving",
     "schedules",
     "set_floatx",
+    "set_num_threads",
     "testing",
 ]
