@@ -38,7 +38,9 @@ RECIPES = {
     "mlp": {"epochs": 100, "learning_rate": 5e-3, "patience": 40,
             "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                         "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
-    "cnn": {"epochs": 12, "learning_rate": 3e-3, "patience": 5,
+    # 16 epochs rather than 12: with 12, validation accuracy was still rising at the
+    # last epoch (seed 1 of the random split).
+    "cnn": {"epochs": 16, "learning_rate": 3e-3, "patience": 5,
             "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                         "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
 }
