@@ -4,7 +4,8 @@ Network: 3 x [Conv2D 3x3 "same" (32, 64, 128 filters, no bias) - BatchNorm - ReL
 MaxPool 2x2], global average pooling, dropout 0.3, Dense 15 with softmax; Adam;
 batch 64 of 64x64x1 float32 images. Steps alternate between the libraries in blocks, so
 both see the same machine load. Prints seconds per step (forward + backward + update)
-for each, the ratio npnet / PyTorch, and npnet's time per layer.
+for each with the page faults per step (fresh large arrays cost page faults, which can
+weigh as much as the arithmetic), the ratio npnet / PyTorch, and npnet's time per layer.
 
 Run: ``make bench`` or ``python benchmarks/bench_cnn.py --steps 60 --threads 2``.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import time
@@ -46,9 +48,6 @@ def main() -> None:
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
     params, grads = model._trainable()
     fused = model._fused()
-    # The step fit() takes: layers reuse their output arrays between batches while training.
-    training = _reusing_outputs(model.layers[:-1])
-    training.__enter__()
 
     def npnet_step() -> None:
         model._train_step(x, y, fused, params, grads)
@@ -71,21 +70,45 @@ def main() -> None:
         loss_fn(net(xt), yt).backward()
         opt.step()
 
+    # The step fit() takes: layers reuse their output arrays between batches while training.
+    with _reusing_outputs(model.layers[:-1]):
+        times, faults = _alternate(npnet_step, torch_step, args.steps, args.block)
+        per_layer, reps = _per_layer(model, x, y)
+    med = {k: statistics.median(v) for k, v in times.items()}
+
+    print(f"Chinese-MNIST CNN, batch {n}, 64x64x1, Adam, {args.threads} threads, numpy {np.__version__}, "
+          f"torch {torch.__version__}")
+    print("| library | s/step (median) | page faults/step |")
+    print("|---|---|---|")
+    for k in ("npnet", "pytorch"):
+        print(f"| {k} | {med[k]:.4f} | {faults[k] / len(times[k]):.0f} |")
+    print(f"ratio npnet/PyTorch: {med['npnet'] / med['pytorch']:.2f}")
+    print("\nnpnet forward+backward time per layer (ms/step):")
+    for name, t in sorted(per_layer.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:<28} {1000 * t / reps:8.2f}")
+
+
+def _alternate(npnet_step, torch_step, steps: int, block: int) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Seconds of each step and page faults of each library, alternating in blocks."""
     for _ in range(3):
         npnet_step()
         torch_step()
     times: dict[str, list[float]] = {"npnet": [], "pytorch": []}
-    for _ in range(max(1, args.steps // args.block)):
+    faults = {"npnet": 0, "pytorch": 0}
+    for _ in range(max(1, steps // block)):
         for name, fn in (("npnet", npnet_step), ("pytorch", torch_step)):
-            for _ in range(args.block):
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(block):
                 t0 = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - t0)
-    med = {k: statistics.median(v) for k, v in times.items()}
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return times, faults
 
-    # npnet per-layer time (forward + backward), one more pass with timers.
+
+def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:
+    """npnet's forward + backward seconds per layer, summed over ``reps`` passes."""
     per_layer = {layer.name: 0.0 for layer in model.layers}
-    reps = 5
     for _ in range(reps):
         h = x
         for layer in model.layers[:-1]:
@@ -102,17 +125,7 @@ def main() -> None:
             per_layer[layer.name] += time.perf_counter() - t0
             if d is None:
                 break
-
-    print(f"Chinese-MNIST CNN, batch {n}, 64x64x1, Adam, {args.threads} threads, numpy {np.__version__}, "
-          f"torch {torch.__version__}")
-    print("| library | s/step (median) |")
-    print("|---|---|")
-    for k in ("npnet", "pytorch"):
-        print(f"| {k} | {med[k]:.4f} |")
-    print(f"ratio npnet/PyTorch: {med['npnet'] / med['pytorch']:.2f}")
-    print("\nnpnet forward+backward time per layer (ms/step):")
-    for name, t in sorted(per_layer.items(), key=lambda kv: -kv[1]):
-        print(f"  {name:<28} {1000 * t / reps:8.2f}")
+    return per_layer, reps
 
 
 if __name__ == "__main__":

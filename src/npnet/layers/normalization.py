@@ -51,6 +51,11 @@ class BatchNormalization(Layer):
         \frac{\partial L}{\partial \gamma} = \sum dy\, \hat x, \quad
         \frac{\partial L}{\partial \beta} = \sum dy
 
+    Forward computes ``y = x * scale + shift`` with per-feature ``scale = gamma / sqrt(var + eps)``
+    and ``shift = beta - mean * scale``. The cache is ``x`` itself and the statistics used;
+    backward rebuilds :math:`\hat x` from them. Channels-last inputs are processed in
+    cache-sized chunks of whole pixels on npnet's threads (:func:`npnet.set_num_threads`).
+
     ``moving_mean`` and ``moving_variance`` are non-trainable state: saved and loaded with
     the model, counted as non-trainable in ``summary()``.
 
