@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import time
+from collections.abc import Callable
 
 
 def parse_and_pin_threads(parser: argparse.ArgumentParser) -> argparse.Namespace:
@@ -20,3 +23,25 @@ def parse_and_pin_threads(parser: argparse.ArgumentParser) -> argparse.Namespace
 
     torch.set_num_threads(args.threads)
     return args
+
+
+def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
+              block: int = 1) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Run each library's step ``block`` times in turn, for ``rounds`` turns.
+
+    Alternating keeps both libraries under the same machine load. ``steps[name](i)`` gets
+    the round number ``i`` (from 1). Returns the seconds of every step and the page
+    faults per step of each library: a fresh large array costs page faults, which can
+    weigh as much as the arithmetic that fills it.
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    faults = dict.fromkeys(steps, 0)
+    for i in range(1, rounds + 1):
+        for name, fn in steps.items():
+            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn(i)
+                times[name].append(time.perf_counter() - t0)
+            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
+    return times, {name: faults[name] / len(times[name]) for name in steps}

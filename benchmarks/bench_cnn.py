@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import parse_and_pin_threads  # noqa: E402
+from _common import alternate, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +71,11 @@ def main() -> None:
 
     # The step fit() takes: layers reuse their output arrays between batches while training.
     with _reusing_outputs(model.layers[:-1]):
-        times, faults = _alternate(npnet_step, torch_step, args.steps, args.block)
+        for _ in range(3):  # warm-up: first-call allocations, thread pools
+            npnet_step()
+            torch_step()
+        times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
+                                  max(1, args.steps // args.block), args.block)
         per_layer, reps = _per_layer(model, x, y)
     med = {k: statistics.median(v) for k, v in times.items()}
 
@@ -81,29 +84,11 @@ def main() -> None:
     print("| library | s/step (median) | page faults/step |")
     print("|---|---|---|")
     for k in ("npnet", "pytorch"):
-        print(f"| {k} | {med[k]:.4f} | {faults[k] / len(times[k]):.0f} |")
+        print(f"| {k} | {med[k]:.4f} | {faults[k]:.0f} |")
     print(f"ratio npnet/PyTorch: {med['npnet'] / med['pytorch']:.2f}")
     print("\nnpnet forward+backward time per layer (ms/step):")
     for name, t in sorted(per_layer.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {1000 * t / reps:8.2f}")
-
-
-def _alternate(npnet_step, torch_step, steps: int, block: int) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Seconds of each step and page faults of each library, alternating in blocks."""
-    for _ in range(3):
-        npnet_step()
-        torch_step()
-    times: dict[str, list[float]] = {"npnet": [], "pytorch": []}
-    faults = {"npnet": 0, "pytorch": 0}
-    for _ in range(max(1, steps // block)):
-        for name, fn in (("npnet", npnet_step), ("pytorch", torch_step)):
-            f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            for _ in range(block):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-            faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
-    return times, faults
 
 
 def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:

@@ -15,10 +15,9 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import parse_and_pin_threads  # noqa: E402
+from _common import alternate, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -60,20 +59,15 @@ def main() -> None:
     # Warm-up (first-call allocations, thread pools), then interleaved timing.
     npnet_epoch(0)
     torch_epoch(0)
-    times: dict[str, list[float]] = {"npnet": [], "pytorch": []}
-    for e in range(args.epochs):
-        for name, fn in (("npnet", npnet_epoch), ("pytorch", torch_epoch)):
-            t0 = time.perf_counter()
-            fn(e + 1)
-            times[name].append(time.perf_counter() - t0)
+    times, faults = alternate({"npnet": npnet_epoch, "pytorch": torch_epoch}, args.epochs)
 
     med = {k: statistics.median(v) for k, v in times.items()}
     print(f"4096-128-15 MLP, Adam, batch {args.batch_size}, {args.samples} samples, {args.threads} threads, "
           f"numpy {np.__version__}, torch {torch.__version__}")
-    print("| library | s/epoch (median) | all epochs |")
-    print("|---|---|---|")
+    print("| library | s/epoch (median) | all epochs | page faults/epoch |")
+    print("|---|---|---|---|")
     for k in ("npnet", "pytorch"):
-        print(f"| {k} | {med[k]:.3f} | {', '.join(f'{t:.3f}' for t in times[k])} |")
+        print(f"| {k} | {med[k]:.3f} | {', '.join(f'{t:.3f}' for t in times[k])} | {faults[k]:.0f} |")
     print(f"ratio npnet/PyTorch: {med['npnet'] / med['pytorch']:.2f}")
 
 

@@ -72,7 +72,8 @@ class Conv2D(_Activated, Layer):
         d\mathrm{cols} = dY K^\top
 
     and ``dx`` scatters ``dcols`` back with one strided add per kernel offset (no
-    ``np.add.at``).
+    ``np.add.at``). ``dcols`` is computed a few images at a time, so each block is still
+    in the CPU cache when it is scattered.
 
     Parameters
     ----------
