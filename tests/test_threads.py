@@ -181,3 +181,22 @@ def test_thread_count_from_the_environment():
     proc = subprocess.run([sys.executable, "-c", "import npnet; print(npnet.get_num_threads())"], env=env,
                           capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "3"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is not available on this platform")
+def test_a_forked_child_trains_with_its_own_threads(rng, threads):
+    """The pool's threads do not survive fork; a child that inherited a started pool
+    must not wait on them forever."""
+    import multiprocessing
+
+    npnet.set_num_threads(2)
+    x, y = _data(rng)
+    _cnn().fit(x, y, batch_size=8, epochs=1, verbose=0)  # starts the pool in the parent
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        loss = pool.apply_async(_fit_loss, (x, y)).get(timeout=120)
+    assert loss == _fit_loss(x, y)
+
+
+def _fit_loss(x, y):
+    return _cnn().fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0).history["loss"][0]

@@ -45,6 +45,16 @@ _THREADS = _threads_from_env()
 _POOL: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    # A forked child has none of the parent's worker threads: it starts its own pool.
+    global _POOL
+    _POOL = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 def get_num_threads() -> int:
     """Return the number of threads npnet uses for element-wise work.
 
