@@ -200,3 +200,24 @@ def test_a_forked_child_trains_with_its_own_threads(rng, threads):
 
 def _fit_loss(x, y):
     return _cnn().fit(x, y, batch_size=8, epochs=1, verbose=0, seed=0).history["loss"][0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ReLU(),
+    lambda: BatchNormalization(),
+    lambda: MaxPooling2D(2),
+    lambda: Conv2D(4, 3, padding="same"),
+], ids=["relu", "batch_norm", "max_pooling", "conv2d"])
+def test_strided_views_give_the_same_results_as_contiguous_arrays(make, rng):
+    """Inputs and gradients that are views (a transpose, a crop) work like their copies."""
+    x = rng.normal(size=(4, 8, 6, 3)).astype(np.float32).transpose(0, 2, 1, 3)  # (4, 6, 8, 3), strided
+    assert not x.flags.c_contiguous
+    a, b = make(), make()
+    ya = a.forward(x, training=True)
+    b.build(a.input_shape)
+    b.set_weights(a.get_weights())
+    yb = b.forward(np.ascontiguousarray(x), training=True)
+    np.testing.assert_array_equal(ya, yb)
+    dy = rng.normal(size=(ya.shape[0], ya.shape[1] + 2) + ya.shape[2:]).astype(np.float32)[:, 1:-1]
+    assert not dy.flags.c_contiguous
+    np.testing.assert_array_equal(a.backward(dy), b.backward(np.ascontiguousarray(dy)))

@@ -27,10 +27,9 @@ __all__ = [
 
 
 def _rows(a: np.ndarray) -> np.ndarray:
-    """``a`` as a 2-D view (one row per sample) to cut into chunks; ``a`` itself if that would copy."""
-    if a.ndim >= 2 and a.flags.c_contiguous:
-        return a.reshape(a.shape[0], -1)
-    return a if a.ndim else a.reshape(1)
+    """``a`` as rows of one sample each, to cut into chunks: a view when ``a`` is
+    contiguous (always so for the arrays a layer creates), else a contiguous copy."""
+    return a.reshape(len(a), -1) if a.ndim >= 2 else a.reshape(-1)
 
 
 class _Elementwise(Layer):
