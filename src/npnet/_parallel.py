@@ -17,7 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["get_num_threads", "set_num_threads", "spans", "run"]
+__all__ = ["get_num_threads", "set_num_threads", "spans", "run", "total"]
 
 #: Chunks hold about this many elements (1 MB of float32): small enough that the
 #: temporaries of a chunk stay in the CPU cache, large enough to amortize the call overhead.
