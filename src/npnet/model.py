@@ -412,7 +412,6 @@ class Sequential:
         self.stop_training = False
         cbs.on_train_begin()
         logs: dict[str, float] = {}
-        batch_logs: dict[str, float] = {}
         # While training, every layer but the last hands out the same output arrays batch
         # after batch (see Layer._new_array); they are fresh again once fit returns.
         with _reusing_outputs(self.layers[:-1]):
