@@ -38,9 +38,14 @@ RECIPES = {
     "mlp": {"epochs": 100, "learning_rate": 5e-3, "patience": 40,
             "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                         "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
-    # 16 epochs rather than 12: with 12, validation accuracy was still rising at the
-    # last epoch (seed 1 of the random split).
-    "cnn": {"epochs": 16, "learning_rate": 3e-3, "patience": 5,
+    # Chosen on the validation split of seed 2 (random split), never on test data:
+    # pooling before batch norm makes a step about 20% cheaper, so 20 epochs take the time
+    # that 16 took; flattening the last 8x8x128 maps instead of averaging them lets the
+    # classifier see where strokes are (validation loss 0.009 against 0.041; accuracy 99.7%
+    # against 99.2%). With patience 5 it stopped at epoch 18 with validation loss still
+    # falling, and the average-pooled variant stopped at epoch 10 while the rate was still
+    # high; hence patience 10.
+    "cnn": {"epochs": 20, "learning_rate": 3e-3, "patience": 10,
             "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                         "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
 }
@@ -57,13 +62,14 @@ def build_model(kind: str, seed: int) -> npnet.Sequential:
             npnet.Dense(15, activation="softmax"),
         ]
     else:
-        from npnet.layers import BatchNormalization, Conv2D, GlobalAveragePooling2D, MaxPooling2D
+        from npnet.layers import BatchNormalization, Conv2D, MaxPooling2D
 
         layers = [npnet.Input(shape=(64, 64)), npnet.Rescaling(1 / 255), npnet.Reshape((64, 64, 1))]
         for filters in (32, 64, 128):
+            # pooling first: batch norm and ReLU then touch a quarter of the values
             layers += [Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal"),
-                       BatchNormalization(), npnet.ReLU(), MaxPooling2D(2)]
-        layers += [GlobalAveragePooling2D(), npnet.Dropout(0.3), npnet.Dense(15, activation="softmax")]
+                       MaxPooling2D(2), BatchNormalization(), npnet.ReLU()]
+        layers += [npnet.Flatten(), npnet.Dropout(0.3), npnet.Dense(15, activation="softmax")]  # 8x8x128 -> 15
     return npnet.Sequential(layers, name=f"chinese_mnist_{kind}", seed=seed)
 
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import _parallel
 from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
 from .activation import _Activated
@@ -25,9 +24,8 @@ from .base import InputSpec, Layer
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
 
 _LAYOUT = "(batch, height, width, channels)"
-# Rows of dcols computed by one product in the input gradient (about 9 MB for 288
-# columns): small enough to stay in the cache while the pool scatters it into dx.
-_COL2IM_ROWS = 8192
+# Rows of dcols computed at a time in the input gradient (about 4 MB for 288 columns).
+_COL2IM_ROWS = 4096
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: str, dilation: int = 1) -> int:
@@ -147,24 +145,19 @@ class Conv2D(_Activated, Layer):
         (oh, ow), ((pt, pb), (pl, pr)) = self._geometry(h, w)
         if oh < 1 or ow < 1:
             raise ValueError(f"{self._owner}: input of size ({h}, {w}) is smaller than the kernel")
-        xp = self._padded(x, ((pt, pb), (pl, pr))) if pt + pb + pl + pr else x
+        xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0))) if pt + pb + pl + pr else x
         kh, kw = self.kernel_size
         win = _windows(xp, self.kernel_size, self.strides, self.dilation_rate, (oh, ow))
         # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order,
         # copied into a buffer kept between batches (a fresh multi-megabyte array per
-        # step costs more in page faults than the copy itself), a few images per thread.
+        # step costs more in page faults than the copy itself).
         cols = self._scratch_buffer("cols", (n, oh, ow, kh, kw, c), x.dtype)
-        src = win.transpose(0, 1, 2, 4, 5, 3)
-
-        def im2col(a: int, b: int) -> None:
-            if c >= 8:
-                np.copyto(cols[a:b], src[a:b])
-            else:  # few channels: one strided copy per kernel offset is faster
-                for i in range(kh):
-                    for j in range(kw):
-                        np.copyto(cols[a:b, :, :, i, j, :], win[a:b, ..., i, j])
-
-        _parallel.run(im2col, n, cols.size)
+        if c >= 8:
+            np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))
+        else:  # few channels: one strided copy per kernel offset is faster
+            for i in range(kh):
+                for j in range(kw):
+                    np.copyto(cols[:, :, :, i, j, :], win[..., i, j])
         cols = cols.reshape(n * oh * ow, kh * kw * c)
         self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
         kernel = self.params["kernel"].reshape(kh * kw * c, self.filters)
@@ -185,9 +178,8 @@ class Conv2D(_Activated, Layer):
             np.sum(d2, axis=0, out=self.grads["bias"])
         if not self.compute_input_grad:
             return None
-        # dx: a few images at a time, dcols = dY K^T is one product (BLAS threads) whose
-        # result stays in the cache while the pool adds each kernel offset's share into its
-        # strided window of dx, image by image (each image's sums keep one order).
+        # dx: a few images at a time, dcols = dY K^T is one product whose result stays in
+        # the cache while each kernel offset's share is added into its strided window of dx.
         dxp = self._new_array("dx", self._xshape, dz.dtype)
         per = max(1, _COL2IM_ROWS // (oh * ow))
         kernel_t = self.params["kernel"].reshape(kh * kw * c, f).T
@@ -199,35 +191,13 @@ class Conv2D(_Activated, Layer):
             np.matmul(d2[a * oh * ow : b * oh * ow], kernel_t, out=dcols)
             d6 = dcols.reshape(b - a, oh, ow, kh, kw, c)
             dxa = dxp[a:b]
-
-            def col2im(u: int, v: int, d6: np.ndarray = d6, dxa: np.ndarray = dxa) -> None:
-                dxu = dxa[u:v]
-                dxu.fill(0)
-                for i in range(kh):
-                    for j in range(kw):
-                        r0, c0 = i * dh, j * dw
-                        dxu[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += d6[u:v, :, :, i, j, :]
-
-            _parallel.run(col2im, b - a, dcols.size)
+            dxa.fill(0)
+            for i in range(kh):
+                for j in range(kw):
+                    r0, c0 = i * dh, j * dw
+                    dxa[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += d6[:, :, :, i, j, :]
         (pt, pb), (pl, pr) = self._pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
-
-    def _padded(self, x: np.ndarray, pads: tuple[tuple[int, int], tuple[int, int]]) -> np.ndarray:
-        """``x`` with zeros around its height and width, in a buffer kept between batches."""
-        (pt, pb), (pl, pr) = pads
-        n, h, w, c = x.shape
-        xp = self._scratch_buffer("padded", (n, h + pt + pb, w + pl + pr, c), x.dtype)
-
-        def pad(a: int, b: int) -> None:
-            blk = xp[a:b]
-            blk[:, :pt] = 0
-            blk[:, pt + h :] = 0
-            blk[:, pt : pt + h, :pl] = 0
-            blk[:, pt : pt + h, pl + w :] = 0
-            blk[:, pt : pt + h, pl : pl + w] = x[a:b]
-
-        _parallel.run(pad, n, xp.size)
-        return xp
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
