@@ -45,3 +45,26 @@ def test_mlp_accuracy_floor_on_the_real_archive(tmp_path, example, monkeypatch):
                                "--no-plots"])
     assert results["test_accuracy"] >= 0.85
     assert results["best_val_accuracy"] >= 0.85
+
+
+def test_cnn_example_trains_and_reloads_on_a_tiny_archive(tmp_path, example, monkeypatch):
+    import numpy as np
+
+    import npnet
+
+    model = example["build_model"]("cnn", 0)
+    # 3x3 kernels: 9*1*32 + 9*32*64 + 9*64*128; batch norm: 4 values per channel, half of
+    # them moving statistics; Dense on the flattened 8x8x128 maps: 8192*15 + 15.
+    assert model.count_params() == 288 + 18432 + 73728 + 4 * (32 + 64 + 128) + 8192 * 15 + 15 == 216239
+    monkeypatch.setenv("NPNET_CACHE_DIR", str(tmp_path / "cache"))
+    archive = _write_zip(tmp_path / "tiny.zip", _entries(writers=(1, 2, 3, 4), samples=(1, 2, 3), codes=tuple(range(1, 16))))
+    out = tmp_path / "out"
+    results = example["main"](["--data", archive, "--model", "cnn", "--epochs", "1", "--test-size", "30",
+                               "--val-size", "30", "--out", str(out), "--verbose", "0", "--no-plots"])
+    assert results["model"] == "cnn" and results["epochs_run"] == 1
+    reloaded = npnet.load_model(out / "model.npnet")
+    assert [type(layer).__name__ for layer in reloaded.layers][-4:] == ["ReLU", "Flatten", "Dropout", "Dense"]
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64)).astype(np.float32)
+    trained = example["build_model"]("cnn", 0)
+    trained.set_weights(reloaded.get_weights())
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-6)
