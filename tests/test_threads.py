@@ -81,48 +81,6 @@ def test_max_pooling_and_relu_in_chunks_match_the_formula(rng):
     np.testing.assert_array_equal(relu.backward(dy), dy * (x > 0))
 
 
-def _conv_reference(xp, kernel, strides, dilation, out_hw):
-    """Convolution of a padded batch as a sum over kernel offsets, in float64."""
-    (sh, sw), (dh, dw), (oh, ow) = strides, dilation, out_hw
-    y = 0.0
-    for i in range(kernel.shape[0]):
-        for j in range(kernel.shape[1]):
-            win = xp[:, i * dh : i * dh + (oh - 1) * sh + 1 : sh, j * dw : j * dw + (ow - 1) * sw + 1 : sw, :]
-            y = y + win.astype(np.float64) @ kernel[i, j].astype(np.float64)
-    return y
-
-
-@pytest.mark.parametrize("channels, strides, dilation", [(16, 1, 1), (3, 1, 1), (16, 2, 1), (8, 1, 2)])
-def test_convolution_in_chunks_matches_the_formula(channels, strides, dilation, rng, threads):
-    # big enough that the padding, the im2col copy and the dx scatter run in several chunks
-    npnet.set_num_threads(2)
-    x = rng.normal(size=(40, 30, 30, channels)).astype(np.float32)
-    conv = Conv2D(12, 3, strides=strides, padding="same", dilation_rate=dilation, use_bias=False)
-    conv.forward(x, training=True)
-    for buf in conv._scratch.values():  # buffers kept between batches: nothing may leak through
-        buf.fill(np.nan)
-    y = conv.forward(x, training=True)
-    kernel = conv.params["kernel"]
-    oh = -(-30 // strides)
-    eff = dilation * 2 + 1
-    pad = max((oh - 1) * strides + eff - 30, 0)
-    lo = pad // 2
-    xp = np.zeros((40, 30 + pad, 30 + pad, channels))
-    xp[:, lo : lo + 30, lo : lo + 30] = x
-    expected = _conv_reference(xp, kernel, (strides, strides), (dilation, dilation), (oh, oh))
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
-
-    # dx: every output's gradient times the kernel, added back into its window
-    dy = rng.normal(size=y.shape).astype(np.float32)
-    dxp = np.zeros_like(xp)
-    for i in range(3):
-        for j in range(3):
-            r, c = i * dilation, j * dilation
-            end = (oh - 1) * strides + 1
-            dxp[:, r : r + end : strides, c : c + end : strides, :] += dy.astype(np.float64) @ kernel[i, j].T
-    np.testing.assert_allclose(conv.backward(dy), dxp[:, lo : lo + 30, lo : lo + 30], rtol=1e-4, atol=1e-4)
-
-
 def _cnn(seed=0):
     model = npnet.Sequential([
         npnet.Input(shape=(32, 32, 1)),
