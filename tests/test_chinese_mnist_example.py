@@ -5,7 +5,10 @@ import json
 import pathlib
 import runpy
 
+import numpy as np
 import pytest
+
+import npnet
 
 from .conftest import chinese_mnist_path
 from .datasets.test_chinese_mnist import _entries, _write_zip
@@ -48,10 +51,6 @@ def test_mlp_accuracy_floor_on_the_real_archive(tmp_path, example, monkeypatch):
 
 
 def test_cnn_example_trains_and_reloads_on_a_tiny_archive(tmp_path, example, monkeypatch):
-    import numpy as np
-
-    import npnet
-
     model = example["build_model"]("cnn", 0)
     # 3x3 kernels: 9*1*32 + 9*32*64 + 9*64*128; batch norm: 4 values per channel, half of
     # them moving statistics; Dense on the flattened 8x8x128 maps: 8192*15 + 15.
