@@ -1,6 +1,7 @@
 """The showcase example: end to end on a tiny generated archive, and an accuracy floor on
 the real archive (NPNET_CHINESE_MNIST)."""
 
+import csv
 import json
 import pathlib
 import runpy
@@ -58,9 +59,16 @@ def test_cnn_example_trains_and_reloads_on_a_tiny_archive(tmp_path, example, mon
     monkeypatch.setenv("NPNET_CACHE_DIR", str(tmp_path / "cache"))
     archive = _write_zip(tmp_path / "tiny.zip", _entries(writers=(1, 2, 3, 4), samples=(1, 2, 3), codes=tuple(range(1, 16))))
     out = tmp_path / "out"
-    results = example["main"](["--data", archive, "--model", "cnn", "--epochs", "1", "--test-size", "30",
+    results = example["main"](["--data", archive, "--model", "cnn", "--epochs", "3", "--test-size", "30",
                                "--val-size", "30", "--out", str(out), "--verbose", "0", "--no-plots"])
-    assert results["model"] == "cnn" and results["epochs_run"] == 1
+    assert results["model"] == "cnn" and results["epochs_run"] == 3
+    # The CNN's early stopping watches validation loss; the run reports the epoch it restored.
+    with open(out / "history.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    val_loss = [float(r["val_loss"]) for r in rows]
+    best = int(np.argmin(val_loss))
+    assert results["best_epoch"] == best + 1
+    assert results["best_val_accuracy"] == pytest.approx(float(rows[best]["val_accuracy"]))
     reloaded = npnet.load_model(out / "model.npnet")
     assert [type(layer).__name__ for layer in reloaded.layers][-4:] == ["ReLU", "Flatten", "Dropout", "Dense"]
     x = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64)).astype(np.float32)
