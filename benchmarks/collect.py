@@ -13,7 +13,8 @@ import sys
 def main(paths: list[str]) -> None:
     rows = [json.load(open(p, encoding="utf-8")) for p in paths]
     rows.sort(key=lambda r: (r["model"], r["split"], r["seed"]))
-    print("| model | split | seed | test accuracy | best val accuracy | epochs (best / run) | minutes | augmentation share |")
+    print("| model | split | seed | test accuracy | val accuracy (restored epoch) | epochs (restored / run) "
+          "| minutes | augmentation share |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['split']} | {r['seed']} | {r['test_accuracy']:.2%} | {r['best_val_accuracy']:.2%} | "
