@@ -3,8 +3,8 @@
 Network: the example's own ``build_model("cnn", 0)``: rescaling by 1/255, 3 x [Conv2D 3x3
 "same" (32, 64, 128 filters, no bias) - MaxPool 2x2 - BatchNorm - ReLU], flatten
 (8x8x128), dropout 0.3, Dense 15 with softmax; Adam; batch 64 of 64x64 float32 images
-(one channel), and the same network written in PyTorch. Steps alternate between the libraries in blocks, so
-both see the same machine load. Prints seconds per step (forward + backward + update)
+(one channel); and the same network written in PyTorch. Steps alternate between the
+libraries in blocks, so both see the same machine load. Prints seconds per step (forward + backward + update)
 for each with the page faults per step (fresh large arrays cost page faults, which can
 weigh as much as the arithmetic), the ratio npnet / PyTorch, and npnet's time per layer.
 
@@ -37,7 +37,7 @@ def main() -> None:
 
     rng = np.random.default_rng(0)
     n = args.batch_size
-    x = (255 * rng.random((n, 64, 64), dtype=np.float32)).astype(np.float32)  # pixel values, as the example feeds
+    x = 255 * rng.random((n, 64, 64), dtype=np.float32)  # pixel values, as the example feeds them
     y = rng.integers(0, 15, size=n)
 
     model = _example().build_model("cnn", 0)
