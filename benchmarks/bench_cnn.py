@@ -4,9 +4,10 @@ Network: the example's own ``build_model("cnn", 0)``: rescaling by 1/255, 3 x [C
 "same" (32, 64, 128 filters, no bias) - MaxPool 2x2 - BatchNorm - ReLU], flatten
 (8x8x128), dropout 0.3, Dense 15 with softmax; Adam; batch 64 of 64x64 float32 images
 (one channel); and the same network written in PyTorch. Steps alternate between the
-libraries in blocks, so both see the same machine load. Prints seconds per step (forward + backward + update)
-for each with the page faults per step (fresh large arrays cost page faults, which can
-weigh as much as the arithmetic), the ratio npnet / PyTorch, and npnet's time per layer.
+libraries in blocks, so both see the same machine load. Prints seconds per step
+(forward + backward + update) for each with the page faults per step (fresh large arrays
+cost page faults, which can weigh as much as the arithmetic), the ratio npnet / PyTorch,
+and npnet's time per layer.
 
 Run: ``make bench`` or ``python benchmarks/bench_cnn.py --steps 60 --threads 2``.
 """
@@ -14,8 +15,8 @@ Run: ``make bench`` or ``python benchmarks/bench_cnn.py --steps 60 --threads 2``
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
+import runpy
 import statistics
 import sys
 import time
@@ -40,7 +41,7 @@ def main() -> None:
     x = 255 * rng.random((n, 64, 64), dtype=np.float32)  # pixel values, as the example feeds them
     y = rng.integers(0, 15, size=n)
 
-    model = _example().build_model("cnn", 0)
+    model = _example_build_model()("cnn", 0)
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
     params, grads = model._trainable()
     fused = model._fused()
@@ -88,14 +89,10 @@ def main() -> None:
         print(f"  {name:<28} {1000 * t / reps:8.2f}")
 
 
-def _example():
-    """The Chinese-MNIST example script, loaded as a module for its ``build_model``."""
+def _example_build_model():
+    """``build_model`` of the Chinese-MNIST example script (run as a module, not as main)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
-    spec = importlib.util.spec_from_file_location("chinese_mnist_example", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return runpy.run_path(path)["build_model"]
 
 
 def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:
