@@ -45,9 +45,9 @@ RECIPES = {
     # against 99.2%). With patience 5 it stopped at epoch 18 with validation loss still
     # falling, and the average-pooled variant stopped at epoch 10 while the rate was still
     # high; hence patience 10. Early stopping watches validation loss (Keras' default):
-    # 1,500 validation images make accuracy move in steps of 0.07%, its ties kept the
-    # first best epoch (11-16 of 20 in the first three seeds of each split) while the loss
-    # kept falling as the cosine rate annealed towards zero.
+    # 1,500 validation images make accuracy move in steps of 0.07%, and its ties kept the
+    # first best epoch (11-16 of 20 on the random split of seeds 0-2) while the loss kept
+    # falling as the cosine rate annealed towards zero.
     "cnn": {"epochs": 20, "learning_rate": 3e-3, "patience": 10, "monitor": "val_loss",
             "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                         "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
