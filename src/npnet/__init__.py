@@ -1,6 +1,6 @@
 """npnet: a Keras-like deep-learning library in NumPy with hand-written, gradient-checked backprop."""
 
-from . import callbacks, initializers, layers, losses, metrics, optimizers, saving, schedules, testing
+from . import callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing
 from ._config import floatx, set_floatx
 from ._parallel import get_num_threads, set_num_threads
 from .layers import (
@@ -28,7 +28,7 @@ from .layers import (
     register_layer,
 )
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError, SparseCategoricalCrossentropy
-from .model import Sequential
+from .models import Model, Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
 from .saving import load_model
 
@@ -54,6 +54,7 @@ __all__ = [
     "LeakyReLU",
     "MaxPooling2D",
     "MeanSquaredError",
+    "Model",
     "RMSprop",
     "ReLU",
     "Rescaling",
@@ -74,6 +75,7 @@ __all__ = [
     "load_model",
     "losses",
     "metrics",
+    "models",
     "optimizers",
     "register_layer",
     "saving",

@@ -30,6 +30,13 @@ def check_int(value: Any, name: str, *, minimum: int | None = None, owner: str |
     return value
 
 
+def check_bool(value: Any, name: str, *, owner: str | None = None) -> bool:
+    """Return ``value`` if it is a bool (NumPy bools included), or raise naming the argument."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be True or False, received {value!r}")
+    return bool(value)
+
+
 def check_float(
     value: Any,
     name: str,

@@ -2,10 +2,20 @@
 
 Layout of a saved model::
 
-    config.json          format name and version, npnet version, model config,
-                         compile config, and a manifest of every array
-    weights/0000.npy     one array per parameter or state array, in layer order
+    config.json          format name and version, npnet version, model class and
+                         config, compile config, and a manifest of every array
+    weights/0000.npy     one array per parameter or state array
     optimizer/0000.npy   optimizer slots (optional)
+
+Every array in the manifest carries its *path*: the names of the layers that hold it
+and the weight's name (``block/dense/kernel``). Weights load by path, never by position,
+so a model whose layers were reordered in code, or rebuilt in another process, still
+finds its weights. Inside Sequential and functional models a layer's path segment is its
+name; inside a subclassed model or composite layer it is the attribute that holds it
+(``blocks/0`` for the first layer of a list ``self.blocks``).
+
+Format version 2 stores any model (Sequential, functional, subclassed); files of
+version 1 (npnet 0.1, Sequential only) still load.
 
 Why no pickle: unpickling can run arbitrary code, so a model file from the internet
 would be a program. Here arrays are read with ``allow_pickle=False`` and layer classes
@@ -31,11 +41,12 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._config import floatx
+from . import _tape
 from .layers import base as _base
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MODEL_FORMAT = "npnet.model"
 _WEIGHTS_FORMAT = "npnet.weights"
 _MAX_CONFIG_BYTES = 16 * 2**20
@@ -74,32 +85,109 @@ def _atomic_write(path: str, entries: list[tuple[str, bytes]]) -> None:
 
 def _weight_entries(model: Any) -> tuple[list[dict], list[tuple[str, bytes]]]:
     manifest, files = [], []
-    i = 0
-    for layer in model.layers:
-        for key, arr in layer._weight_items():
-            fname = f"weights/{i:04d}.npy"
-            manifest.append({"layer": layer.name, "key": key, "file": fname,
-                             "shape": list(arr.shape), "dtype": str(arr.dtype)})
-            files.append((fname, _npy_bytes(arr)))
-            i += 1
+    for i, (path, layer, key) in enumerate(model._weight_entries()):
+        arr = model._array(layer, key)
+        fname = f"weights/{i:04d}.npy"
+        manifest.append({"path": path, "file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+        files.append((fname, _npy_bytes(arr)))
     return manifest, files
 
 
+def _param_paths(model: Any) -> list[str]:
+    """Paths of the trainable parameters, in the order the optimizer holds their slots."""
+    paths = {(id(layer), key): path for path, layer, key in model._weight_entries()}
+    return [paths[(id(layer), key)] for layer, key in model._trainable_entries()]
+
+
+def _model_config(model: Any) -> dict[str, Any]:
+    from .layers.base import get_layer_class
+    from .models import Functional, Sequential
+
+    cls = type(model)
+    if not isinstance(model, (Functional, Sequential)):
+        try:
+            registered = get_layer_class(cls.__name__) is cls
+        except ValueError:
+            registered = False
+        if not registered:
+            raise ValueError(
+                f"save: {cls.__name__} is a subclassed model; register it with @npnet.register_layer so that "
+                "load_model can find it (or use save_weights)")
+        try:
+            cls.from_config(model.get_config())
+        except Exception as exc:
+            raise ValueError(
+                f"save: {cls.__name__}.from_config(model.get_config()) fails ({type(exc).__name__}: {exc}); "
+                "give the class a get_config() that returns its constructor arguments (or use save_weights)"
+            ) from None
+    return {"class_name": cls.__name__, "config": model.get_config(),
+            "build_shapes": _json_shapes(model._build_shapes)}
+
+
+def _json_shapes(shapes: Any) -> Any:
+    if isinstance(shapes, dict):
+        return {"dict": {str(k): _json_shapes(v) for k, v in shapes.items()}}
+    if isinstance(shapes, list):
+        return [_json_shapes(s) for s in shapes]
+    if isinstance(shapes, tuple):
+        return {"shape": [None if d is None else int(d) for d in shapes]}
+    return None
+
+
+def _shapes_from_json(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_shapes_from_json(v) for v in value]
+    if isinstance(value, dict) and set(value) == {"shape"} and isinstance(value["shape"], list):
+        return tuple(value["shape"])
+    if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], dict):
+        return {k: _shapes_from_json(v) for k, v in value["dict"].items()}
+    raise SavedModelError(f"load: malformed build shapes {value!r}")
+
+
 def _compile_config(model: Any) -> dict | None:
-    if not model.compiled:
+    if not model.compiled or model._heads is None:
         return None
     return {
         "optimizer": _optimizers.serialize(model.optimizer),
-        "loss": _losses.serialize(model.loss),
-        "metrics": [{"class_name": type(m).__name__, "config": m.get_config()} for m in model.metrics],
+        "heads": [{"name": h.name, "loss": None if h.loss is None else _losses.serialize(h.loss), "weight": h.weight,
+                   "metrics": [{"class_name": type(m).__name__, "config": m.get_config()} for m in h.metrics]}
+                  for h in model._heads],
     }
+
+
+def _compile_from(model: Any, comp: Any) -> None:
+    """Compile ``model`` as the file says (format 1: one loss; format 2: one entry per output)."""
+    if not isinstance(comp, dict):
+        raise SavedModelError("load: malformed compile settings")
+    optimizer = _optimizers.get(comp["optimizer"])
+    if "heads" not in comp:
+        metrics = [_metric_from(m) for m in comp.get("metrics", [])]
+        model.compile(optimizer=optimizer, loss=_losses.get(comp["loss"]), metrics=metrics)
+        return
+    heads = comp["heads"]
+    if not isinstance(heads, list) or not heads or not all(isinstance(h, dict) for h in heads):
+        raise SavedModelError("load: malformed compile settings")
+    if len(heads) == 1:
+        h = heads[0]
+        model.compile(optimizer=optimizer, loss=_losses.get(h["loss"]), loss_weights=None if h["weight"] == 1.0
+                      else [h["weight"]], metrics=[_metric_from(m) for m in h.get("metrics", [])])
+        return
+    model.compile(
+        optimizer=optimizer,
+        loss={h["name"]: None if h["loss"] is None else _losses.get(h["loss"]) for h in heads},
+        loss_weights={h["name"]: h["weight"] for h in heads},
+        metrics={h["name"]: [_metric_from(m) for m in h.get("metrics", [])] for h in heads},
+    )
 
 
 def _header(model: Any, fmt: str) -> dict[str, Any]:
     from . import __version__
 
-    return {"format": fmt, "format_version": FORMAT_VERSION, "npnet_version": __version__,
-            "model": model.get_config()}
+    if fmt == _MODEL_FORMAT:
+        description = _model_config(model)
+    else:  # weights only: the class and input shapes, for building an unbuilt model
+        description = {"class_name": type(model).__name__, "build_shapes": _json_shapes(model._build_shapes)}
+    return {"format": fmt, "format_version": FORMAT_VERSION, "npnet_version": __version__, "model": description}
 
 
 def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
@@ -107,14 +195,16 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
 
     Parameters
     ----------
-    model : Sequential
-        A built model.
+    model : Model
+        A built model: Sequential, functional, or a subclassed model whose class is
+        registered (:func:`npnet.register_layer`) and has a ``get_config``.
     filepath : str or path
         Target file; ``.npnet`` is the conventional suffix.
     include_optimizer : bool, default True
         Also store the optimizer's step count and slots, so training resumes exactly.
     """
-    model._require_built("save")
+    if not model.built:
+        raise ValueError(f"save: model {model.name!r} is not built; call fit(), build() or the model on data first")
     path = os.fspath(filepath)
     manifest, files = _weight_entries(model)
     header = _header(model, _MODEL_FORMAT)
@@ -125,12 +215,17 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
     if include_optimizer and opt is not None and opt._shapes is not None:
         state = opt.get_state()
         slots: dict[str, list[dict[str, Any]]] = {}
+        paths = _param_paths(model)
         j = 0
         for slot, arrays in state["slots"].items():
             slots[slot] = []
-            for arr in arrays:
+            if len(arrays) != len(paths):
+                raise ValueError(
+                    f"save: the optimizer holds {len(arrays)} {slot!r} slots for {len(paths)} trainable weights; "
+                    "fit the model again after changing which layers are trainable")
+            for arr, ppath in zip(arrays, paths):
                 fname = f"optimizer/{j:04d}.npy"
-                slots[slot].append({"file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+                slots[slot].append({"path": ppath, "file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype)})
                 files.append((fname, _npy_bytes(arr)))
                 j += 1
         header["optimizer_state"] = {"iterations": state["iterations"], "slots": slots}
@@ -139,7 +234,8 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
 
 def save_weights(model: Any, filepath: str | os.PathLike) -> None:
     """Save only the weights (with the architecture for checking) to one file, atomically."""
-    model._require_built("save_weights")
+    if not model.built:
+        raise ValueError(f"save_weights: model {model.name!r} is not built; call fit(), build() or the model on data first")
     manifest, files = _weight_entries(model)
     header = _header(model, _WEIGHTS_FORMAT)
     header["weights"] = manifest
@@ -214,21 +310,47 @@ class _Reader:
             raise SavedModelError(f"load: {self.path!r} holds unexpected files {extra[:5]}; it may have been tampered with")
 
 
-def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
+def _manifest_paths(reader: _Reader) -> dict[str, Any]:
+    """Manifest entries by weight path (format 1 named them by layer and key)."""
     manifest = reader.header.get("weights")
-    items = [(layer, key, arr) for layer in model.layers for key, arr in layer._weight_items()]
-    if not isinstance(manifest, list) or len(manifest) != len(items):
-        n = len(manifest) if isinstance(manifest, list) else "no"
-        raise SavedModelError(f"load: {reader.path!r} holds {n} weight arrays, the model has {len(items)}")
+    if not isinstance(manifest, list):
+        raise SavedModelError(f"load: {reader.path!r}: config.json has no weights manifest")
+    by_path: dict[str, Any] = {}
+    for entry in manifest:
+        if not isinstance(entry, dict):
+            raise SavedModelError(f"load: {reader.path!r}: malformed manifest entry {entry!r}")
+        path = entry.get("path")
+        if path is None and isinstance(entry.get("layer"), str) and isinstance(entry.get("key"), str):
+            path = f"{entry['layer']}/{entry['key']}"
+        if not isinstance(path, str):
+            raise SavedModelError(f"load: {reader.path!r}: manifest entry without a weight path: {entry!r}")
+        if path in by_path:
+            raise SavedModelError(f"load: {reader.path!r}: weight {path!r} appears twice in the manifest")
+        by_path[path] = entry
+    return by_path
+
+
+def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
+    by_path = _manifest_paths(reader)
+    items = model._weight_entries()
+    wanted = [path for path, _, _ in items]
+    missing = [p for p in wanted if p not in by_path]
+    extra = sorted(set(by_path) - set(wanted))
+    if missing or extra:
+        raise SavedModelError(
+            f"load: {reader.path!r} holds {len(by_path)} weight arrays, the model has {len(items)}; "
+            f"missing from the file: {missing[:5]}, not in the model: {extra[:5]}")
     arrays = []
-    for entry, (layer, key, target) in zip(manifest, items):
-        what = f"layer {layer.name!r} weight {key!r}"
-        arr = reader.array(entry, what)
+    for path, layer, key in items:
+        target = model._array(layer, key)
+        what = f"weight {path!r}"
+        arr = reader.array(by_path[path], what)
         if arr.shape != target.shape:
             raise SavedModelError(
                 f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}")
         arrays.append(arr)
-    for (layer, key, target), arr in zip(items, arrays):
+    for (_, layer, key), arr in zip(items, arrays):
+        target = model._array(layer, key)
         if replace:
             # The model was built with placeholders (see Layer.add_weight): put real arrays in.
             value = np.array(arr, dtype=floatx())
@@ -237,28 +359,53 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[s
                 layer.grads[key] = np.zeros_like(value)
         else:
             np.copyto(target, arr, casting="unsafe")
-    return {e["file"] for e in manifest}
+    return {e["file"] for e in by_path.values()}
+
+
+def _class_names(config: Any) -> list[Any]:
+    """Every ``class_name`` in a (nested) model config."""
+    found = []
+    if isinstance(config, dict):
+        if "class_name" in config:
+            found.append(config["class_name"])
+        for v in config.values():
+            found.extend(_class_names(v))
+    elif isinstance(config, list):
+        for v in config:
+            found.extend(_class_names(v))
+    return found
 
 
 def _build_model(reader: _Reader, custom_objects: dict[str, type] | None) -> Any:
-    from .model import Sequential
+    from .models import Sequential
+    from .models.sequential import _layer_from
 
-    config = reader.header.get("model")
-    if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
+    entry = reader.header.get("model")
+    version = reader.header.get("format_version")
+    if version == 1:  # npnet 0.1: a Sequential config
+        if not isinstance(entry, dict) or not isinstance(entry.get("layers"), list):
+            raise SavedModelError(f"load: {reader.path!r}: config.json has no model description")
+        if entry.get("input_shape") is None:
+            raise SavedModelError(f"load: {reader.path!r}: the saved model has no input shape")
+        entry = {"class_name": "Sequential", "config": entry, "build_shapes": None}
+    if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         raise SavedModelError(f"load: {reader.path!r}: config.json has no model description")
-    for entry in config["layers"]:
-        name = entry.get("class_name") if isinstance(entry, dict) else None
+    for name in _class_names(entry):
         if not (custom_objects and name in custom_objects) and name not in _base.layer_classes():
             raise SavedModelError(
                 f"load: {reader.path!r} uses unknown layer class {name!r}; register it with "
                 "npnet.register_layer or pass custom_objects")
-    if config.get("input_shape") is None:
-        raise SavedModelError(f"load: {reader.path!r}: the saved model has no input shape")
-    _base._SKIP_INIT[0] = True
-    try:
-        model = Sequential.from_config(config, custom_objects=custom_objects)
-    finally:
-        _base._SKIP_INIT[0] = False
+    with _tape.skip_init():
+        model = _layer_from({"class_name": entry["class_name"], "config": entry["config"]}, custom_objects)
+        if not model.built:
+            shapes = entry.get("build_shapes")
+            if shapes is None:
+                raise SavedModelError(f"load: {reader.path!r}: the saved model has no input shape")
+            model.build(_shapes_from_json(shapes))
+    from .models import Model
+
+    if not isinstance(model, Model) and not isinstance(model, Sequential):
+        raise SavedModelError(f"load: {reader.path!r}: {entry['class_name']!r} is a layer, not a model")
     return model
 
 
@@ -291,18 +438,18 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
             comp = reader.header.get("compile")
             state = reader.header.get("optimizer_state")
             if compile and comp is not None:
-                metrics = [_metric_from(m) for m in comp.get("metrics", [])]
-                model.compile(optimizer=_optimizers.get(comp["optimizer"]), loss=_losses.get(comp["loss"]),
-                              metrics=metrics)
+                _compile_from(model, comp)
                 if state is not None:
                     slots = {}
+                    paths = _param_paths(model)
                     for slot, entries in state["slots"].items():
+                        entries = _order_slots(reader, entries, paths, slot)
                         slots[slot] = [reader.array(e, f"optimizer slot {slot!r}") for e in entries]
                         used |= {e["file"] for e in entries}
                     iterations = state["iterations"]
                     if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
                         raise SavedModelError(f"load: {path!r}: invalid optimizer iterations {iterations!r}")
-                    model.optimizer.set_state({"iterations": iterations, "slots": slots}, model._trainable()[0])
+                    model.optimizer.set_state({"iterations": iterations, "slots": slots}, model.trainable_weights)
             elif state is not None:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
             reader.check_no_extra(used)
@@ -313,6 +460,20 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
     return model
 
 
+def _order_slots(reader: _Reader, entries: Any, paths: list[str], slot: str) -> list[Any]:
+    """Optimizer slot entries in the order of the model's trainable weights (by path;
+    format 1 stored them in that order already)."""
+    if not isinstance(entries, list):
+        raise SavedModelError(f"load: {reader.path!r}: malformed optimizer slot {slot!r}")
+    if all(isinstance(e, dict) and "path" not in e for e in entries):
+        return entries
+    by_path = {e.get("path"): e for e in entries if isinstance(e, dict)}
+    if sorted(map(str, by_path)) != sorted(paths) or len(by_path) != len(entries):
+        raise SavedModelError(
+            f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
+    return [by_path[p] for p in paths]
+
+
 def _metric_from(entry: Any) -> Any:
     classes = {c.__name__: c for c in vars(_metrics).values() if isinstance(c, type) and issubclass(c, _metrics.Metric)}
     name = entry.get("class_name") if isinstance(entry, dict) else None
@@ -321,21 +482,32 @@ def _metric_from(entry: Any) -> Any:
     return classes[name].from_config(entry.get("config", {}))
 
 
+def _stored_shapes(reader: _Reader) -> Any:
+    entry = reader.header.get("model") or {}
+    if reader.header.get("format_version") == 1:
+        shape = entry.get("input_shape")
+        if shape is None:
+            raise SavedModelError(f"load_weights: build the model first; {reader.path!r} has no input shape")
+        return (None,) + tuple(shape)
+    shapes = entry.get("build_shapes")
+    if shapes is None:
+        raise SavedModelError(f"load_weights: build the model first; {reader.path!r} has no input shape")
+    return _shapes_from_json(shapes)
+
+
 def load_weights(model: Any, filepath: str | os.PathLike) -> None:
     """Load weights from a file written by :func:`save_weights` or :func:`save_model`.
 
-    The model must have the same architecture; an unbuilt model is built from the input
-    shape stored in the file.
+    Weights are matched by path (layer names and weight name), never by position. The
+    model must hold the same weights; an unbuilt model is built from the input shapes
+    stored in the file.
     """
     path = os.fspath(filepath)
     reader = _Reader(path)
     try:
         with reader.zf:
             if not model.built:
-                shape = (reader.header.get("model") or {}).get("input_shape")
-                if shape is None:
-                    raise SavedModelError(f"load_weights: build the model first; {path!r} has no input shape")
-                model.build((None,) + tuple(shape))
+                model.build(_stored_shapes(reader))
             used = _assign_weights(reader, model)
             state = reader.header.get("optimizer_state")
             if state:

@@ -1,7 +1,6 @@
 """Public numerical gradient checking.
 
-:func:`check_gradients` compares a layer's (or a whole model's) hand-written backward
-pass with central differences computed in float64:
+:func:`check_gradients` compares a layer's (or a whole model's) backward pass with central differences computed in float64:
 
 .. math:: \\frac{\\partial L}{\\partial \\theta_i} \\approx \\frac{L(\\theta + \\epsilon e_i) - L(\\theta - \\epsilon e_i)}{2 \\epsilon}
 
@@ -86,12 +85,28 @@ class GradientCheckReport:
 
 
 def _as64(obj: Any) -> None:
-    """Convert a layer's arrays (params, grads, state, nested activation) to float64 in place."""
+    """Convert a layer's arrays (params, grads, state) to float64 in place."""
     for d in ("params", "grads", "state"):
         arrays = getattr(obj, d, None)
         if isinstance(arrays, dict):
             for k in list(arrays):
                 arrays[k] = np.asarray(arrays[k], dtype=np.float64)
+
+
+def _all_layers(root: Layer) -> list[Any]:
+    """``root``, every layer inside it, and their helper layers (a Dense layer's activation)."""
+    found: list[Any] = []
+    seen: set[int] = set()
+    stack: list[Any] = [root]
+    while stack:
+        obj = stack.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        found.append(obj)
+        stack.extend(layer for _, layer in obj._children())
+        stack.extend(v for v in vars(obj).values() if isinstance(v, Layer))
+    return found
 
 
 def _generators(objs: list[Any]) -> list[tuple[Any, str, Any]]:
@@ -101,6 +116,18 @@ def _generators(objs: list[Any]) -> list[tuple[Any, str, Any]]:
             if isinstance(v, np.random.Generator):
                 found.append((obj, k, copy.deepcopy(v.bit_generator.state)))
     return found
+
+
+def _inputs64(x: Any) -> tuple[Any, list[np.ndarray], list[str]]:
+    """``x`` (an array, a list or a dict of arrays) in float64: structure, arrays, names."""
+    if isinstance(x, dict):
+        arrays = [np.array(v, dtype=np.float64) for v in x.values()]
+        return dict(zip(x, arrays)), arrays, [f"x[{k!r}]" for k in x]
+    if isinstance(x, (list, tuple)) and x and all(isinstance(v, np.ndarray) for v in x):
+        arrays = [np.array(v, dtype=np.float64) for v in x]
+        return list(arrays), arrays, [f"x[{i}]" for i in range(len(arrays))]
+    arr = np.array(x, dtype=np.float64)
+    return arr, [arr], ["x"]
 
 
 def check_gradients(
@@ -117,20 +144,23 @@ def check_gradients(
     seed: int = 0,
     raise_on_failure: bool = True,
 ) -> GradientCheckReport:
-    """Check the backward pass of a layer or a ``Sequential`` model numerically.
+    """Check the backward pass of a layer or a model numerically.
 
     The target is deep-copied and converted to float64, so the original is untouched.
+    Any layer works: a primitive, a composite layer, or a model of any kind (Sequential,
+    functional, subclassed) with any number of inputs and outputs. For composites and
+    models the analytic gradients come from the tape, exactly as ``fit`` computes them.
 
     Parameters
     ----------
-    target : Layer or Sequential
-    x : array
-        An input batch.
-    y : array, optional
-        Targets; with ``loss`` (or a compiled model's loss) the objective is that loss.
+    target : Layer or Model
+    x : array, list of arrays or dict of arrays
+        An input batch (several arrays for a model with several inputs or a merge layer).
+    y : array, list or dict, optional
+        Targets; with ``loss`` (or a compiled model's losses) the objective is that loss.
     loss : str or Loss, optional
-        Without a loss, the objective is ``sum(output * R)`` for a fixed random ``R``,
-        which exercises every output element.
+        Without a loss, the objective is ``sum_k sum(output_k * R_k)`` for fixed random
+        ``R_k``, which exercises every output element.
     eps : float, default 1e-6
         Central-difference step.
     atol, rtol : float
@@ -157,94 +187,96 @@ def check_gradients(
     >>> check_gradients(npnet.layers.Dense(2, activation="tanh"), x).passed
     True
     """
-    from .model import Sequential
+    from . import _tape
+    from .models import Model
+    from .models._structure import flatten
 
+    if not isinstance(target, Layer):
+        raise TypeError(f"check_gradients: `target` must be an npnet Layer or Model, received {target!r}")
     rng = np.random.default_rng(seed)
-    x64 = np.array(x, dtype=np.float64)
-    is_model = isinstance(target, Sequential)
-    if not is_model and not isinstance(target, Layer):
-        raise TypeError(f"check_gradients: `target` must be an npnet Layer or Sequential, received {target!r}")
+    inputs, xs, x_names = _inputs64(x)
+    is_model = isinstance(target, Model)
     t = copy.deepcopy(target)
-    layers = t.layers if is_model else [t]
-    if is_model:
-        if not t.built:
-            t.build((None,) + x64.shape[1:])
-    elif not t.built:
-        t.forward(np.zeros_like(x64[:1]))
-    objs: list[Any] = []
-    for layer in layers:
-        layer.compute_input_grad = True
-        stack = [layer]
-        while stack:
-            obj = stack.pop()
-            objs.append(obj)
-            _as64(obj)
-            for v in vars(obj).values():
-                if isinstance(v, Layer):
-                    stack.append(v)
+    if not t.built:
+        if t._is_composite():
+            t(copy.deepcopy(inputs))
+        else:
+            t(inputs if isinstance(inputs, list) else inputs[:1])
+    objs = _all_layers(t)
+    for obj in objs:
+        _as64(obj)
     gens = _generators(objs)
 
     loss_obj: Loss | None = None
     if loss is not None:
         loss_obj = _get_loss(loss)
-    elif is_model and t.compiled and y is not None:
-        loss_obj = t.loss
+    if y is not None and loss_obj is None and not (is_model and t.compiled):
+        raise ValueError("check_gradients: targets `y` need a `loss` (or a compiled model)")
     if loss_obj is not None and y is None:
         raise ValueError("check_gradients: a loss needs targets `y`")
-    fused = False
-    if is_model and loss_obj is not None:
-        t.loss = loss_obj
-        fused = t._fused()
+    use_model_loss = is_model and y is not None
+    ys: list[Any] = []
 
     def rewind() -> None:
         for obj, k, state in gens:
             getattr(obj, k).bit_generator.state = copy.deepcopy(state)
 
-    def run_forward(inp: np.ndarray) -> np.ndarray:
+    def run_forward(tape: Any) -> list[np.ndarray]:
         rewind()
-        if is_model:
-            return t._forward(inp, training, fused)
-        return t.forward(inp, training)
+        with _tape.running(_tape.Run(training=training, tape=tape)):
+            if tape is not None:
+                for a in xs:
+                    tape.add_source(a)
+            return flatten(t(inputs, training=training))
 
-    out0 = run_forward(x64)
-    proj = rng.normal(size=out0.shape)
+    out0 = run_forward(None)
+    if use_model_loss:
+        if loss_obj is not None:
+            t.compile(optimizer="sgd", loss=loss_obj)
+        if t._heads is None:
+            t._heads = t._make_heads(t._output_names(t(inputs)))
+        ys = t._target_arrays(y, t._heads, "check_gradients")
+    projections = [rng.normal(size=o.shape) for o in out0]
 
-    def objective(inp: np.ndarray) -> float:
-        out = run_forward(inp)
+    def objective_and_seeds(outs: list[np.ndarray], tape: Any, grads: bool) -> tuple[float, dict, dict]:
+        if use_model_loss:
+            value, _, seeds, fused = t._loss(outs, ys, tape, grads=grads)
+            return value, seeds, fused
         if loss_obj is None:
-            return float(np.sum(out * proj))
-        if is_model:
-            return float(t._loss(y, out, fused)[0])
-        return float(loss_obj.forward(y, out))
+            value = float(sum(np.sum(o * r) for o, r in zip(outs, projections)))
+            return value, {id(o): r for o, r in zip(outs, projections)} if grads else {}, {}
+        if len(outs) != 1:
+            raise ValueError("check_gradients: `loss` works with one output; compile the model with one loss per output")
+        value = float(loss_obj.forward(y, outs[0]))
+        return value, {id(outs[0]): loss_obj.backward()} if grads else {}, {}
 
-    # Analytic pass.
-    out = run_forward(x64)
-    if loss_obj is None:
-        dy = proj
-        if is_model:
-            d = dy
-            for layer in reversed(t.layers):
-                d = layer.backward(d)
-            dx = d
-        else:
-            dx = t.backward(dy)
-    elif is_model:
-        t._loss(y, out, fused)
-        dx = t._backward(fused)
-    else:
-        loss_obj.forward(y, out)
-        dx = t.backward(loss_obj.backward())
+    def objective() -> float:
+        tape = _tape.Tape(strict=False)
+        outs = run_forward(tape)
+        with _tape.running(_tape.Run(training=training, tape=tape)):
+            return objective_and_seeds(outs, tape, grads=False)[0]
 
-    arrays: list[tuple[str, np.ndarray, np.ndarray]] = [("x", x64, np.array(dx, dtype=np.float64))]
-    for layer in layers:
-        for k, p in layer.params.items():
-            name = f"{layer.name}.{k}" if is_model else k
-            arrays.append((name, p, layer.grads[k].copy()))
+    # Analytic pass, along the tape.
+    tape = _tape.Tape()
+    outs = run_forward(tape)
+    with _tape.running(_tape.Run(training=training, tape=tape)):
+        _, seeds, fused = objective_and_seeds(outs, tape, grads=True)
+        grads_in, visited = tape.backward(seeds, fused, want={id(a) for a in xs})
+
+    arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for name, a in zip(x_names, xs):
+        g = grads_in.get(id(a))
+        arrays.append((name, a, np.zeros_like(a) if g is None else np.array(g, dtype=np.float64)))
+    for path, layer, key in t._weight_entries():
+        if key in layer.params:
+            analytic = layer.grads[key].copy() if id(layer) in visited else np.zeros_like(layer.params[key])
+            arrays.append((path, layer.params[key], analytic))
 
     report = GradientCheckReport(
         target=f"{type(target).__name__} '{target.name}'", eps=eps, atol=atol, rtol=rtol, training=training,
-        objective="loss " + type(loss_obj).__name__ if loss_obj is not None else "sum(output * R)",
-        input_shape=tuple(x64.shape),
+        objective=("loss " + type(loss_obj).__name__ if loss_obj is not None else
+                   "compiled loss" if use_model_loss else "sum(output * R)"),
+        input_shape=tuple(xs[0].shape) if len(xs) == 1 else tuple(tuple(a.shape) for a in xs),  # type: ignore[arg-type]
     )
     for name, arr, analytic in arrays:
         numeric = np.zeros_like(arr)
@@ -258,9 +290,9 @@ def check_gradients(
         for i in indices:
             old = flat[i]
             flat[i] = old + eps
-            plus = objective(x64)
+            plus = objective()
             flat[i] = old - eps
-            minus = objective(x64)
+            minus = objective()
             flat[i] = old
             num_flat[i] = (plus - minus) / (2 * eps)
         a = analytic.reshape(-1)

@@ -33,20 +33,17 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 
 class _Elementwise(Layer):
-    def _keep(self, **arrays: np.ndarray) -> None:
-        for k, v in arrays.items():
-            setattr(self, k, v)
+    """An element-wise activation: the output has the input's shape."""
 
 
 class Linear(_Elementwise):
     """Identity: ``y = x``, ``dx = dy``."""
 
     def forward(self, x, training=False):
-        self._seen = True
-        return self._enter(x)
+        return self._enter(x), ()
 
-    def backward(self, dy):
-        self._require_forward("_seen")
+    def backward(self, cache, dy):
+        self._require_cache(cache)
         return dy
 
 
@@ -60,11 +57,9 @@ class ReLU(_Elementwise):
     Examples
     --------
     >>> import numpy as np, npnet
-    >>> npnet.layers.ReLU().forward(np.array([[-1.0, 2.0]]))
+    >>> npnet.layers.ReLU()(np.array([[-1.0, 2.0]]))
     array([[0., 2.]])
     """
-
-    _mask: np.ndarray | None = None
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -76,13 +71,12 @@ class ReLU(_Elementwise):
             np.maximum(xs[a:b], 0, out=ys[a:b])
 
         _parallel.run(part, len(xs), x.size)
-        self._mask = mask
-        return y
+        return y, mask
 
-    def backward(self, dy):
-        self._require_forward("_mask")
+    def backward(self, cache, dy):
+        self._require_cache(cache)
         dx = self._new_array("dx", dy.shape, dy.dtype)
-        ds, ms, dxs = _rows(dy), _rows(self._mask), _rows(dx)
+        ds, ms, dxs = _rows(dy), _rows(cache), _rows(dx)
         _parallel.run(lambda a, b: np.multiply(ds[a:b], ms[a:b], out=dxs[a:b]), len(ds), dy.size)
         return dx
 
@@ -96,20 +90,18 @@ class LeakyReLU(_Elementwise):
         The slope :math:`\alpha` for negative inputs (Keras' default).
     """
 
-    _mask: np.ndarray | None = None
-
     def __init__(self, negative_slope: float = 0.3, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.negative_slope = check_float(negative_slope, "negative_slope", low=0.0, owner=type(self).__name__)
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._mask = x > 0
-        return np.where(self._mask, x, x * self.negative_slope)
+        mask = x > 0
+        return np.where(mask, x, x * self.negative_slope), mask
 
-    def backward(self, dy):
-        self._require_forward("_mask")
-        return np.where(self._mask, dy, dy * self.negative_slope)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return np.where(cache, dy, dy * self.negative_slope)
 
     def get_config(self):
         return {**super().get_config(), "negative_slope": self.negative_slope}
@@ -122,22 +114,20 @@ class ELU(_Elementwise):
     and the mask.
     """
 
-    _y: np.ndarray | None = None
-
     def __init__(self, alpha: float = 1.0, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.alpha = check_float(alpha, "alpha", low=0.0, owner=type(self).__name__)
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._mask = x > 0
-        y = np.where(self._mask, x, self.alpha * np.expm1(np.minimum(x, 0)))
-        self._y = y
-        return y
+        mask = x > 0
+        y = np.where(mask, x, self.alpha * np.expm1(np.minimum(x, 0)))
+        return y, (mask, y)
 
-    def backward(self, dy):
-        self._require_forward("_y")
-        return np.where(self._mask, dy, dy * (self._y + self.alpha))
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        mask, y = cache
+        return np.where(mask, dy, dy * (y + self.alpha))
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha}
@@ -150,66 +140,66 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class Sigmoid(_Elementwise):
-    r"""Logistic sigmoid :math:`y = 1 / (1 + e^{-x})`, with :math:`dx = dy \cdot y (1 - y)`."""
+    r"""Logistic sigmoid :math:`y = 1 / (1 + e^{-x})`, with :math:`dx = dy \cdot y (1 - y)`.
 
-    _y: np.ndarray | None = None
+    As the output of a model compiled with binary cross-entropy, the model skips this
+    backward and uses the fused gradient with respect to the logits.
+    """
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._y = _sigmoid(x)
-        return self._y
+        y = _sigmoid(x)
+        return y, y
 
-    def backward(self, dy):
-        self._require_forward("_y")
-        y = self._y
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        y = cache
         return dy * y * (1 - y)
+
+    def _fusion(self, cache, inputs):
+        return "sigmoid", inputs[0]
+
+    def _backward_from_logits(self, cache, dz):
+        return dz
 
 
 class Tanh(_Elementwise):
     r"""Hyperbolic tangent, with :math:`dx = dy (1 - y^2)`."""
 
-    _y: np.ndarray | None = None
-
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._y = np.tanh(x)
-        return self._y
+        y = np.tanh(x)
+        return y, y
 
-    def backward(self, dy):
-        self._require_forward("_y")
-        return dy * (1 - self._y * self._y)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return dy * (1 - cache * cache)
 
 
 class Softplus(_Elementwise):
     r"""Softplus :math:`y = \log(1 + e^x)`, computed stably; :math:`dx = dy \cdot \sigma(x)`."""
 
-    _x: np.ndarray | None = None
-
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._x = x
-        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+        return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x))), x
 
-    def backward(self, dy):
-        self._require_forward("_x")
-        return dy * _sigmoid(self._x)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return dy * _sigmoid(cache)
 
 
 class Swish(_Elementwise):
     r"""Swish / SiLU :math:`y = x \sigma(x)`; :math:`dx = dy\,(\sigma + x \sigma (1 - \sigma))`."""
 
-    _x: np.ndarray | None = None
-
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._x = x
-        self._s = _sigmoid(x)
-        return x * self._s
+        s = _sigmoid(x)
+        return x * s, (x, s)
 
-    def backward(self, dy):
-        self._require_forward("_x")
-        s = self._s
-        return dy * (s + self._x * s * (1 - s))
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        x, s = cache
+        return dy * (s + x * s * (1 - s))
 
 
 class Softmax(Layer):
@@ -217,17 +207,15 @@ class Softmax(Layer):
 
     Backward: :math:`dx = y \odot (dy - \sum_j dy_j y_j)`.
 
-    As the last layer of a model compiled with a cross-entropy loss, ``Sequential``
-    skips this backward and uses the fused, numerically stable gradient
-    :math:`(p - y) / n` of the loss with respect to the logits.
+    As the output of a model compiled with a cross-entropy loss, the model skips this
+    backward and uses the fused, numerically stable gradient :math:`(p - y) / n` of the
+    loss with respect to the logits.
 
     Parameters
     ----------
     axis : int, default -1
         The axis that sums to one.
     """
-
-    _y: np.ndarray | None = None
 
     def __init__(self, axis: int = -1, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
@@ -248,13 +236,19 @@ class Softmax(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._y = self._softmax(x, self.axis)
-        return self._y
+        y = self._softmax(x, self.axis)
+        return y, y
 
-    def backward(self, dy):
-        self._require_forward("_y")
-        y = self._y
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        y = cache
         return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+    def _fusion(self, cache, inputs):
+        return ("softmax", inputs[0]) if self.axis == -1 else None
+
+    def _backward_from_logits(self, cache, dz):
+        return dz
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
@@ -263,14 +257,13 @@ class Softmax(Layer):
 class _Activated:
     """Mixin for layers computing ``y = activation(z)`` from an affine ``z``.
 
-    The host class defines ``_linear(x) -> z`` and ``_linear_backward(dz) -> dx``, an
-    optional activation layer ``_act`` and ``_cache_name``, the attribute its forward pass
-    fills. Keeping the affine part separate lets ``Sequential`` fuse a final softmax into
-    the cross-entropy loss.
+    The host class defines ``_linear(x) -> (z, cache)`` and
+    ``_linear_backward(cache, dz) -> dx``, and an optional activation layer ``_act``.
+    Keeping the affine part separate lets a model fuse a final softmax into the
+    cross-entropy loss. The cache of a call is ``(affine cache, z, activation cache)``.
     """
 
     _act: Layer | None = None
-    _cache_name = "_x"
 
     def _set_affine(self, activation: Any, use_bias: bool, kernel_initializer: Any, bias_initializer: Any) -> None:
         """Validate and store the arguments shared by Dense and Conv2D, unchanged."""
@@ -286,13 +279,26 @@ class _Activated:
         initializers.get(bias_initializer, owner=owner)
 
     def forward(self, x, training=False):
-        z = self._linear(x)
-        return z if self._act is None else self._act.forward(z, training)
+        z, lin = self._linear(x)
+        if self._act is None:
+            return z, (lin, z, None)
+        y, act = self._act.forward(z, training)
+        return y, (lin, z, act)
 
-    def backward(self, dy):
-        self._require_forward(self._cache_name)
-        dz = dy if self._act is None else self._act.backward(dy)
-        return self._linear_backward(dz)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        lin, _, act = cache
+        dz = dy if self._act is None else self._act.backward(act, dy)
+        return self._linear_backward(lin, dz)
+
+    def _fusion(self, cache, inputs):
+        if self._act is None:
+            return None
+        fused = self._act._fusion(None, [cache[1]])
+        return fused
+
+    def _backward_from_logits(self, cache, dz):
+        return self._linear_backward(cache[0], dz)
 
 
 ACTIVATIONS: dict[str, type[Layer]] = {

@@ -1,9 +1,19 @@
 """The layer contract every npnet layer follows.
 
-A layer turns a batch ``x`` into ``y = f(x)`` in :meth:`Layer.forward` and, given the
-gradient of the loss with respect to ``y`` (``dy``), returns the gradient with respect
-to ``x`` (``dx``) in :meth:`Layer.backward`. Along the way ``backward`` *sets* (never adds
-to) ``self.grads[k]`` for every parameter ``self.params[k]``.
+There are two kinds of layer.
+
+A **primitive** layer writes its math by hand. :meth:`Layer.forward` turns a batch ``x``
+into ``y = f(x)`` and returns ``(y, cache)``: the output and the few arrays its derivative
+needs. :meth:`Layer.backward` takes that cache and ``dy`` (the gradient of the loss with
+respect to ``y``) and returns ``dx``; along the way it *sets* (never adds to)
+``self.grads[k]`` for every parameter ``self.params[k]``. The cache belongs to the call,
+not to the layer, so one layer can be called several times in one pass (a shared layer)
+and by several threads at once.
+
+A **composite** layer (and every model) defines :meth:`Layer.call` out of other layers,
+in ordinary Python. It never writes a backward: while a model trains, each primitive call
+is recorded on a tape, and the backward pass walks the tape in reverse (see
+:mod:`npnet._tape`).
 
 Rules:
 
@@ -11,20 +21,23 @@ Rules:
   so :meth:`get_config` can give them back.
 - ``build(input_shape)`` creates the parameters. Shapes include the batch dimension,
   which may be ``None``: a Dense layer fed ``(None, 4096)`` builds a ``(4096, units)``
-  kernel. ``forward`` calls ``build`` on its first batch.
-- ``forward`` keeps only what ``backward`` needs (the "cache"), and ``backward`` reads
-  only that cache.
+  kernel. A layer builds on its first call.
+- ``forward`` keeps only what ``backward`` needs, and ``backward`` reads only that cache.
+- Call a layer, ``layer(x)``, to use it: on an array it computes the output, on a
+  symbolic tensor from :func:`npnet.Input` it records a node of a functional model.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
+from .. import _tape
 from .. import initializers as _initializers
 from .._config import floatx
 
@@ -32,20 +45,22 @@ __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_cla
 
 _REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
-_SKIP_INIT = [False]
+_NAME_LOCK = threading.Lock()
+# Building creates the weights; two threads calling an unbuilt layer at once must not both build it.
+_BUILD_LOCK = threading.RLock()
 
 
 def register_layer(cls: type[Layer]) -> type[Layer]:
-    """Register a layer class so configs and saved models can name it.
+    """Register a layer or model class so configs and saved models can name it.
 
-    npnet's own layers are registered already. Register your own layer classes before
-    calling :func:`npnet.load_model` on a file that uses them; loading never imports
-    anything named in a file.
+    npnet's own layers are registered already. Register your own layer and model classes
+    before calling :func:`npnet.load_model` on a file that uses them; loading never
+    imports anything named in a file.
 
     Parameters
     ----------
     cls : type
-        A subclass of :class:`Layer`. Usable as a decorator.
+        A subclass of :class:`Layer` (models included). Usable as a decorator.
 
     Returns
     -------
@@ -86,8 +101,9 @@ def _snake(name: str) -> str:
 
 
 def _unique_name(prefix: str) -> str:
-    n = _NAME_COUNTS.get(prefix, 0)
-    _NAME_COUNTS[prefix] = n + 1
+    with _NAME_LOCK:
+        n = _NAME_COUNTS.get(prefix, 0)
+        _NAME_COUNTS[prefix] = n + 1
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
@@ -116,10 +132,34 @@ class InputSpec:
 
 
 _AXIS_WORDS = {-1: "last dimension", -2: "second-to-last dimension", 1: "dimension 1"}
+_CALL_ARGS: dict[type, frozenset[str]] = {}
+
+
+def _call_args(cls: type) -> frozenset[str]:
+    """Names ``cls.call`` accepts (``training`` is passed only where it is accepted, as in Keras)."""
+    names = _CALL_ARGS.get(cls)
+    if names is None:
+        params = inspect.signature(cls.call).parameters.values()
+        names = frozenset(p.name for p in params) | (
+            frozenset({"*"}) if any(p.kind is p.VAR_KEYWORD for p in params) else frozenset())
+        _CALL_ARGS[cls] = names
+    return names
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Layer]]:
+    """Layers held in ``value``: itself, or inside lists, tuples and dicts (with their paths)."""
+    if isinstance(value, Layer):
+        yield path, value
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}/{i}")
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}/{k}")
 
 
 class Layer:
-    """Base class of all layers.
+    """Base class of all layers, primitive and composite, and of models.
 
     Parameters
     ----------
@@ -127,7 +167,8 @@ class Layer:
         Unique name shown in ``summary()`` and in error messages; by default the class
         name in snake case with a counter (``dense``, ``dense_1``, ...).
     trainable : bool
-        If False, the optimizer leaves this layer's parameters alone.
+        If False, the optimizer leaves this layer's parameters (and those of every layer
+        inside it) alone.
 
     Attributes
     ----------
@@ -141,23 +182,27 @@ class Layer:
         Whether :meth:`build` has run.
     """
 
-    #: Whether ``backward`` must return ``dx``. Sequential turns it off for its first layer.
+    #: Whether ``backward`` must return ``dx``. The tape turns it off for a call whose
+    #: inputs need no gradient (the first layer of a model).
     compute_input_grad: bool = True
     #: Rank requirements checked on the first batch, before ``build`` (subclasses set it).
     _build_spec: InputSpec | None = None
-    #: Set while ``Sequential.fit`` trains; see :meth:`_new_array`.
-    _reuse_outputs: bool = False
+    #: Whether the layer takes a list of inputs (merge layers).
+    _multi_input: bool = False
 
-    def __init__(self, name: str | None = None, trainable: bool = True) -> None:
-        if name is not None and (not isinstance(name, str) or not name):
-            raise TypeError(f"{type(self).__name__}: `name` must be a non-empty string, received {name!r}")
+    def __init__(self, name: str | None = None, trainable: bool = True, **kwargs: Any) -> None:
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
+        if name is not None and (not isinstance(name, str) or not name or "/" in name):
+            raise TypeError(
+                f"{type(self).__name__}: `name` must be a non-empty string without '/', received {name!r}")
         self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
-        self.trainable = bool(trainable)
+        self._trainable = bool(trainable)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
         self.built = False
-        self.input_shape: tuple | None = None
+        self.input_shape: Any = None
         self.input_spec: InputSpec | None = None
         self._init_rng: np.random.Generator | None = None
 
@@ -174,11 +219,120 @@ class Layer:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
+    # ------------------------------------------------------------------ kinds
+    @classmethod
+    def _is_composite(cls) -> bool:
+        """A composite layer defines ``call``; a primitive defines ``forward``/``backward``."""
+        return cls.call is not Layer.call
+
+    @property
+    def trainable(self) -> bool:
+        """Whether ``fit`` updates this layer's parameters. Setting it sets it on every
+        layer inside, as in Keras."""
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        for _, layer in self._children():
+            layer.trainable = value
+
+    # ------------------------------------------------------------------ calling
+    def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
+        """Apply the layer.
+
+        On arrays it computes the output (inference unless ``training=True``, or unless it
+        runs inside a model that trains). On symbolic tensors from :func:`npnet.Input` it
+        records a node of a functional model and returns symbolic outputs.
+        """
+        from . import _symbolic
+
+        if _symbolic.any_symbolic(inputs):
+            return _symbolic.symbolic_call(self, inputs, kwargs)
+        run = _tape.current()
+        if training is None:
+            training = run.training if run is not None else False
+        training = bool(training)
+        if self._is_composite():
+            accepted = _call_args(type(self))
+            if "training" in accepted or "*" in accepted:
+                kwargs["training"] = training
+            out = self.call(inputs, **kwargs)
+            self.built = True
+            return out
+        if kwargs:
+            raise TypeError(f"{self._owner}: unexpected call arguments {sorted(kwargs)}")
+        return self._call_primitive(inputs, training, run)
+
+    def _check_arity(self, inputs: Any) -> bool:
+        multi = isinstance(inputs, (list, tuple))
+        if multi and not self._multi_input:
+            raise TypeError(
+                f"{self._owner}: expected a single input tensor, received a list of {len(inputs)}; "
+                "merge them first, for example with npnet.layers.Concatenate()")
+        if not multi and self._multi_input:
+            raise TypeError(f"{self._owner}: expected a list of input tensors, received one {type(inputs).__name__}")
+        return multi
+
+    def _call_primitive(self, inputs: Any, training: bool, run: _tape.Run | None) -> Any:
+        multi = self._check_arity(inputs)
+        xs = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in (inputs if multi else [inputs])]
+        x: Any = xs if multi else xs[0]
+        tape = run.tape if run is not None else None
+        if tape is not None and tape.strict:
+            for a in xs:
+                if not tape.knows(a):
+                    raise ValueError(
+                        f"{self._owner}: while training, its input must be a model input or the output of "
+                        "another layer; it received an array computed outside npnet's layers (for example "
+                        "with NumPy operators inside call()), which the backward pass cannot follow. Use "
+                        "layers such as npnet.layers.Add, Multiply or Concatenate for that arithmetic")
+        if run is None:
+            return self._forward_checked(x, training)[0]
+        slot = run.next_slot(self)
+        outer, run.slot = run.slot, slot
+        try:
+            y, cache = self._forward_checked(x, training)
+        finally:
+            run.slot = outer
+        if tape is None:
+            return y
+        multi_out = isinstance(y, (list, tuple))
+        ys = list(y) if multi_out else [y]
+        for i, o in enumerate(ys):
+            # An output that is one of the inputs (an identity) gets its own array object,
+            # so that every recorded array has exactly one producer.
+            if tape.knows(o) or any(o is p for p in ys[:i]):
+                ys[i] = o.view()
+        tape.record(_tape.Entry(self, xs, ys, cache, slot, multi, multi_out))
+        return ys if multi_out else ys[0]
+
+    def _forward_checked(self, x: Any, training: bool) -> tuple[Any, Any]:
+        result = self.forward(x, training)
+        if not (isinstance(result, tuple) and len(result) == 2):
+            raise TypeError(
+                f"{self._owner}: forward() must return a pair (output, cache), received {type(result).__name__}; "
+                "since npnet 0.2 the cache belongs to the call (see the 'Write your own layer' guide)")
+        return result
+
     # ------------------------------------------------------------------ building
-    def build(self, input_shape: tuple) -> None:
+    def build(self, input_shape: Any) -> None:
         """Create the parameters for inputs of ``input_shape`` (batch axis included)."""
-        self.input_shape = tuple(input_shape)
+        self.input_shape = tuple(input_shape) if not self._multi_input else [tuple(s) for s in input_shape]
         self.built = True
+
+    def _build_from(self, input_shape: Any) -> None:
+        """Build under the lock, with the generator of the current run when the layer has none."""
+        with _BUILD_LOCK:
+            if self.built:
+                return
+            own = self._init_rng
+            if own is None:
+                self._init_rng = _tape.init_rng()
+            try:
+                self.build(input_shape)
+            finally:
+                self._init_rng = own
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer: Any = "zeros",
                    trainable: bool = True) -> np.ndarray:
@@ -188,7 +342,7 @@ class Layer:
         ``self.grads[name]`` is created alongside.
         """
         init = _initializers.get(initializer, owner=self._owner)
-        if _SKIP_INIT[0]:
+        if _tape.skipping_init():
             # Loading a saved file: a zero-size placeholder stands in until the loader
             # has checked the stored arrays and puts real ones in place, so a tampered
             # config with huge shapes fails cleanly without allocating anything.
@@ -197,26 +351,39 @@ class Layer:
             value = init(shape, dtype=floatx(), rng=self._init_rng)
         if trainable:
             self.params[name] = value
-            self.grads[name] = np.zeros_like(value) if not _SKIP_INIT[0] else value
+            self.grads[name] = np.zeros_like(value) if not _tape.skipping_init() else value
         else:
             self.state[name] = value
+        self.__dict__.setdefault("_initializers", {})[name] = init
         return value
+
+    def _reinitialize(self, rng: np.random.Generator | None) -> None:
+        """Draw every weight again from its initializer, in place (``Model(..., seed=...)``)."""
+        inits = self.__dict__.get("_initializers", {})
+        for key, arr in list(self.params.items()) + list(self.state.items()):
+            if key in inits and arr.flags.writeable:
+                arr[...] = inits[key](arr.shape, dtype=arr.dtype, rng=rng)
+        for _, layer in self._children():
+            layer._reinitialize(rng)
 
     def _enter(self, x: np.ndarray) -> np.ndarray:
         """Build on the first call, then check ``x`` against the input spec."""
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         if not self.built:
-            spec = self.input_spec if self.input_spec is not None else self._build_spec
-            if spec is not None:
-                saved, self.input_spec = self.input_spec, spec
-                try:
-                    self._check_spec(x.shape)
-                finally:
-                    self.input_spec = saved
-            self.build((None,) + tuple(x.shape[1:]))
+            self._check_build_spec(x.shape)
+            self._build_from((None,) + tuple(x.shape[1:]))
         self._check_spec(x.shape)
         return x
+
+    def _check_build_spec(self, shape: tuple) -> None:
+        spec = self.input_spec if self.input_spec is not None else self._build_spec
+        if spec is not None:
+            saved, self.input_spec = self.input_spec, spec
+            try:
+                self._check_spec(shape)
+            finally:
+                self.input_spec = saved
 
     def _check_spec(self, shape: tuple) -> None:
         spec = self.input_spec
@@ -243,54 +410,151 @@ class Layer:
                     f"{self._owner}: expected input with {word} {size}, received shape {tuple(shape)}"
                 )
 
-    def _require_forward(self, *names: str) -> None:
-        for n in names:
-            if getattr(self, n, None) is None:
-                raise RuntimeError(
-                    f"{self._owner}: backward() called before forward(); run forward(x, training=True) first"
-                )
+    def _require_cache(self, cache: Any) -> None:
+        if cache is None:
+            raise RuntimeError(
+                f"{self._owner}: backward() needs the cache returned by forward(); "
+                "call y, cache = layer.forward(x, training=True) first"
+            )
 
     # ------------------------------------------------------------------ computation
-    def forward(self, x: np.ndarray, training: bool = False) -> np.ndarray:
-        """Compute the output for a batch ``x`` and keep what :meth:`backward` needs."""
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        """A composite layer's computation, out of other layers (override it; no backward needed)."""
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray) -> np.ndarray | None:
-        """Given ``dL/dy``, set ``self.grads`` and return ``dL/dx``."""
-        raise NotImplementedError
+    def forward(self, x: np.ndarray, training: bool = False) -> tuple[Any, Any]:
+        """A primitive layer's computation: return ``(y, cache)`` for a batch ``x``."""
+        raise NotImplementedError(
+            f"{self._owner}: a layer defines either call() (out of other layers) or forward() and backward()")
 
-    def compute_output_shape(self, input_shape: tuple) -> tuple:
+    def backward(self, cache: Any, dy: np.ndarray) -> Any:
+        """Given the cache of one forward call and ``dL/dy``, set ``self.grads`` and return ``dL/dx``."""
+        raise NotImplementedError(f"{self._owner}: backward() is not implemented")
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
         """Output shape for ``input_shape`` (batch axis included, may be ``None``)."""
         return tuple(input_shape)
 
-    # ------------------------------------------------------------------ weights
-    def count_params(self) -> int:
-        """Number of trainable parameter elements."""
-        return int(sum(p.size for p in self.params.values()))
+    # Loss fusion: a primitive whose last step is a softmax or sigmoid tells the model so,
+    # and the model then computes the loss from the logits (see Model.compile).
+    def _fusion(self, cache: Any, inputs: list[np.ndarray]) -> tuple[str, np.ndarray] | None:
+        """``(kind, logits)`` if this call ends in a softmax over the last axis ("softmax")
+        or a sigmoid ("sigmoid"), else None."""
+        return None
 
-    def count_state(self) -> int:
-        """Number of non-trainable elements (state arrays)."""
-        return int(sum(s.size for s in self.state.values()))
+    def _backward_from_logits(self, cache: Any, dz: np.ndarray) -> Any:
+        """Backward of this call from the gradient with respect to its logits."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ nested layers
+    def _children(self) -> list[tuple[str, Layer]]:
+        """The layers directly inside this one, each with the name its weights are saved
+        under: the attribute path for a composite (``"blocks/0"``), the layer name for
+        Sequential and functional models. Primitives have none."""
+        if not self._is_composite():
+            return []
+        found: list[tuple[str, Layer]] = []
+        seen = {id(self)}
+        for key, value in vars(self).items():
+            for path, layer in _walk(value, key):
+                if id(layer) not in seen:
+                    seen.add(id(layer))
+                    found.append((path, layer))
+        return found
+
+    def _flatten_layers(self) -> list[Layer]:
+        """Every layer inside, depth first, each once (self excluded)."""
+        out: list[Layer] = []
+        seen: set[int] = set()
+
+        def visit(layer: Layer) -> None:
+            for _, child in layer._children():
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    out.append(child)
+                    visit(child)
+
+        visit(self)
+        return out
+
+    # ------------------------------------------------------------------ weights
+    def _weight_entries(self, prefix: str = "") -> list[tuple[str, Layer, str]]:
+        """``(path, layer, key)`` for every weight: own parameters, own state, then each
+        inner layer's, each weight once."""
+        out: list[tuple[str, Layer, str]] = []
+        seen: set[tuple[int, str]] = set()
+
+        def visit(layer: Layer, pre: str) -> None:
+            for key in list(layer.params) + list(layer.state):
+                if (id(layer), key) not in seen:
+                    seen.add((id(layer), key))
+                    out.append((pre + key, layer, key))
+            for path, child in layer._children():
+                visit(child, f"{pre}{path}/")
+
+        visit(self, prefix)
+        return out
+
+    def _trainable_entries(self) -> list[tuple[Layer, str]]:
+        """``(layer, key)`` of every parameter ``fit`` updates: none inside a frozen layer."""
+        out: list[tuple[Layer, str]] = []
+        seen: set[int] = set()
+
+        def visit(layer: Layer) -> None:
+            if not layer.trainable or id(layer) in seen:
+                return
+            seen.add(id(layer))
+            out.extend((layer, k) for k in layer.params)
+            for _, child in layer._children():
+                visit(child)
+
+        visit(self)
+        return out
+
+    @staticmethod
+    def _array(layer: Layer, key: str) -> np.ndarray:
+        return layer.params[key] if key in layer.params else layer.state[key]
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        """Every weight array (live, not copies): trainable first, as in Keras."""
+        return self.trainable_weights + self.non_trainable_weights
+
+    @property
+    def trainable_weights(self) -> list[np.ndarray]:
+        """The parameters ``fit`` updates (live arrays)."""
+        return [layer.params[k] for layer, k in self._trainable_entries()]
+
+    @property
+    def non_trainable_weights(self) -> list[np.ndarray]:
+        """State arrays, and the parameters of frozen layers (live arrays)."""
+        trainable = {(id(layer), k) for layer, k in self._trainable_entries()}
+        return [self._array(layer, k) for _, layer, k in self._weight_entries() if (id(layer), k) not in trainable]
+
+    def count_params(self) -> int:
+        """Number of weight elements, trainable and not (as Keras counts them)."""
+        return int(sum(self._array(layer, k).size for _, layer, k in self._weight_entries()))
 
     def get_weights(self) -> list[np.ndarray]:
-        """Copies of the parameters, then the state arrays, in creation order."""
-        return [a.copy() for a in list(self.params.values()) + list(self.state.values())]
-
-    def _weight_items(self) -> list[tuple[str, np.ndarray]]:
-        return list(self.params.items()) + list(self.state.items())
+        """Copies of every weight: for each layer its parameters, then its state arrays."""
+        return [self._array(layer, k).copy() for _, layer, k in self._weight_entries()]
 
     def set_weights(self, weights: Iterable[np.ndarray]) -> None:
         """Copy ``weights`` (same order and shapes as :meth:`get_weights`) into the layer in place."""
         weights = list(weights)
-        items = self._weight_items()
-        if len(weights) != len(items):
-            raise ValueError(f"{self._owner}: expected {len(items)} weight arrays, received {len(weights)}")
-        for (key, target), value in zip(items, weights):
+        entries = self._weight_entries()
+        if len(weights) != len(entries):
+            raise ValueError(f"{self._owner}: expected {len(entries)} weight arrays, received {len(weights)}")
+        checked = []
+        for (path, layer, key), value in zip(entries, weights):
             value = np.asarray(value)
+            target = self._array(layer, key)
             if value.shape != target.shape:
                 raise ValueError(
-                    f"{self._owner}: weight {key!r} expected shape {target.shape}, received {value.shape}"
+                    f"{self._owner}: weight {path!r} expected shape {target.shape}, received {value.shape}"
                 )
+            checked.append((target, value))
+        for target, value in checked:
             np.copyto(target, value, casting="same_kind")
 
     # ------------------------------------------------------------------ config
@@ -303,40 +567,19 @@ class Layer:
         """Create a layer from the output of :meth:`get_config`."""
         return cls(**config)
 
-    # ------------------------------------------------------------------ scratch memory
-    def _scratch_buffer(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """An internal array reused between batches of the same shape.
-
-        Large layers (convolutions, batch norm) keep their biggest intermediate arrays
-        here: a fresh multi-megabyte array per step costs more in page faults than the
-        arithmetic that fills it. Never return one of these to the caller.
-        """
-        bufs = self.__dict__.setdefault("_scratch", {})
-        buf = bufs.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != np.dtype(dtype):
-            buf = bufs[key] = np.empty(shape, dtype=dtype)
-        return buf
-
+    # ------------------------------------------------------------------ kept arrays
     def _new_array(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
-        """An uninitialized array for a result this layer hands on (an output or ``dx``).
+        """An uninitialized array for a result of this call (an output, ``dx``, or a big
+        intermediate such as the im2col matrix).
 
-        Normally a fresh array. While :meth:`Sequential.fit <npnet.Sequential.fit>` trains,
-        it sets ``_reuse_outputs`` and the same array serves batch after batch: every
-        consumer is done with it before the next step, and reusing it spares the page
-        faults of a fresh multi-megabyte array.
+        Normally a fresh array. While ``fit`` trains, the same array serves this call of
+        the layer batch after batch: every consumer is done with it before the next
+        step, and reusing it spares the page faults of a fresh multi-megabyte array.
+        Arrays are kept per call, so a layer called twice in one pass gets two sets.
         """
-        if self._reuse_outputs:
-            return self._scratch_buffer("out:" + key, shape, dtype)
-        return np.empty(shape, dtype=dtype)
-
-    def __deepcopy__(self, memo: dict) -> Layer:
-        # Scratch buffers are not state: a copy starts without them and hands out fresh arrays.
-        clone = type(self).__new__(type(self))
-        memo[id(self)] = clone
-        for k, v in self.__dict__.items():
-            if k != "_reuse_outputs":
-                clone.__dict__[k] = {} if k == "_scratch" else copy.deepcopy(v, memo)
-        return clone
+        run = _tape.current()
+        buf = None if run is None else run.buffer(self, key, shape, dtype)
+        return np.empty(shape, dtype=dtype) if buf is None else buf
 
     # ------------------------------------------------------------------ randomness
     def _seed_from(self, rng: np.random.Generator, epoch: int) -> None:

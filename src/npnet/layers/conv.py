@@ -75,6 +75,9 @@ class Conv2D(_Activated, Layer):
     ``np.add.at``). ``dcols`` is computed a few images at a time, so each block is still
     in the CPU cache when it is scattered.
 
+    The cache of a call holds ``cols``, the padded input shape and the padding (plus the
+    pre-activation output and the activation's cache, see ``_Activated``).
+
     Parameters
     ----------
     filters : int
@@ -90,12 +93,10 @@ class Conv2D(_Activated, Layer):
     --------
     >>> import numpy as np, npnet
     >>> conv = npnet.layers.Conv2D(8, 3, padding="same")
-    >>> conv.forward(np.zeros((2, 28, 28, 1), dtype="float32")).shape
+    >>> conv(np.zeros((2, 28, 28, 1), dtype="float32")).shape
     (2, 28, 28, 8)
     """
 
-    _cols: Any = None
-    _cache_name = "_cols"
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
@@ -139,7 +140,8 @@ class Conv2D(_Activated, Layer):
         self.input_spec = InputSpec(ndim=4, axes={-1: c}, layout=_LAYOUT)
         super().build(input_shape)
 
-    def _linear(self, x: np.ndarray) -> np.ndarray:
+    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, tuple]:
+        """Pre-activation output ``z`` and the cache ``(cols, padded shape, pads)``."""
         x = self._enter(x)
         n, h, w, c = x.shape
         (oh, ow), ((pt, pb), (pl, pr)) = self._geometry(h, w)
@@ -149,9 +151,9 @@ class Conv2D(_Activated, Layer):
         kh, kw = self.kernel_size
         win = _windows(xp, self.kernel_size, self.strides, self.dilation_rate, (oh, ow))
         # (n, oh, ow, C, kh, kw) -> (n, oh, ow, kh, kw, C): the kernel's (kh, kw, C) order,
-        # copied into a buffer kept between batches (a fresh multi-megabyte array per
-        # step costs more in page faults than the copy itself).
-        cols = self._scratch_buffer("cols", (n, oh, ow, kh, kw, c), x.dtype)
+        # copied into an array that fit reuses batch after batch (a fresh multi-megabyte
+        # array per step costs more in page faults than the copy itself).
+        cols = self._new_array("cols", (n, oh, ow, kh, kw, c), x.dtype)
         if c >= 8:
             np.copyto(cols, win.transpose(0, 1, 2, 4, 5, 3))
         else:  # few channels: one strided copy per kernel offset is faster
@@ -159,31 +161,32 @@ class Conv2D(_Activated, Layer):
                 for j in range(kw):
                     np.copyto(cols[:, :, :, i, j, :], win[..., i, j])
         cols = cols.reshape(n * oh * ow, kh * kw * c)
-        self._cols, self._xshape, self._pads = cols, xp.shape, ((pt, pb), (pl, pr))
         kernel = self.params["kernel"].reshape(kh * kw * c, self.filters)
         y = self._new_array("y", (n * oh * ow, self.filters), np.result_type(cols, kernel))
         np.matmul(cols, kernel, out=y)
         if self.use_bias:
             y += self.params["bias"]
-        return y.reshape(n, oh, ow, self.filters)
+        return y.reshape(n, oh, ow, self.filters), (cols, xp.shape, ((pt, pb), (pl, pr)))
 
-    def _linear_backward(self, dz: np.ndarray) -> np.ndarray | None:
-        self._require_forward("_cols")
+    def _linear_backward(self, cache: tuple, dz: np.ndarray) -> np.ndarray | None:
+        """Set the kernel and bias gradients from ``dz``; return ``dx`` (or None)."""
+        self._require_cache(cache)
+        cols, xshape, pads = cache
         n, oh, ow, f = dz.shape
         kh, kw = self.kernel_size
-        c = self._xshape[-1]
+        c = xshape[-1]
         d2 = dz.reshape(n * oh * ow, f)
-        np.matmul(self._cols.T, d2, out=self.grads["kernel"].reshape(kh * kw * c, f))
+        np.matmul(cols.T, d2, out=self.grads["kernel"].reshape(kh * kw * c, f))
         if self.use_bias:
             np.sum(d2, axis=0, out=self.grads["bias"])
         if not self.compute_input_grad:
             return None
         # dx: a few images at a time, dcols = dY K^T is one product whose result stays in
         # the cache while each kernel offset's share is added into its strided window of dx.
-        dxp = self._new_array("dx", self._xshape, dz.dtype)
+        dxp = self._new_array("dx", xshape, dz.dtype)
         per = max(1, _COL2IM_ROWS // (oh * ow))
         kernel_t = self.params["kernel"].reshape(kh * kw * c, f).T
-        part = self._scratch_buffer("dcols", (min(per, n) * oh * ow, kh * kw * c), dz.dtype)
+        part = self._new_array("dcols", (min(per, n) * oh * ow, kh * kw * c), dz.dtype)
         (sh, sw), (dh, dw) = self.strides, self.dilation_rate
         for a in range(0, n, per):
             b = min(a + per, n)
@@ -196,7 +199,7 @@ class Conv2D(_Activated, Layer):
                 for j in range(kw):
                     r0, c0 = i * dh, j * dw
                     dxa[:, r0 : r0 + (oh - 1) * sh + 1 : sh, c0 : c0 + (ow - 1) * sw + 1 : sw, :] += d6[:, :, :, i, j, :]
-        (pt, pb), (pl, pr) = self._pads
+        (pt, pb), (pl, pr) = pads
         return dxp[:, pt : dxp.shape[1] - pb, pl : dxp.shape[2] - pr, :]
 
     def compute_output_shape(self, input_shape):

@@ -1,4 +1,5 @@
-"""Core layers: Input, Dense, Activation, Flatten, Reshape, Dropout."""
+"""Core layers: Dense, Activation, Flatten, Reshape, Dropout, Rescaling (and Input, from the
+symbolic module)."""
 
 from __future__ import annotations
 
@@ -9,45 +10,10 @@ import numpy as np
 from .. import initializers as _initializers
 from .._validation import as_rng, check_float, check_int, check_seed
 from .activation import ACTIVATIONS, _Activated, get_activation
+from ._symbolic import Input, InputLayer
 from .base import InputSpec, Layer
 
-__all__ = ["Input", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
-
-
-class Input:
-    """Declare the shape of one sample, as the first element of a ``Sequential``.
-
-    With it the model builds at once, so ``summary()`` works before ``fit``.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        Shape of one sample, without the batch axis: ``(4096,)`` or ``(64, 64, 1)``.
-    name : str, optional
-        Kept for symmetry with Keras; not used otherwise.
-
-    Examples
-    --------
-    >>> import npnet
-    >>> model = npnet.Sequential([npnet.Input(shape=(4,)), npnet.layers.Dense(2)])
-    >>> model.output_shape
-    (None, 2)
-    """
-
-    def __init__(self, shape: tuple[int, ...], name: str | None = None) -> None:
-        if isinstance(shape, int):
-            shape = (shape,)
-        try:
-            shape = tuple(shape)
-        except TypeError:
-            raise TypeError(f"Input: `shape` must be a tuple of positive ints, received {shape!r}") from None
-        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in shape):
-            raise ValueError(f"Input: `shape` must be a non-empty tuple of positive ints, received {shape!r}")
-        self.shape = tuple(int(s) for s in shape)
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"Input(shape={self.shape})"
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
 
 
 class Dense(_Activated, Layer):
@@ -78,13 +44,12 @@ class Dense(_Activated, Layer):
     --------
     >>> import numpy as np, npnet
     >>> layer = npnet.layers.Dense(3)
-    >>> layer.forward(np.ones((2, 5), dtype="float32")).shape
+    >>> layer(np.ones((2, 5), dtype="float32")).shape
     (2, 3)
     >>> layer.params["kernel"].shape
     (5, 3)
     """
 
-    _x: Any = None
     _build_spec = InputSpec(min_ndim=2, layout="(batch, features)")
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
@@ -105,19 +70,16 @@ class Dense(_Activated, Layer):
         self.input_spec = InputSpec(min_ndim=2, axes={-1: n_in})
         super().build(input_shape)
 
-    # The affine part on its own, so that Sequential can fuse a softmax activation
-    # into a cross-entropy loss.
-    def _linear(self, x: np.ndarray) -> np.ndarray:
+    # The affine part on its own, so that a model can fuse a softmax activation into a
+    # cross-entropy loss. Its cache is x.
+    def _linear(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = self._enter(x)
-        self._x = x
         z = x @ self.params["kernel"]
         if self.use_bias:
             z += self.params["bias"]
-        return z
+        return z, x
 
-    def _linear_backward(self, dz: np.ndarray) -> np.ndarray | None:
-        self._require_forward("_x")
-        x = self._x
+    def _linear_backward(self, x: np.ndarray, dz: np.ndarray) -> np.ndarray | None:
         if x.ndim == 2:
             np.matmul(x.T, dz, out=self.grads["kernel"])
         else:
@@ -166,8 +128,15 @@ class Activation(Layer):
         x = self._enter(x)
         return self._act.forward(x, training)
 
-    def backward(self, dy):
-        return self._act.backward(dy)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return self._act.backward(cache, dy)
+
+    def _fusion(self, cache, inputs):
+        return self._act._fusion(cache, inputs)
+
+    def _backward_from_logits(self, cache, dz):
+        return dz
 
     def get_config(self):
         return {**super().get_config(), "activation": self.activation}
@@ -179,20 +148,17 @@ class Flatten(Layer):
     On NHWC images the order is row, column, channel (C order), as in Keras.
     """
 
-    _shape: tuple | None = None
-
     def build(self, input_shape):
         self.input_spec = InputSpec(min_ndim=2, sample_shape=tuple(input_shape[1:]))
         super().build(input_shape)
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], -1), x.shape
 
-    def backward(self, dy):
-        self._require_forward("_shape")
-        return dy.reshape(self._shape)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return dy.reshape(cache)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
@@ -200,8 +166,6 @@ class Flatten(Layer):
 
 class Reshape(Layer):
     """Reshape each sample to ``target_shape`` (batch axis excluded; one entry may be -1)."""
-
-    _shape: tuple | None = None
 
     def __init__(self, target_shape: tuple[int, ...], name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
@@ -238,12 +202,11 @@ class Reshape(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._shape = x.shape
-        return x.reshape((x.shape[0],) + self._target)
+        return x.reshape((x.shape[0],) + self._target), x.shape
 
-    def backward(self, dy):
-        self._require_forward("_shape")
-        return dy.reshape(self._shape)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return dy.reshape(cache)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0],) + self._resolved(input_shape)
@@ -264,8 +227,6 @@ class Dropout(Layer):
         Seed of the mask stream. Without it the layer takes a stream from ``fit(seed=...)``.
     """
 
-    _mask: np.ndarray | None = None
-
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_inclusive=False, owner=type(self).__name__)
@@ -281,15 +242,15 @@ class Dropout(Layer):
     def forward(self, x, training=False):
         x = self._enter(x)
         if not training or self.rate == 0.0:
-            self._mask = np.ones((), dtype=x.dtype)
-            return x
+            return x, (None,)
         keep = 1.0 - self.rate
-        self._mask = (self._rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
-        return x * self._mask
+        mask = (self._rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
+        return x * mask, (mask,)
 
-    def backward(self, dy):
-        self._require_forward("_mask")
-        return dy * self._mask
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        (mask,) = cache
+        return dy if mask is None else dy * mask
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
@@ -307,8 +268,6 @@ class Rescaling(Layer):
     offset : float, default 0
     """
 
-    _seen: bool | None = None
-
     def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.scale = check_float(scale, "scale", owner=type(self).__name__)
@@ -316,14 +275,13 @@ class Rescaling(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._seen = True
         y = x * self.scale
         if self.offset:
             y += self.offset
-        return y
+        return y, ()
 
-    def backward(self, dy):
-        self._require_forward("_seen")
+    def backward(self, cache, dy):
+        self._require_cache(cache)
         return dy * self.scale
 
     def get_config(self):

@@ -52,8 +52,10 @@ class BatchNormalization(Layer):
         \frac{\partial L}{\partial \beta} = \sum dy
 
     Forward computes ``y = x * scale + shift`` with per-feature ``scale = gamma / sqrt(var + eps)``
-    and ``shift = beta - mean * scale``. The cache is ``x`` itself and the statistics used;
-    backward rebuilds :math:`\hat x` from them. Channels-last inputs are processed in
+    and ``shift = beta - mean * scale``. The cache of a call is
+    ``(x, mean, inv, scale, training, red)``: ``x`` itself, the statistics used
+    (``inv = 1 / sqrt(var + eps)``), the mode and the reduced axes; backward rebuilds
+    :math:`\hat x` from them. Channels-last inputs are processed in
     cache-sized chunks of whole pixels on npnet's threads (:func:`npnet.set_num_threads`).
 
     ``moving_mean`` and ``moving_variance`` are non-trainable state: saved and loaded with
@@ -68,8 +70,6 @@ class BatchNormalization(Layer):
     center, scale : bool, default True
         Learn :math:`\beta` / :math:`\gamma`.
     """
-
-    _x: np.ndarray | None = None
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
                  scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
@@ -123,7 +123,7 @@ class BatchNormalization(Layer):
         if self.center:
             shift += self.params["beta"]
         # backward reads x, the statistics used, and the mode
-        self._x, self._mean, self._inv, self._scale, self._training, self._red = x, mean, inv, scale, training, red
+        cache = (x, mean, inv, scale, training, red)
         if self._ax == nd - 1:
             xw, k = _wide_rows(x)
             y = self._new_array("y", x.shape, x.dtype)
@@ -134,8 +134,8 @@ class BatchNormalization(Layer):
                 yw[a:b] += shift_w
 
             _parallel.run(part, len(xw), xw.size)
-            return y
-        return x * self._shape(scale, nd) + self._shape(shift, nd)
+            return y, cache
+        return x * self._shape(scale, nd) + self._shape(shift, nd), cache
 
     def _batch_moments(self, x: np.ndarray, red: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Batch mean and biased variance per feature (two passes: the mean, then the
@@ -156,16 +156,17 @@ class BatchNormalization(Layer):
 
         return mean, _fold(_parallel.run(squares, len(xw), xw.size), k) / m
 
-    def backward(self, dy):
-        self._require_forward("_x")
-        red, nd, x, mean, inv, scale = self._red, dy.ndim, self._x, self._mean, self._inv, self._scale
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        x, mean, inv, scale, training, red = cache
+        nd = dy.ndim
         if self._ax != nd - 1:
             xhat = (x - self._shape(mean, nd)) * self._shape(inv, nd)
             sum_dy, sum_dy_xhat = dy.sum(axis=red), (dy * xhat).sum(axis=red)
             self._set_grads(sum_dy, sum_dy_xhat)
             if not self.compute_input_grad:
                 return None
-            if not self._training:
+            if not training:
                 return dy * self._shape(scale, nd)
             m = dy.size // sum_dy.size
             dx = dy - xhat * self._shape((sum_dy_xhat / m).astype(dy.dtype), nd)
@@ -188,7 +189,7 @@ class BatchNormalization(Layer):
             return None
         dx = self._new_array("dx", dy.shape, dy.dtype)
         dxw, scale_w = dx.reshape(dw.shape), np.tile(scale, k)
-        if self._training:
+        if training:
             # dx = scale * (dy - xhat * sum(dy xhat) / m - sum(dy) / m)
             #    = dy * scale - x * q + (mean * q - scale * sum(dy) / m),  q = scale * inv * sum(dy xhat) / m
             q = (scale * inv * sum_dy_xhat / m).astype(dy.dtype)

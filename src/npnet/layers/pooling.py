@@ -81,16 +81,18 @@ class MaxPooling2D(_Pooling2D):
     write per offset. When windows tile the input exactly (the usual 2x2, stride 2) no
     padding or scatter-add is needed.
 
+    The cache of a call is ``(mode, arg, input shape, padded input shape, pads)``:
+    ``arg`` holds the winning offset ``i * pw + j`` of each window, and ``mode`` is
+    ``"tile"`` or ``"window"``.
+
     Examples
     --------
     >>> import numpy as np, npnet
     >>> x = np.arange(16.0).reshape(1, 4, 4, 1)
-    >>> npnet.layers.MaxPooling2D(2).forward(x)[0, :, :, 0]
+    >>> npnet.layers.MaxPooling2D(2)(x)[0, :, :, 0]
     array([[ 5.,  7.],
            [13., 15.]])
     """
-
-    _arg: np.ndarray | None = None
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -114,17 +116,14 @@ class MaxPooling2D(_Pooling2D):
                 np.greater(v, y, out=better)
                 np.maximum(y, v, out=y)
                 np.maximum(arg, better * np.int32(i * pw + j), out=arg)
-        self._arg, self._xshape, self._xpshape, self._pads = arg, x.shape, xp.shape, pads
-        self._mode = "window"
-        return y
+        return y, ("window", arg, x.shape, xp.shape, pads)
 
-    def _forward_tiled(self, x: np.ndarray, oh: int, ow: int) -> np.ndarray:
+    def _forward_tiled(self, x: np.ndarray, oh: int, ow: int) -> tuple[np.ndarray, tuple]:
         n, h, w, c = x.shape
         y = self._new_array("y", (n, oh, ow, c), x.dtype)
         arg = self._new_array("arg", (n, oh, ow, c), np.int16)
         _parallel.run(lambda a, b: self._tiled_part(x[a:b], y[a:b], arg[a:b]), n, x.size)
-        self._arg, self._xshape, self._mode = arg, x.shape, "tile"
-        return y
+        return y, ("tile", arg, x.shape, x.shape, ((0, 0), (0, 0)))
 
     def _tiled_part(self, x: np.ndarray, y: np.ndarray, arg: np.ndarray) -> None:
         # Reduce the ph rows of each window first (long contiguous runs), then the pw
@@ -151,14 +150,14 @@ class MaxPooling2D(_Pooling2D):
             # arg = where(better, row_j * pw + j, arg), as arithmetic (faster than where=)
             arg2 += better * (rsel[:, :, j] * np.int16(pw) + np.int16(j) - arg2)
 
-    def backward(self, dy):
-        self._require_forward("_arg")
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        mode, arg, xshape, xpshape, pads = cache
         ph, pw = self.pool_size
         n, oh, ow, c = dy.shape
-        arg = self._arg
-        if self._mode == "tile":
+        if mode == "tile":
             # Windows do not overlap: each input element gets at most one gradient.
-            dx = self._new_array("dx", self._xshape, dy.dtype)
+            dx = self._new_array("dx", xshape, dy.dtype)
 
             def part(a: int, b: int) -> None:
                 hit = np.empty(arg[a:b].shape, dtype=bool)
@@ -170,48 +169,48 @@ class MaxPooling2D(_Pooling2D):
             _parallel.run(part, n, dx.size)
             return dx
         zero = np.zeros((), dtype=dy.dtype)
-        return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, zero), (oh, ow), self._xpshape,
-                             self._pads, dy.dtype)
+        return self._scatter(lambda i, j: np.where(arg == i * pw + j, dy, zero), (oh, ow), xpshape, pads, dy.dtype)
 
 
 class AveragePooling2D(_Pooling2D):
     """Mean over each ``pool_size`` window; with ``padding="same"``, padded positions are
-    left out of the mean (as Keras does)."""
+    left out of the mean (as Keras does).
 
-    _count: np.ndarray | None = None
+    The cache of a call is ``(mode, count, input shape, padded input shape, pads)``, with
+    ``count`` the number of real (unpadded) elements in each window."""
 
     def forward(self, x, training=False):
         x = self._enter(x)
         n, h, w, c = x.shape
         (oh, ow), pads = self._geometry(h, w)
         (ph, pw) = self.pool_size
-        self._xshape = x.shape
         if self._tiles(x):
-            self._mode, self._count = "tile", np.asarray(ph * pw, dtype=x.dtype)
-            return x.reshape(n, oh, ph, ow, pw, c).mean(axis=(2, 4))
+            count = np.asarray(ph * pw, dtype=x.dtype)
+            return x.reshape(n, oh, ph, ow, pw, c).mean(axis=(2, 4)), ("tile", count, x.shape, x.shape, pads)
         (pt, pb), (pl, pr) = pads
         xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
         ones = np.pad(np.ones((1, h, w, 1), dtype=x.dtype), ((0, 0), (pt, pb), (pl, pr), (0, 0)))
         count = _windows(ones, self.pool_size, self.strides, (1, 1), (oh, ow)).sum(axis=(-1, -2))
         total = _windows(xp, self.pool_size, self.strides, (1, 1), (oh, ow)).sum(axis=(-1, -2))
-        self._mode, self._count, self._xpshape, self._pads = "window", count, xp.shape, pads
-        return total / count
+        return total / count, ("window", count, x.shape, xp.shape, pads)
 
-    def backward(self, dy):
-        self._require_forward("_count")
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        mode, count, xshape, xpshape, pads = cache
         (ph, pw) = self.pool_size
         n, oh, ow, c = dy.shape
-        g = dy / self._count
-        if self._mode == "tile":
+        g = dy / count
+        if mode == "tile":
             g = g[:, :, None, :, None, :]
-            return np.broadcast_to(g, (n, oh, ph, ow, pw, c)).reshape(self._xshape).astype(dy.dtype, copy=False)
-        return self._scatter(lambda i, j: g, (oh, ow), self._xpshape, self._pads, dy.dtype)
+            return np.broadcast_to(g, (n, oh, ph, ow, pw, c)).reshape(xshape).astype(dy.dtype, copy=False)
+        return self._scatter(lambda i, j: g, (oh, ow), xpshape, pads, dy.dtype)
 
 
 class GlobalAveragePooling2D(Layer):
-    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`."""
+    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`.
 
-    _shape: tuple | None = None
+    The cache of a call is the input shape."""
+
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
     def build(self, input_shape):
@@ -222,13 +221,13 @@ class GlobalAveragePooling2D(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        self._shape = x.shape
-        return x.mean(axis=(1, 2))
+        return x.mean(axis=(1, 2)), x.shape
 
-    def backward(self, dy):
-        self._require_forward("_shape")
-        n, h, w, c = self._shape
-        return np.broadcast_to((dy / (h * w))[:, None, None, :], self._shape).astype(dy.dtype, copy=True)
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        shape = cache
+        n, h, w, c = shape
+        return np.broadcast_to((dy / (h * w))[:, None, None, :], shape).astype(dy.dtype, copy=True)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[3])
@@ -236,19 +235,22 @@ class GlobalAveragePooling2D(Layer):
 
 class GlobalMaxPooling2D(GlobalAveragePooling2D):
     """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; the gradient
-    goes to the first maximal position."""
+    goes to the first maximal position.
+
+    The cache of a call is ``(arg, input shape)``, ``arg`` being the flat position of each
+    maximum."""
 
     def forward(self, x, training=False):
         x = self._enter(x)
         n, h, w, c = x.shape
         flat = x.reshape(n, h * w, c)
-        self._arg = flat.argmax(axis=1)
-        self._shape = x.shape
-        return np.take_along_axis(flat, self._arg[:, None, :], axis=1)[:, 0, :]
+        arg = flat.argmax(axis=1)
+        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :], (arg, x.shape)
 
-    def backward(self, dy):
-        self._require_forward("_shape")
-        n, h, w, c = self._shape
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        arg, shape = cache
+        n, h, w, c = shape
         d = np.zeros((n, h * w, c), dtype=dy.dtype)
-        np.put_along_axis(d, self._arg[:, None, :], dy[:, None, :], axis=1)
-        return d.reshape(self._shape)
+        np.put_along_axis(d, arg[:, None, :], dy[:, None, :], axis=1)
+        return d.reshape(shape)

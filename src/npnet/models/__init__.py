@@ -1,0 +1,14 @@
+"""Models: :class:`Model` (functional and subclassed), :class:`Sequential`, and loading."""
+
+from .functional import Functional
+from .model import Model
+from .sequential import Sequential
+
+__all__ = ["Model", "Functional", "Sequential", "load_model"]
+
+
+def load_model(filepath, custom_objects=None, compile=True):  # noqa: A002 - Keras' argument name
+    """Load a model written by ``model.save`` (see :func:`npnet.saving.load_model`)."""
+    from ..saving import load_model as _load
+
+    return _load(filepath, custom_objects=custom_objects, compile=compile)

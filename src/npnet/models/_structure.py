@@ -1,0 +1,54 @@
+"""Nested structures of arrays (one array, a list, a dict) as flat lists, and back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._validation import as_array
+
+
+def flatten(value: Any) -> list[Any]:
+    """The leaves of ``value`` in order (dicts in key order)."""
+    if isinstance(value, (list, tuple)):
+        return [leaf for item in value for leaf in flatten(item)]
+    if isinstance(value, dict):
+        return [leaf for item in value.values() for leaf in flatten(item)]
+    return [value]
+
+
+def pack(structure: Any, leaves: list[Any]) -> Any:
+    """``structure`` with its leaves replaced, in order, by ``leaves``."""
+    it = iter(leaves)
+
+    def rebuild(s: Any) -> Any:
+        if isinstance(s, (list, tuple)):
+            return type(s)(rebuild(v) for v in s)
+        if isinstance(s, dict):
+            return {k: rebuild(v) for k, v in s.items()}
+        return next(it)
+
+    return rebuild(structure)
+
+
+def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]:
+    """Check every leaf of ``value`` and return ``(structure, leaves)``; all leaves must
+    have the same number of samples."""
+    if value is None:
+        raise ValueError(f"{owner}: `{name}` is required")
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, bool)) for v in value):
+        value = np.asarray(value)  # a plain list of numbers is one array, not several inputs
+    leaves = flatten(value)
+    if not leaves:
+        raise ValueError(f"{owner}: `{name}` is empty")
+    multi = len(leaves) > 1 or not isinstance(value, np.ndarray) and isinstance(value, (list, tuple, dict))
+    arrays = []
+    for i, leaf in enumerate(leaves):
+        arrays.append(as_array(leaf, f"{name}[{i}]" if multi else name, owner=owner))
+    sizes = {a.shape[0] for a in arrays}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"{owner}: every array in `{name}` must have the same number of samples, "
+            f"received {[a.shape[0] for a in arrays]}")
+    return value, arrays
