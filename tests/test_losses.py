@@ -130,19 +130,22 @@ def test_fused_softmax_crossentropy_model_gradient(seed, n):
     model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(4, activation="tanh"),
                               npnet.layers.Dense(3, activation="softmax")], seed=seed % 1000)
     model.compile("sgd", "sparse_categorical_crossentropy")
-    assert model._fused()
-    check_gradients(model, r.normal(size=(n, 3)), r.integers(0, 3, size=n))
+    x = r.normal(size=(n, 3))
+    assert model._fused_outputs(x) == [True]
+    check_gradients(model, x, r.integers(0, 3, size=n))
 
 
 def test_fusion_covers_softmax_layer_activation_and_sigmoid():
     for last in (npnet.layers.Softmax(), npnet.layers.Activation("softmax")):
         m = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(3), last])
         m.compile("sgd", "categorical_crossentropy")
-        assert m._fused()
-        check_gradients(m, np.random.default_rng(0).normal(size=(2, 3)), np.eye(3)[[0, 2]])
+        x = np.random.default_rng(0).normal(size=(2, 3))
+        assert m._fused_outputs(x) == [True]
+        check_gradients(m, x, np.eye(3)[[0, 2]])
     m = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(1, activation="sigmoid")])
     m.compile("sgd", "binary_crossentropy")
-    assert m._fused()
-    check_gradients(m, np.random.default_rng(1).normal(size=(4, 3)), np.array([[0.0], [1.0], [1.0], [0.0]]))
+    x = np.random.default_rng(1).normal(size=(4, 3))
+    assert m._fused_outputs(x) == [True]
+    check_gradients(m, x, np.array([[0.0], [1.0], [1.0], [0.0]]))
     m.compile("sgd", npnet.losses.SparseCategoricalCrossentropy(from_logits=True))
-    assert not m._fused()
+    assert m._fused_outputs(x) == [False]

@@ -126,9 +126,9 @@ def test_stratified_validation_split_on_class_sorted_labels():
     model = _mlp()
     original = model._evaluate_arrays
 
-    def spy(xv, yv, *a, **k):
-        seen["y"] = yv.copy()
-        return original(xv, yv, *a, **k)
+    def spy(structure, xv, yv, *a, **k):
+        seen["y"] = yv[0].copy()
+        return original(structure, xv, yv, *a, **k)
 
     model._evaluate_arrays = spy
     model.fit(x, y, epochs=1, validation_split=0.2, seed=0, verbose=0, callbacks=[Spy()])
@@ -192,10 +192,14 @@ def test_fit_before_compile():
         model.fit(np.zeros((2, 3)), np.zeros(2))
 
 
-def test_predict_before_any_build():
-    model = npnet.Sequential([npnet.Dense(2)], name="m")
-    with pytest.raises(RuntimeError, match=r"Sequential 'm': predict needs a built model"):
-        model.predict(np.zeros((2, 3)))
+def test_predict_and_call_build_an_unbuilt_sequential_from_the_data():
+    # Keras 3 builds a Sequential without an Input from the first data it sees.
+    model = npnet.Sequential([npnet.Dense(2, kernel_initializer="ones", bias_initializer="zeros")], name="m")
+    assert not model.built
+    np.testing.assert_array_equal(model.predict(np.ones((2, 3)), verbose=0), np.full((2, 2), 3.0))
+    assert model.built and model.input_shape == (None, 3) and model.count_params() == 8
+    other = npnet.Sequential([npnet.Dense(1, kernel_initializer="ones")])
+    np.testing.assert_array_equal(other(np.ones((1, 4))), [[4.0]])
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -298,6 +302,6 @@ def test_stop_training_ends_fit(toy_data):
 def test_floatx_setting():
     assert npnet.floatx() == "float32"
     npnet.set_floatx("float64")
-    assert npnet.Dense(2).forward(np.zeros((1, 3))).dtype == np.float64
+    assert npnet.Dense(2)(np.zeros((1, 3))).dtype == np.float64
     with pytest.raises(ValueError, match=r"set_floatx: `value` must be one of"):
         npnet.set_floatx("int8")

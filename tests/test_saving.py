@@ -48,8 +48,11 @@ def test_file_is_a_zip_of_json_and_npy_without_pickle(tmp_path):
         for name in names[1:]:
             np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
     assert names[0] == "config.json" and all(n.startswith("weights/") for n in names[1:])
-    assert header["format_version"] == 1 and header["npnet_version"] == npnet.__version__
-    assert [layer["class_name"] for layer in header["model"]["layers"]] == ["Dense", "Dropout", "Dense"]
+    assert header["format_version"] == 2 and header["npnet_version"] == npnet.__version__
+    assert header["model"]["class_name"] == "Sequential"
+    assert [layer["class_name"] for layer in header["model"]["config"]["layers"]] == ["Dense", "Dropout", "Dense"]
+    assert [w["path"] for w in header["weights"]] == [f"{n}/{k}" for n in (model.layers[0].name, model.layers[2].name)
+                                                     for k in ("kernel", "bias")]
 
 
 def test_training_continues_exactly_after_load(tmp_path, toy_data):
@@ -122,9 +125,9 @@ def test_unknown_layer_class_needs_registration(tmp_path):
         """Multiplies by two."""
 
         def forward(self, x, training=False):
-            return self._enter(x) * 2
+            return self._enter(x) * 2, ()
 
-        def backward(self, dy):
+        def backward(self, cache, dy):
             return dy * 2
 
     model = npnet.Sequential([npnet.Input(shape=(2,)), Doubler(name="twice")])
@@ -168,13 +171,13 @@ BAD_FILES = {
                     r"has dtype int64, expected a float array"),
     "object array": (lambda e: e.update({"weights/0000.npy": _npy(np.array([print, None], dtype=object), True)}),
                      r"holds an object array, which npnet never writes and refuses to unpickle"),
-    "unknown layer": (_header_edit(lambda h: h["model"]["layers"][0].update(class_name="os.system")),
+    "unknown layer": (_header_edit(lambda h: h["model"]["config"]["layers"][0].update(class_name="os.system")),
                       r"unknown layer class 'os.system'"),
     "newer format": (_header_edit(lambda h: h.update(format_version=99)),
-                     r"uses format version 99, newer than this npnet supports \(1\); upgrade npnet"),
+                     r"uses format version 99, newer than this npnet supports \(2\); upgrade npnet"),
     "no config": (lambda e: e.pop("config.json"), r"has no config.json"),
     "bad json": (lambda e: e.update({"config.json": b"{not json"}), r"config.json is unreadable"),
-    "bad layer config": (_header_edit(lambda h: h["model"]["layers"][0]["config"].update(units=-3)),
+    "bad layer config": (_header_edit(lambda h: h["model"]["config"]["layers"][0]["config"].update(units=-3)),
                          r"corrupt or inconsistent: ValueError: Dense: `units` must be >= 1, received -3"),
     "manifest mismatch": (_header_edit(lambda h: h["weights"][0].update(shape=[9, 9])),
                           r"the manifest says \(9, 9\)"),
@@ -210,7 +213,7 @@ def test_not_a_zip_truncated_directory_and_missing(tmp_path):
 def test_huge_shapes_in_a_tampered_config_fail_without_allocating(tmp_path):
     _model().save(tmp_path / "good.npnet")
     _rewrite(tmp_path / "good.npnet", tmp_path / "huge.npnet",
-             _header_edit(lambda h: h["model"]["layers"][0]["config"].update(units=10**9)))
+             _header_edit(lambda h: h["model"]["config"]["layers"][0]["config"].update(units=10**9)))
     with pytest.raises(SavedModelError):
         npnet.load_model(tmp_path / "huge.npnet")
 

@@ -8,14 +8,14 @@ from npnet.testing import GradientCheckError, check_gradients
 class WrongDense(npnet.layers.Dense):
     """A Dense layer whose kernel gradient forgets to transpose-multiply by the input."""
 
-    def _linear_backward(self, dz):
-        dx = super()._linear_backward(dz)
+    def _linear_backward(self, cache, dz):
+        dx = super()._linear_backward(cache, dz)
         self.grads["kernel"][...] = self.grads["kernel"] * 1.01
         return dx
 
 
 class WrongReLU(npnet.layers.ReLU):
-    def backward(self, dy):
+    def backward(self, cache, dy):
         return dy  # ignores the mask
 
 
@@ -41,7 +41,7 @@ def test_checker_rejects_a_wrong_input_gradient():
 def test_checker_passes_correct_layers_and_leaves_the_original_untouched():
     layer = npnet.layers.Dense(2)
     x = np.random.default_rng(1).normal(size=(2, 3))
-    layer.forward(x.astype(np.float32))
+    layer(x.astype(np.float32))
     before = layer.get_weights()
     report = check_gradients(layer, x, loss="mse", y=np.zeros((2, 2)))
     assert report.passed and [e.name for e in report.entries] == ["x", "kernel", "bias"]
@@ -56,7 +56,7 @@ def test_max_checks_samples_elements():
 
 
 def test_checker_argument_errors():
-    with pytest.raises(TypeError, match="`target` must be an npnet Layer or Sequential"):
+    with pytest.raises(TypeError, match="`target` must be an npnet Layer or Model"):
         check_gradients(lambda x: x, np.ones((1, 1)))
     with pytest.raises(ValueError, match="a loss needs targets `y`"):
         check_gradients(npnet.layers.Dense(1), np.ones((1, 1)), loss="mse")

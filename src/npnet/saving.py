@@ -85,10 +85,12 @@ def _atomic_write(path: str, entries: list[tuple[str, bytes]]) -> None:
 
 def _weight_entries(model: Any) -> tuple[list[dict], list[tuple[str, bytes]]]:
     manifest, files = [], []
-    for i, (path, layer, key) in enumerate(model._weight_entries()):
+    structural = [p for p, _, _ in model._weight_entries(structural=True)]
+    for i, ((path, layer, key), spath) in enumerate(zip(model._weight_entries(), structural)):
         arr = model._array(layer, key)
         fname = f"weights/{i:04d}.npy"
-        manifest.append({"path": path, "file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+        manifest.append({"path": path, "structural_path": spath, "file": fname, "shape": list(arr.shape),
+                         "dtype": str(arr.dtype)})
         files.append((fname, _npy_bytes(arr)))
     return manifest, files
 
@@ -253,7 +255,7 @@ class _Reader:
             raise SavedModelError(f"load: no file at {path!r}")
         try:
             self.zf = zipfile.ZipFile(path, "r")
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
             raise SavedModelError(f"load: {path!r} is not an npnet file (not a readable zip: {exc})") from None
         self.names = set(self.zf.namelist())
         if "config.json" not in self.names:
@@ -310,18 +312,30 @@ class _Reader:
             raise SavedModelError(f"load: {self.path!r} holds unexpected files {extra[:5]}; it may have been tampered with")
 
 
-def _manifest_paths(reader: _Reader) -> dict[str, Any]:
-    """Manifest entries by weight path (format 1 named them by layer and key)."""
+def _manifest_paths(reader: _Reader, structural: bool = False) -> dict[str, Any]:
+    """Manifest entries by weight path (format 1 named them by layer and key), or by
+    structural path (layers named by class and rank in their container)."""
     manifest = reader.header.get("weights")
     if not isinstance(manifest, list):
         raise SavedModelError(f"load: {reader.path!r}: config.json has no weights manifest")
+    v1_structural: dict[str, str] = {}
+    model = reader.header.get("model")
+    if structural and reader.header.get("format_version") == 1 and isinstance(model, dict):
+        counts: dict[str, int] = {}
+        for layer in model.get("layers") or []:
+            if isinstance(layer, dict) and isinstance(layer.get("config"), dict):
+                kind = _base._snake(str(layer.get("class_name")))
+                n = counts.get(kind, 0)
+                counts[kind] = n + 1
+                v1_structural[str(layer["config"].get("name"))] = kind if n == 0 else f"{kind}_{n}"
     by_path: dict[str, Any] = {}
     for entry in manifest:
         if not isinstance(entry, dict):
             raise SavedModelError(f"load: {reader.path!r}: malformed manifest entry {entry!r}")
-        path = entry.get("path")
+        path = entry.get("structural_path" if structural else "path")
         if path is None and isinstance(entry.get("layer"), str) and isinstance(entry.get("key"), str):
-            path = f"{entry['layer']}/{entry['key']}"
+            layer = entry["layer"]
+            path = f"{v1_structural.get(layer, layer) if structural else layer}/{entry['key']}"
         if not isinstance(path, str):
             raise SavedModelError(f"load: {reader.path!r}: manifest entry without a weight path: {entry!r}")
         if path in by_path:
@@ -331,11 +345,20 @@ def _manifest_paths(reader: _Reader) -> dict[str, Any]:
 
 
 def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
+    """Match the file's arrays to the model's weights by path: layer names first; if the
+    names differ (automatic names of another instance of the same architecture), by the
+    structural path, where each layer is named by its class and rank in its container."""
     by_path = _manifest_paths(reader)
     items = model._weight_entries()
     wanted = [path for path, _, _ in items]
     missing = [p for p in wanted if p not in by_path]
     extra = sorted(set(by_path) - set(wanted))
+    if missing or extra:
+        structural = [p for p, _, _ in model._weight_entries(structural=True)]
+        by_structure = _manifest_paths(reader, structural=True)
+        if len(by_structure) == len(by_path) and set(by_structure) == set(structural):
+            by_path = {p: by_structure[sp] for p, sp in zip(wanted, structural)}
+            missing, extra = [], []
     if missing or extra:
         raise SavedModelError(
             f"load: {reader.path!r} holds {len(by_path)} weight arrays, the model has {len(items)}; "

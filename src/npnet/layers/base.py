@@ -478,9 +478,15 @@ class Layer:
         return out
 
     # ------------------------------------------------------------------ weights
-    def _weight_entries(self, prefix: str = "") -> list[tuple[str, Layer, str]]:
+    def _weight_entries(self, prefix: str = "", structural: bool = False) -> list[tuple[str, Layer, str]]:
         """``(path, layer, key)`` for every weight: own parameters, own state, then each
-        inner layer's, each weight once."""
+        inner layer's, each weight once.
+
+        A path names the layers that hold the weight (``"block/dense_3/kernel"``). With
+        ``structural=True`` each layer is named instead by its class and its rank among
+        the layers of that class in its container (``"block/dense_1/kernel"``), which stays
+        the same when layers get other automatic names in another model instance.
+        """
         out: list[tuple[str, Layer, str]] = []
         seen: set[tuple[int, str]] = set()
 
@@ -489,7 +495,13 @@ class Layer:
                 if (id(layer), key) not in seen:
                     seen.add((id(layer), key))
                     out.append((pre + key, layer, key))
+            counts: dict[str, int] = {}
             for path, child in layer._children():
+                if structural:
+                    kind = _snake(type(child).__name__)
+                    n = counts.get(kind, 0)
+                    counts[kind] = n + 1
+                    path = kind if n == 0 else f"{kind}_{n}"
                 visit(child, f"{pre}{path}/")
 
         visit(self, prefix)
@@ -551,7 +563,7 @@ class Layer:
             target = self._array(layer, key)
             if value.shape != target.shape:
                 raise ValueError(
-                    f"{self._owner}: weight {path!r} expected shape {target.shape}, received {value.shape}"
+                    f"{layer._owner}: weight {key!r} expected shape {target.shape}, received {value.shape}"
                 )
             checked.append((target, value))
         for target, value in checked:

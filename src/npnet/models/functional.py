@@ -49,10 +49,10 @@ class Functional(Model):
     >>> import npnet
     >>> a, b = npnet.Input(shape=(3,), name="a"), npnet.Input(shape=(3,), name="b")
     >>> shared = npnet.layers.Dense(4, name="shared")
-    >>> merged = npnet.layers.concatenate([shared(a), shared(b)])
+    >>> merged = npnet.layers.concatenate([shared(a), shared(b)], name="joined")
     >>> model = npnet.Model([a, b], npnet.layers.Dense(1, name="score")(merged))
     >>> [layer.name for layer in model.layers]
-    ['a', 'b', 'shared', 'concatenate', 'score']
+    ['a', 'b', 'shared', 'joined', 'score']
     """
 
     _graph_from_config = True

@@ -380,17 +380,13 @@ class Model(Layer):
             loss = head.loss
             if loss is None:
                 continue
-            kind = _fusion_kind(loss)
             value = None
-            if kind is not None and tape is not None and tape.consumers.get(id(out), 0) == 0:
-                index = tape.producer.get(id(out))
-                if index is not None and index not in fused:
-                    e = tape.entries[index]
-                    fusion = None if e.multi_out else e.layer._fusion(e.cache, e.inputs)
-                    if fusion is not None and fusion[0] == kind:
-                        value = loss._forward_logits(y, fusion[1])
-                        if grads:
-                            fused[index] = _scaled(loss.backward(), head.weight)
+            found = _fusion_for(loss, out, tape)
+            if found is not None and found[0] not in fused:
+                index, logits = found
+                value = loss._forward_logits(y, logits)
+                if grads:
+                    fused[index] = _scaled(loss.backward(), head.weight)
             if value is None:
                 value = loss.forward(y, out)
                 if grads:
@@ -399,6 +395,17 @@ class Model(Layer):
             parts[head.name] = float(value)
             total += head.weight * float(value)
         return total, parts, seeds, fused
+
+    def _fused_outputs(self, x: Any) -> list[bool]:
+        """For each output, whether its loss is computed from logits (fused) on input ``x``."""
+        self._require_compiled("_fused_outputs")
+        structure, xs = self._input_arrays(x, "_fused_outputs")
+        self._prepare(structure, xs, None)
+        tape = _tape.Tape(strict=False)
+        with _tape.running(_tape.Run(tape=tape)):
+            outs = flatten(self(pack(structure, [_cast(a) for a in xs])))
+        return [h.loss is not None and _fusion_for(h.loss, o, tape) is not None
+                for h, o in zip(self._heads or [], outs)]
 
     def _trainable_arrays(self) -> tuple[list[np.ndarray], list[np.ndarray], list[Layer]]:
         entries = self._trainable_entries()
@@ -790,6 +797,23 @@ def _check_nested(value: Any, what: str, check: Callable[[Any], Any]) -> None:
             _check_nested(v, what, check)
     elif value is not None:
         check(value)
+
+
+def _fusion_for(loss: _losses.Loss, out: np.ndarray, tape: _tape.Tape | None) -> tuple[int, np.ndarray] | None:
+    """``(tape index, logits)`` when ``out`` comes straight from a call that ends in the
+    activation ``loss`` can fuse (a softmax for cross-entropy, a sigmoid for binary
+    cross-entropy) and nothing else reads ``out``; else None."""
+    kind = _fusion_kind(loss)
+    if kind is None or tape is None or tape.consumers.get(id(out), 0):
+        return None
+    index = tape.producer.get(id(out))
+    if index is None:
+        return None
+    e = tape.entries[index]
+    fusion = None if e.multi_out else e.layer._fusion(e.cache, e.inputs)
+    if fusion is None or fusion[0] != kind:
+        return None
+    return index, fusion[1]
 
 
 def _fusion_kind(loss: _losses.Loss) -> str | None:
