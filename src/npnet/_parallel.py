@@ -13,6 +13,7 @@ summed chunk by chunk gives the same bits with one thread or with eight.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -43,6 +44,7 @@ def _threads_from_env() -> int:
 
 _THREADS = _threads_from_env()
 _POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def _forget_pool() -> None:
@@ -116,9 +118,11 @@ def run(fn: Callable[[int, int], T], length: int, elements: int) -> list[T]:
     if len(chunks) == 1 or _THREADS == 1:
         return [fn(a, b) for a, b in chunks]
     global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="npnet")
-    return list(_POOL.map(lambda ab: fn(*ab), chunks))
+    with _POOL_LOCK:  # several threads may run models at once; they share one pool
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="npnet")
+        pool = _POOL
+    return list(pool.map(lambda ab: fn(*ab), chunks))
 
 
 def total(parts: list[Any]) -> Any:
