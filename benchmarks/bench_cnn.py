@@ -34,7 +34,7 @@ def main() -> None:
     import torch
 
     import npnet
-    from npnet.model import _reusing_outputs
+    from npnet import _tape
 
     rng = np.random.default_rng(0)
     n = args.batch_size
@@ -43,11 +43,12 @@ def main() -> None:
 
     model = _example_build_model()("cnn", 0)
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
-    params, grads = model._trainable()
-    fused = model._fused()
+    assert model._fused_outputs(x[:2]) == [True]
+    params, grads, owners = model._trainable_arrays()
+    buffers: dict = {}  # the arrays fit() keeps between batches
 
     def npnet_step() -> None:
-        model._train_step(x, y, fused, params, grads)
+        model._train_step(x, [y], params, grads, owners, buffers)
 
     tl = []
     cin = 1
@@ -67,13 +68,13 @@ def main() -> None:
         loss_fn(net(xt * (1 / 255)), yt).backward()
         opt.step()
 
-    # The step fit() takes: layers reuse their output arrays between batches while training.
-    with _reusing_outputs(model.layers[:-1]):
-        for _ in range(3):  # warm-up: first-call allocations, thread pools
-            npnet_step()
-            torch_step()
-        times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
-                                  max(1, args.steps // args.block), args.block)
+    # The step fit() takes: a tape of layer calls, with output arrays kept between batches.
+    for _ in range(3):  # warm-up: first-call allocations, thread pools
+        npnet_step()
+        torch_step()
+    times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
+                              max(1, args.steps // args.block), args.block)
+    with _tape.running(_tape.Run(training=True, buffers=buffers)):
         per_layer, reps = _per_layer(model, x, y)
     med = {k: statistics.median(v) for k, v in times.items()}
 
@@ -96,22 +97,30 @@ def _example_build_model():
 
 
 def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:
-    """npnet's forward + backward seconds per layer, summed over ``reps`` passes."""
+    """npnet's forward + backward seconds per layer, summed over ``reps`` passes (the last
+    layer's softmax fused into the loss, as in training)."""
     per_layer = {layer.name: 0.0 for layer in model.layers}
+    loss = model.loss
     for _ in range(reps):
-        h = x
-        for layer in model.layers[:-1]:
+        h, caches = x, []
+        for layer in model.layers:
             t0 = time.perf_counter()
-            h = layer.forward(h, True)
+            out, cache = layer.forward(h, True)
             per_layer[layer.name] += time.perf_counter() - t0
+            caches.append((h, cache))
+            h = out
         last = model.layers[-1]
-        z = last._linear(h)
-        model.loss._forward_logits(y, z)
-        d = last._linear_backward(model.loss.backward())
-        for layer in reversed(model.layers[:-1]):
+        _, logits = last._fusion(caches[-1][1], [caches[-1][0]])
+        loss._forward_logits(y, logits)
+        t0 = time.perf_counter()
+        d = last._backward_from_logits(caches[-1][1], loss.backward())
+        per_layer[last.name] += time.perf_counter() - t0
+        for layer, (_, cache) in zip(reversed(model.layers[:-1]), reversed(caches[:-1])):
+            layer.compute_input_grad = layer is not model.layers[0]
             t0 = time.perf_counter()
-            d = layer.backward(d)
+            d = layer.backward(cache, d)
             per_layer[layer.name] += time.perf_counter() - t0
+            layer.compute_input_grad = True
             if d is None:
                 break
     return per_layer, reps

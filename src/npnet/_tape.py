@@ -45,10 +45,16 @@ class Entry:
 class Tape:
     """The primitive calls of one training pass, in order."""
 
-    def __init__(self, strict: bool = True) -> None:
+    def __init__(self, strict: bool = True, input_grads: bool = False) -> None:
         #: Whether a layer may receive an array the tape does not know (a training pass must
         #: not: its gradient could not be followed; an evaluation pass may).
         self.strict = strict
+        #: Whether the gradients of the model inputs are wanted (gradient checking).
+        self.input_grads = input_grads
+        #: ids of the arrays whose gradient the backward pass needs: those that depend on a
+        #: layer with parameters (or on a model input whose gradient is wanted). A call whose
+        #: inputs need none is asked for no input gradient (the first layers of a model).
+        self.requires: set[int] = set()
         self.entries: list[Entry] = []
         self.sources: dict[int, np.ndarray] = {}  # id -> model input array
         self.producer: dict[int, int] = {}  # id of an output array -> index of the entry that made it
@@ -56,6 +62,8 @@ class Tape:
 
     def add_source(self, array: np.ndarray) -> None:
         self.sources[id(array)] = array
+        if self.input_grads:
+            self.requires.add(id(array))
 
     def knows(self, array: np.ndarray) -> bool:
         return id(array) in self.sources or id(array) in self.producer
@@ -65,8 +73,11 @@ class Tape:
         self.entries.append(entry)
         for a in entry.inputs:
             self.consumers[id(a)] = self.consumers.get(id(a), 0) + 1
+        needs = bool(entry.layer.params) or any(id(a) in self.requires for a in entry.inputs)
         for a in entry.outputs:
             self.producer[id(a)] = index
+            if needs:
+                self.requires.add(id(a))
 
     def entry_of(self, array: np.ndarray) -> Entry | None:
         """The call that produced ``array``, if any."""
@@ -111,7 +122,7 @@ class Tape:
                     dy = [np.zeros_like(o) if d is None else d for o, d in zip(e.outputs, dys)]
                 else:
                     dy = dys[0]
-            need = any(id(a) in self.producer or id(a) in want for a in e.inputs)
+            need = any(id(a) in self.requires or id(a) in want for a in e.inputs)
             layer.compute_input_grad = need
             saved = None
             if id(layer) in visited:  # a shared layer: keep the gradients of its later calls
@@ -133,7 +144,7 @@ class Tape:
                 raise RuntimeError(
                     f"{layer._owner}: backward returned {len(dxs)} input gradients for {len(e.inputs)} inputs")
             for a, g in zip(e.inputs, dxs):
-                if g is None or not (id(a) in self.producer or id(a) in want):
+                if g is None or not (id(a) in self.requires or id(a) in want):
                     continue
                 k = id(a)
                 grads[k] = grads[k] + g if k in grads else g

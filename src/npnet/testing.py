@@ -257,7 +257,7 @@ def check_gradients(
             return objective_and_seeds(outs, tape, grads=False)[0]
 
     # Analytic pass, along the tape.
-    tape = _tape.Tape()
+    tape = _tape.Tape(input_grads=True)
     outs = run_forward(tape)
     with _tape.running(_tape.Run(training=training, tape=tape)):
         _, seeds, fused = objective_and_seeds(outs, tape, grads=True)
