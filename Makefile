@@ -41,6 +41,7 @@ docs: $(VENV)/.dev
 bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_mlp.py
 	$(PY) benchmarks/bench_cnn.py
+	$(PY) benchmarks/bench_resnet.py
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests examples benchmarks docs
