@@ -12,7 +12,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def test_public_api_names_and_version():
-    assert npnet.__version__ == "0.1.0"
+    assert npnet.__version__ == "0.2.0.dev0"
     for name in npnet.__all__:
         assert hasattr(npnet, name), name
     assert (ROOT / "src" / "npnet" / "py.typed").exists()
@@ -55,5 +55,5 @@ def test_wheel_installs_into_a_clean_venv(tmp_path):
                         "print(npnet.__version__, m.predict(np.ones((1, 2)), verbose=0).shape, npnet.__file__)"],
         check=True, capture_output=True, text=True, cwd=tmp_path, env=env,
     ).stdout
-    assert out.startswith("0.1.0 (1, 1)")
+    assert out.startswith("0.2.0.dev0 (1, 1)")
     assert str(venv) in out

@@ -32,7 +32,7 @@ from .models import Model, Sequential
 from .optimizers import SGD, Adam, AdamW, RMSprop
 from .saving import load_model
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "__version__",

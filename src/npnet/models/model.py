@@ -68,6 +68,28 @@ def _cast(a: np.ndarray) -> np.ndarray:
     return a.astype(floatx(), copy=False) if a.dtype.kind != "f" else a
 
 
+class _BatchGather:
+    """Shuffled batches of one array, gathered into two arrays kept for the whole ``fit``:
+    a fresh array per step can cost more in page faults than the copy that fills it."""
+
+    def __init__(self, source: np.ndarray, batch_size: int, dtype: np.dtype) -> None:
+        self.source, self.dtype = source, dtype
+        rows = min(batch_size, len(source))
+        self.raw = np.empty((rows,) + source.shape[1:], source.dtype)
+        self.cast = None if source.dtype == dtype else np.empty((rows,) + source.shape[1:], dtype)
+
+    def __call__(self, idx: Any) -> np.ndarray:
+        if isinstance(idx, slice):
+            return self.source[idx].astype(self.dtype, copy=False)
+        raw = self.raw[: len(idx)]
+        np.take(self.source, idx, axis=0, out=raw)
+        if self.cast is None:
+            return raw
+        out = self.cast[: len(idx)]
+        np.copyto(out, raw, casting="unsafe")
+        return out
+
+
 class _Head:
     """One model output as the loss sees it: its name, loss, weight and metrics."""
 
@@ -541,6 +563,7 @@ class Model(Layer):
         # While training, every layer call hands out the same output arrays batch after
         # batch (see Layer._new_array); they are freed when fit returns.
         buffers: dict = {}
+        gathers = [_BatchGather(a, batch_size, dtype) for a in xs]
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
             if verbose:
@@ -561,7 +584,7 @@ class Model(Layer):
                 cbs.on_train_batch_begin(step)
                 lo, hi = step * batch_size, min((step + 1) * batch_size, n)
                 idx = slice(lo, hi) if order is None else order[lo:hi]
-                xb = [a[idx].astype(dtype, copy=False) for a in xs]
+                xb = [gather(idx) for gather in gathers]
                 yb = [None if a is None else a[idx] for a in ys]
                 if augment is not None:
                     xb = [np.asarray(augment(xb[0], erng), dtype=dtype)]
