@@ -3,6 +3,7 @@
 import io
 import json
 import os
+import pathlib
 import zipfile
 
 import numpy as np
@@ -242,3 +243,57 @@ def test_mutated_bytes_load_correctly_or_raise_an_npnet_error(tmp_path_factory, 
     except SavedModelError:
         return
     np.testing.assert_array_equal(model.predict(np.eye(3), verbose=0), expected)
+
+
+DATA = pathlib.Path(__file__).resolve().parent / "data"
+
+
+def _release_0_1_0_inputs():
+    reference = json.loads((DATA / "release-0.1.0-sequential.json").read_text())
+    x_test = np.random.default_rng(5).normal(size=(4, 6, 6, 1)).astype("float32")
+    r = np.random.default_rng(123)
+    x = r.normal(size=(40, 6, 6, 1)).astype("float32")
+    y = r.integers(0, 3, size=40)
+    return reference, x_test, x, y
+
+
+def test_a_file_written_by_npnet_0_1_0_loads_predicts_and_resumes_exactly():
+    reference, x_test, x, y = _release_0_1_0_inputs()
+    model = npnet.load_model(DATA / "release-0.1.0-sequential.npnet")
+    assert [layer.name for layer in model.layers] == ["conv", "bn", "pool", "flat", "drop", "head"]
+    np.testing.assert_array_equal(model.predict(x_test, verbose=0), np.array(reference["predict_seed5_n4"], np.float32))
+    history = model.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, verbose=0, seed=1, shuffle=False)
+    assert history.history["loss"][0] == reference["resume_epoch3_loss"]  # the optimizer state came back exactly
+
+
+def test_a_weights_file_of_npnet_0_1_0_loads_by_layer_name_or_structure():
+    reference, x_test, _, _ = _release_0_1_0_inputs()
+
+    def build(names):
+        return npnet.Sequential([npnet.Input(shape=(6, 6, 1)), npnet.Conv2D(2, 3, padding="same", activation="relu", **names[0]),
+                                 npnet.BatchNormalization(**names[1]), npnet.MaxPooling2D(2), npnet.Flatten(),
+                                 npnet.Dropout(0.2), npnet.Dense(3, activation="softmax", **names[2])])
+
+    for names in ([{"name": "conv"}, {"name": "bn"}, {"name": "head"}], [{}, {}, {}]):
+        model = build(names)
+        model.load_weights(DATA / "release-0.1.0-sequential.weights.npnet")
+        np.testing.assert_array_equal(model.predict(x_test, verbose=0),
+                                      np.array(reference["predict_seed5_n4"], np.float32))
+
+
+def test_weights_load_by_name_even_when_layers_are_listed_in_another_order(tmp_path):
+    a = npnet.Input(shape=(3,), name="a")
+    left, right = npnet.Dense(2, name="left"), npnet.Dense(2, name="right")
+    model = npnet.Model(a, npnet.layers.concatenate([left(a), right(a)], name="cat"), seed=0)
+    model.save_weights(tmp_path / "w.npnet")
+    b = npnet.Input(shape=(3,), name="a")
+    right2, left2 = npnet.Dense(2, name="right"), npnet.Dense(2, name="left")
+    swapped = npnet.Model(b, npnet.layers.concatenate([right2(b), left2(b)], name="cat"), seed=1)
+    # the same shapes in the other order: matching by position would cross the kernels
+    assert [layer.name for layer in swapped.layers] == ["a", "right", "left", "cat"]
+    swapped.load_weights(tmp_path / "w.npnet")
+    np.testing.assert_array_equal(left2.params["kernel"], left.params["kernel"])
+    np.testing.assert_array_equal(right2.params["kernel"], right.params["kernel"])
+    other = npnet.Sequential([npnet.Input(shape=(3,)), npnet.Dense(4)])
+    with pytest.raises(SavedModelError, match=r"holds 4 weight arrays, the model has 2; missing from the file"):
+        other.load_weights(tmp_path / "w.npnet")
