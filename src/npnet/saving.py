@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
+from . import _tape
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._config import floatx
-from . import _tape
 from .layers import base as _base
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION"]

@@ -55,7 +55,7 @@ class GradientCheckReport:
     rtol: float
     training: bool
     objective: str
-    input_shape: tuple[int, ...]
+    input_shape: tuple
     entries: list[GradientEntry] = field(default_factory=list)
 
     @property
@@ -196,7 +196,7 @@ def check_gradients(
     rng = np.random.default_rng(seed)
     inputs, xs, x_names = _inputs64(x)
     is_model = isinstance(target, Model)
-    t = copy.deepcopy(target)
+    t: Any = copy.deepcopy(target)
     if not t.built:
         if t._is_composite():
             t(copy.deepcopy(inputs))
@@ -276,7 +276,7 @@ def check_gradients(
         target=f"{type(target).__name__} '{target.name}'", eps=eps, atol=atol, rtol=rtol, training=training,
         objective=("loss " + type(loss_obj).__name__ if loss_obj is not None else
                    "compiled loss" if use_model_loss else "sum(output * R)"),
-        input_shape=tuple(xs[0].shape) if len(xs) == 1 else tuple(tuple(a.shape) for a in xs),  # type: ignore[arg-type]
+        input_shape=tuple(xs[0].shape) if len(xs) == 1 else tuple(tuple(a.shape) for a in xs),
     )
     for name, arr, analytic in arrays:
         numeric = np.zeros_like(arr)

@@ -135,7 +135,7 @@ _AXIS_WORDS = {-1: "last dimension", -2: "second-to-last dimension", 1: "dimensi
 _CALL_ARGS: dict[type, frozenset[str]] = {}
 
 
-def _call_args(cls: type) -> frozenset[str]:
+def _call_args(cls: Any) -> frozenset[str]:
     """Names ``cls.call`` accepts (``training`` is passed only where it is accepted, as in Keras)."""
     names = _CALL_ARGS.get(cls)
     if names is None:
@@ -558,7 +558,7 @@ class Layer:
         if len(weights) != len(entries):
             raise ValueError(f"{self._owner}: expected {len(entries)} weight arrays, received {len(weights)}")
         checked = []
-        for (path, layer, key), value in zip(entries, weights):
+        for (_, layer, key), value in zip(entries, weights):
             value = np.asarray(value)
             target = self._array(layer, key)
             if value.shape != target.shape:

@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import initializers as _initializers
 from .._validation import as_rng, check_float, check_int, check_seed
-from .activation import ACTIVATIONS, _Activated, get_activation
 from ._symbolic import Input, InputLayer
+from .activation import ACTIVATIONS, _Activated, get_activation
 from .base import InputSpec, Layer
 
 __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]

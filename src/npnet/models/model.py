@@ -28,7 +28,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .._config import floatx
 from .._progress import ProgressBar, resolve_verbose
-from .._validation import check_float, check_int, check_seed
+from .._validation import check_float, check_int
 from ..callbacks import Callback, CallbackList, History
 from ..layers._symbolic import Input, SymbolicTensor
 from ..layers.base import Layer
@@ -406,7 +406,7 @@ class Model(Layer):
             found = _fusion_for(loss, out, tape)
             if found is not None and found[0] not in fused:
                 index, logits = found
-                value = loss._forward_logits(y, logits)
+                value = loss._forward_logits(y, logits)  # type: ignore[attr-defined]
                 if grads:
                     fused[index] = _scaled(loss.backward(), head.weight)
             if value is None:
