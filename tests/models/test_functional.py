@@ -177,3 +177,21 @@ def test_functional_config_round_trip_rebuilds_the_graph():
     for got, want in zip(clone.predict([xa, xb], verbose=0), model.predict([xa, xb], verbose=0)):
         np.testing.assert_array_equal(got, want)
     assert [layer.name for layer in clone.layers] == [layer.name for layer in model.layers]
+
+
+def test_multi_output_model_saves_and_loads_with_its_compile_settings(tmp_path):
+    xa, xb, y1, y2 = _data(64)
+    model = _two_in_two_out()
+    model.compile(npnet.Adam(0.01), loss={"cls": "sparse_categorical_crossentropy", "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.25}, metrics={"cls": ["accuracy"]})
+    model.fit([xa, xb], [y1, y2], epochs=2, verbose=0, seed=0)
+    model.save(tmp_path / "two.npnet")
+    restored = npnet.load_model(tmp_path / "two.npnet")
+    assert type(restored) is npnet.models.Functional and restored.output_names == ["cls", "reg"]
+    for got, want in zip(restored.predict([xa, xb], verbose=0), model.predict([xa, xb], verbose=0)):
+        np.testing.assert_array_equal(got, want)
+    assert restored.evaluate([xa, xb], [y1, y2], verbose=0, return_dict=True) == \
+        model.evaluate([xa, xb], [y1, y2], verbose=0, return_dict=True)
+    a = model.fit([xa, xb], [y1, y2], epochs=1, verbose=0, seed=3).history
+    b = restored.fit([xa, xb], [y1, y2], epochs=1, verbose=0, seed=3).history
+    assert a == b  # optimizer state and loss weights came back exactly
