@@ -195,3 +195,16 @@ def test_multi_output_model_saves_and_loads_with_its_compile_settings(tmp_path):
     a = model.fit([xa, xb], [y1, y2], epochs=1, verbose=0, seed=3).history
     b = restored.fit([xa, xb], [y1, y2], epochs=1, verbose=0, seed=3).history
     assert a == b  # optimizer state and loss weights came back exactly
+
+
+def test_train_test_and_predict_on_batch():
+    xa, xb, y1, y2 = _data(32)
+    model = _two_in_two_out()
+    model.compile(npnet.SGD(0.1), loss=["sparse_categorical_crossentropy", "mse"], metrics=[["accuracy"], []])
+    before = model.test_on_batch([xa, xb], [y1, y2], return_dict=True)
+    first = model.train_on_batch([xa, xb], [y1, y2], return_dict=True)
+    assert first == pytest.approx(before)  # the loss of the batch before the update
+    after = model.test_on_batch([xa, xb], [y1, y2])
+    assert after[0] < before["loss"]
+    probs, values = model.predict_on_batch([xa, xb])
+    np.testing.assert_allclose(probs, model.predict([xa, xb], verbose=0)[0], rtol=1e-6)

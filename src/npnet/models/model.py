@@ -713,10 +713,47 @@ class Model(Layer):
         result = self._evaluate_arrays(structure, xs, ys, batch_size, cbs, bar)
         bar.finish(result)
         cbs.on_test_end(result)
-        if return_dict:
-            return result
-        values = list(result.values())
-        return values[0] if len(values) == 1 else values
+        return _result(result, return_dict)
+
+    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+        """One gradient update on one batch, as in Keras: forward, loss, backward along
+        the tape, one optimizer step. Metrics are computed on this batch alone.
+
+        Returns
+        -------
+        float, list or dict
+            As :meth:`evaluate`: the loss, ``[loss, *others]``, or a dict.
+        """
+        self._require_compiled("train_on_batch")
+        owner = "train_on_batch"
+        self._check_fittable()
+        structure, xs = self._input_arrays(x, owner)
+        self._prepare(structure, xs, None)
+        heads = self._heads or []
+        ys = self._target_arrays(y, heads, owner)
+        self._check_samples(xs, ys, owner)
+        self._check_targets(ys, structure, xs)
+        params, grads, owners = self._trainable_arrays()
+        xb = pack(structure, [_cast(a) for a in xs])
+        value, parts, outs = self._train_step(xb, ys, params, grads, owners, None)
+        for m in self.metrics:
+            m.reset()
+        self._update_metrics(heads, ys, outs)
+        n = xs[0].shape[0]
+        totals = {"loss": value * n, **{k: v * n for k, v in parts.items()}}
+        logs = self._logs(heads, {k: totals.get(k, 0.0) for k in ["loss"] + [h.name for h in heads]}, n)
+        return _result(logs, return_dict)
+
+    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+        """Loss and metrics of one batch in inference mode (see :meth:`evaluate`)."""
+        _, xs = self._input_arrays(x, "test_on_batch")
+        return self.evaluate(x, y, batch_size=xs[0].shape[0], verbose=0, return_dict=return_dict)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        """The outputs for one batch in inference mode."""
+        structure, xs = self._input_arrays(x, "predict_on_batch")
+        self._prepare(structure, xs, None)
+        return self(pack(structure, [_cast(a) for a in xs]), training=False)
 
     def predict(self, x: Any, batch_size: int = 32, verbose: Any = "auto",
                 callbacks: Sequence[Callback] | None = None) -> Any:
@@ -798,6 +835,14 @@ class Model(Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _result(logs: dict[str, float], return_dict: bool) -> Any:
+    """Keras' return forms: a dict, the loss alone, or a list in the order of the logs."""
+    if return_dict:
+        return logs
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
 
 
 def _shapes_of(value: Any) -> Any:
