@@ -32,11 +32,11 @@ def test_batch_norm_in_chunks_matches_the_formula(rng):
     x = (rng.normal(size=BIG) * 3 + 1).astype(np.float32)
     dy = rng.normal(size=BIG).astype(np.float32)
     bn = BatchNormalization()
-    y = bn.forward(x, training=True)
+    y, cache = bn.forward(x, training=True)
     mean, var = x.astype(np.float64).mean(axis=(0, 1, 2)), x.astype(np.float64).var(axis=(0, 1, 2))
     xhat = (x - mean) / np.sqrt(var + 1e-3)
     np.testing.assert_allclose(y, xhat, atol=2e-5)
-    dx = bn.backward(dy)
+    dx = bn.backward(cache, dy)
     # dx = (dy - mean(dy) - xhat * mean(dy * xhat)) / sqrt(var + eps), gamma = 1
     expected = (dy - dy.mean(axis=(0, 1, 2)) - xhat * (dy * xhat).mean(axis=(0, 1, 2))) / np.sqrt(var + 1e-3)
     np.testing.assert_allclose(dx, expected, atol=2e-5)
@@ -55,17 +55,17 @@ def test_batch_norm_inference_in_chunks_uses_moving_statistics(rng):
     bn.state["moving_variance"][...] = np.linspace(0.5, 2, 64)
     bn.params["gamma"][...] = 2.0
     bn.params["beta"][...] = -1.0
-    y = bn.forward(x, training=False)
+    y, cache = bn.forward(x, training=False)
     scale = 2 / np.sqrt(np.linspace(0.5, 2, 64) + 1e-3)
     np.testing.assert_allclose(y, (x - np.linspace(-1, 1, 64)) * scale - 1, rtol=1e-5, atol=1e-5)
     dy = rng.normal(size=BIG).astype(np.float32)
-    np.testing.assert_allclose(bn.backward(dy), dy * scale, rtol=1e-6)
+    np.testing.assert_allclose(bn.backward(cache, dy), dy * scale, rtol=1e-6)
 
 
 def test_max_pooling_and_relu_in_chunks_match_the_formula(rng):
     x = rng.normal(size=BIG).astype(np.float32)
     pool = MaxPooling2D(2)
-    y = pool.forward(x, training=True)
+    y, cache = pool.forward(x, training=True)
     windows = x.reshape(8, 16, 2, 16, 2, 64).transpose(0, 1, 3, 5, 2, 4).reshape(8, 16, 16, 64, 4)
     np.testing.assert_array_equal(y, windows.max(axis=-1))
     dy = rng.normal(size=y.shape).astype(np.float32)
@@ -73,12 +73,13 @@ def test_max_pooling_and_relu_in_chunks_match_the_formula(rng):
     routed = np.zeros(windows.shape, dtype=np.float32)
     np.put_along_axis(routed, windows.argmax(axis=-1)[..., None], dy[..., None], axis=-1)
     expected = routed.reshape(8, 16, 16, 64, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(BIG)
-    np.testing.assert_array_equal(pool.backward(dy), expected)
+    np.testing.assert_array_equal(pool.backward(cache, dy), expected)
 
     relu = ReLU()
-    np.testing.assert_array_equal(relu.forward(x, training=True), np.maximum(x, 0))
+    y, cache = relu.forward(x, training=True)
+    np.testing.assert_array_equal(y, np.maximum(x, 0))
     dy = rng.normal(size=BIG).astype(np.float32)
-    np.testing.assert_array_equal(relu.backward(dy), dy * (x > 0))
+    np.testing.assert_array_equal(relu.backward(cache, dy), dy * (x > 0))
 
 
 def _cnn(seed=0):
@@ -130,15 +131,14 @@ def test_fit_with_reused_arrays_matches_a_hand_written_loop(rng):
     params = [p for layer in manual.layers for p in layer.params.values()]
     grads = [g for layer in manual.layers for g in layer.grads.values()]
     for lo in (0, 8):
-        h = x[lo:lo + 8]
+        h, caches = x[lo:lo + 8], []
         for layer in manual.layers:
-            h = layer.forward(h, training=True)
+            h, cache = layer.forward(h, training=True)
+            caches.append(cache)
         manual.loss.forward(y[lo:lo + 8], h)
         d = manual.loss.backward()
-        for layer in reversed(manual.layers):
-            d = layer.backward(d)
-            if d is None:
-                break
+        for layer, cache in zip(reversed(manual.layers), reversed(caches)):
+            d = layer.backward(cache, d)
         manual.optimizer.step(params, grads)
     for a, b in zip(model.get_weights(), manual.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
@@ -149,10 +149,10 @@ def test_outputs_are_fresh_arrays_outside_fit(rng):
     model = _cnn()
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
     for layer in model.layers[1:4]:
-        h = model.layers[0].forward(x[:8])
-        first = layer.forward(h, training=True)
+        h = model.layers[0](x[:8])
+        first = layer(h, training=True)
         kept = first.copy()
-        layer.forward(model.layers[0].forward(x[8:]), training=True)
+        layer(model.layers[0](x[8:]), training=True)
         np.testing.assert_array_equal(first, kept)
 
 
@@ -213,11 +213,13 @@ def test_strided_views_give_the_same_results_as_contiguous_arrays(make, rng):
     x = rng.normal(size=(4, 8, 6, 3)).astype(np.float32).transpose(0, 2, 1, 3)  # (4, 6, 8, 3), strided
     assert not x.flags.c_contiguous
     a, b = make(), make()
-    ya = a.forward(x, training=True)
+    ya, cache_a = a.forward(x, training=True)
     b.build(a.input_shape)
     b.set_weights(a.get_weights())
-    yb = b.forward(np.ascontiguousarray(x), training=True)
+    yb, cache_b = b.forward(np.ascontiguousarray(x), training=True)
     np.testing.assert_array_equal(ya, yb)
     dy = rng.normal(size=(ya.shape[0], ya.shape[1] + 2) + ya.shape[2:]).astype(np.float32)[:, 1:-1]
     assert not dy.flags.c_contiguous
-    np.testing.assert_array_equal(a.backward(dy), b.backward(np.ascontiguousarray(dy)))
+    np.testing.assert_array_equal(a.backward(cache_a, dy), b.backward(cache_b, np.ascontiguousarray(dy)))
+    for k in a.grads:
+        np.testing.assert_array_equal(a.grads[k], b.grads[k], err_msg=k)

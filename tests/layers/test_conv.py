@@ -32,30 +32,39 @@ def _offset_sum_reference(xp, kernel, strides, dilation, out_hw):
 
 @pytest.mark.parametrize("channels, strides, dilation", [(16, 1, 1), (3, 1, 1), (16, 2, 1), (8, 1, 2)])
 def test_convolution_of_a_large_batch_matches_the_formula(channels, strides, dilation, rng):
-    # large enough that dx is computed in several blocks of images, and run twice so that
-    # buffers kept between batches are reused
+    # large enough that dx is computed in several blocks of images, and run as two batches
+    # of a training run that keeps its arrays (as fit does), so the second batch reuses them
     x = rng.normal(size=(40, 30, 30, channels)).astype(np.float32)
     conv = Conv2D(12, 3, strides=strides, padding="same", dilation_rate=dilation, use_bias=False)
-    conv.forward(x, training=True)
-    for buf in conv._scratch.values():  # buffers kept between batches: nothing may leak through
-        buf.fill(np.nan)
-    y = conv.forward(x, training=True)
-    kernel = conv.params["kernel"]
     lo, hi, oh = _pad_amounts(30, dilation * 2 + 1, strides, "same")
+    dy = rng.normal(size=(40, oh, oh, 12)).astype(np.float32)
+    kept = {}
+
+    def batch():
+        with npnet._tape.running(npnet._tape.Run(training=True, buffers=kept)):
+            y, cache = conv.forward(x, training=True)
+            return y, conv.backward(cache, dy)
+
+    batch()
+    first = {key: id(buf) for key, buf in kept.items()}
+    for buf in kept.values():  # kept between batches: nothing may leak through
+        buf.fill(np.nan)
+    y, dx = batch()
+    assert first and {key: id(buf) for key, buf in kept.items()} == first  # every kept array was reused
+    kernel = conv.params["kernel"]
     xp = np.zeros((40, 30 + lo + hi, 30 + lo + hi, channels))
     xp[:, lo : lo + 30, lo : lo + 30] = x
     expected = _offset_sum_reference(xp, kernel, (strides, strides), (dilation, dilation), (oh, oh))
     np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
     # dx: every output's gradient times the kernel, added back into its window
-    dy = rng.normal(size=y.shape).astype(np.float32)
     dxp = np.zeros_like(xp)
     for i in range(3):
         for j in range(3):
             r, c = i * dilation, j * dilation
             end = (oh - 1) * strides + 1
             dxp[:, r : r + end : strides, c : c + end : strides, :] += dy.astype(np.float64) @ kernel[i, j].T
-    np.testing.assert_allclose(conv.backward(dy), dxp[:, lo : lo + 30, lo : lo + 30], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(dx, dxp[:, lo : lo + 30, lo : lo + 30], rtol=1e-4, atol=1e-4)
 
 
 def conv_reference(x, kernel, bias, stride, padding, dilation):
@@ -102,7 +111,7 @@ def test_conv2d_forward_matches_loops(h, w, c, f, k, stride, padding, dilation, 
     x = r.normal(size=(2, h, w, c))
     layer = Conv2D(f, k, strides=stride, padding=padding, dilation_rate=dilation, bias_initializer="random_normal")
     npnet.set_floatx("float64")
-    y = layer.forward(x)
+    y = layer(x)
     expected = conv_reference(x, layer.params["kernel"], layer.params["bias"], stride, padding, dilation)
     assert y.shape == expected.shape
     np.testing.assert_allclose(y, expected, atol=1e-10)
@@ -115,7 +124,7 @@ def test_pooling_forward_matches_loops(h, w, pool, stride, padding, seed):
         return
     x = np.random.default_rng(seed).normal(size=(2, h, w, 3))
     for layer, op in ((MaxPooling2D(pool, stride, padding), "max"), (AveragePooling2D(pool, stride, padding), "mean")):
-        np.testing.assert_allclose(layer.forward(x), pool_reference(x, pool, stride, padding, op), atol=1e-12)
+        np.testing.assert_allclose(layer(x), pool_reference(x, pool, stride, padding, op), atol=1e-12)
 
 
 @pytest.mark.parametrize("size, k, s, padding, expected", [
@@ -125,17 +134,17 @@ def test_pooling_forward_matches_loops(h, w, pool, stride, padding, seed):
 def test_output_sizes_follow_keras(size, k, s, padding, expected):
     layer = Conv2D(1, k, strides=s, padding=padding)
     assert layer.compute_output_shape((None, size, size, 1)) == (None, expected, expected, 1)
-    assert layer.forward(np.zeros((1, size, size, 1), np.float32)).shape == (1, expected, expected, 1)
+    assert layer(np.zeros((1, size, size, 1), np.float32)).shape == (1, expected, expected, 1)
 
 
 def test_batchnorm_training_and_inference_values():
     x = np.array([[1.0, 10.0], [3.0, 10.0], [5.0, 40.0]])  # feature 0: mean 3, var 8/3
     bn = BatchNormalization(momentum=0.5, epsilon=1e-3)
-    y = bn.forward(x, training=True)
+    y = bn(x, training=True)
     np.testing.assert_allclose(y[:, 0], (x[:, 0] - 3) / np.sqrt(8 / 3 + 1e-3), rtol=1e-6)
     np.testing.assert_allclose(bn.state["moving_mean"], [0.5 * 0 + 0.5 * 3, 0.5 * 20], rtol=1e-6)
     np.testing.assert_allclose(bn.state["moving_variance"], [0.5 + 0.5 * 8 / 3, 0.5 + 0.5 * 200], rtol=1e-6)
-    y_inf = bn.forward(x, training=False)
+    y_inf = bn(x, training=False)
     np.testing.assert_allclose(y_inf[:, 0], (x[:, 0] - 1.5) / np.sqrt(0.5 + 4 / 3 + 1e-3), rtol=1e-6)
 
 
@@ -153,6 +162,7 @@ def test_batchnorm_state_is_non_trainable_saved_and_counted(tmp_path, capsys):
     out = capsys.readouterr().out
     # conv 3*3*1*4 + 4 = 40; BN gamma, beta 8 trainable + 8 moving stats; dense 4*3 + 3 = 15
     assert "Trainable params: 63" in out and "Non-trainable params: 8" in out
+    assert bn.count_params() == 16 and model.count_params() == 63 + 8  # trainable or not, as Keras counts
     model.save(tmp_path / "cnn.npnet")
     restored = npnet.load_model(tmp_path / "cnn.npnet")
     np.testing.assert_array_equal(restored.layers[1].state["moving_variance"], bn.state["moving_variance"])
@@ -179,14 +189,14 @@ def test_whole_cnn_gradient_check():
 ])
 def test_bad_image_input(factory, x_shape, match):
     with pytest.raises(ValueError, match=match):
-        factory().forward(np.zeros(x_shape, np.float32))
+        factory()(np.zeros(x_shape, np.float32))
 
 
 def test_wrong_channel_count_on_a_built_layer():
     conv = Conv2D(4, 3, name="c")
-    conv.forward(np.zeros((1, 8, 8, 3), np.float32))
+    conv(np.zeros((1, 8, 8, 3), np.float32))
     with pytest.raises(ValueError, match=r"Conv2D 'c': expected input with last dimension 3, received shape \(1, 8, 8, 1\)"):
-        conv.forward(np.zeros((1, 8, 8, 1), np.float32))
+        conv(np.zeros((1, 8, 8, 1), np.float32))
 
 
 @pytest.mark.parametrize("factory, match", [

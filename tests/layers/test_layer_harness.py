@@ -1,6 +1,9 @@
 """One declarative harness run over every layer class: forward shape, gradients against
-central differences, config round trip, dtype kept, bad input rejected."""
+central differences, config round trip, dtype kept, bad input rejected, and the cache
+contract (the cache belongs to the call; backward sets the gradients, never adds to them)."""
 
+import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,32 +13,49 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import npnet
+from npnet.layers import (
+    Add,
+    Average,
+    BatchNormalization,
+    Concatenate,
+    Conv2D,
+    Dense,
+    Dot,
+    Dropout,
+    Maximum,
+    MaxPooling2D,
+    Minimum,
+    Multiply,
+    Subtract,
+)
 from npnet.testing import check_gradients
 
-from ..strategies import away_from_zero, seeds
+from ..strategies import away_from_zero, seeds, well_apart
 
 
 @dataclass
 class Case:
     make: Callable[[], npnet.layers.Layer]
-    # draw(data) -> sample shape without the batch axis
+    # draw(data) -> sample shape without the batch axis; for a merge layer, a list of them
     sample_shape: Callable
-    expected: Callable[[tuple], tuple]  # output shape from full input shape
+    # output shape from the full input shape (from the list of them for a merge layer)
+    expected: Callable
+    # the sample shape (or list of them) of the tests that draw nothing
+    example: tuple | list = (4,)
     training: bool = False
     margin: float = 0.1
     min_batch: int = 1
+    # values well apart from each other: no ties in a max-pool window or a Maximum
+    distinct: bool = False
 
 
+# ---------------------------------------------------------------- sample shapes
 def feat(data):
     return (data.draw(st.integers(1, 5)),)
 
 
 def feat_nd(data):
     return tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
-
-
-def same(shape):
-    return shape
 
 
 def img(data, minimum):
@@ -48,8 +68,45 @@ def even_img(data):
     return (2 * data.draw(st.integers(1, 3)), 2 * data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
 
 
-def feat_nd_2(data):
-    return tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+def several(n):
+    """``n`` inputs of one drawn sample shape (element-wise merges)."""
+    return lambda data: [feat_nd(data)] * n
+
+
+def concat_samples(axis, n):
+    """``n`` inputs of one drawn sample shape, except along ``axis`` (batch axis counted)."""
+    def draw(data):
+        base = feat_nd(data)
+        k = axis % (len(base) + 1) - 1  # the axis within a sample
+        return [base[:k] + (data.draw(st.integers(1, 3)),) + base[k + 1:] for _ in range(n)]
+    return draw
+
+
+def dot_samples(axes):
+    """Two 3-D inputs whose ``axes`` share one drawn size; the other sizes drawn too."""
+    def draw(data):
+        d = data.draw(st.integers(1, 4))
+        shapes = []
+        for ax in axes:
+            s = [data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3))]
+            s[ax - 1] = d
+            shapes.append(tuple(s))
+        return shapes
+    return draw
+
+
+def vectors(data):
+    d = data.draw(st.integers(1, 5))
+    return [(d,), (d,)]
+
+
+# ---------------------------------------------------------------- expected output shapes
+def same(shape):
+    return shape
+
+
+def first(shapes):
+    return shapes[0]
 
 
 def conv_shape(s, kernel, stride, padding, filters, dilation=1):
@@ -62,6 +119,30 @@ def conv_shape(s, kernel, stride, padding, filters, dilation=1):
     return (s[0], out[0], out[1], filters)
 
 
+def concat_shape(axis):
+    def expected(shapes):
+        out = list(shapes[0])
+        out[axis] = sum(s[axis] for s in shapes)
+        return tuple(out)
+    return expected
+
+
+def batch_dot_shape(axes):
+    """Keras' batch_dot: the remaining axes of the first input, then those of the second."""
+    def expected(shapes):
+        (a, b), (ax, ay) = shapes, axes
+        return (a[0],) + tuple(d for i, d in enumerate(a[1:], 1) if i != ax) + tuple(
+            d for i, d in enumerate(b[1:], 1) if i != ay)
+    return expected
+
+
+def per_sample(shapes):
+    """One number per sample: (batch, 1)."""
+    return (shapes[0][0], 1)
+
+
+IMAGE = (6, 6, 2)
+
 CASES = {
     "Dense": Case(lambda: npnet.layers.Dense(3), feat, lambda s: s[:-1] + (3,)),
     "Dense_relu": Case(lambda: npnet.layers.Dense(4, activation="relu", kernel_initializer="he_normal"),
@@ -69,7 +150,8 @@ CASES = {
     "Dense_softmax_nobias": Case(lambda: npnet.layers.Dense(3, activation="softmax", use_bias=False),
                                  feat, lambda s: s[:-1] + (3,)),
     "Dense_3d": Case(lambda: npnet.layers.Dense(2, activation="tanh"),
-                     lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 4))), lambda s: s[:-1] + (2,)),
+                     lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 4))), lambda s: s[:-1] + (2,),
+                     example=(3, 4)),
     "ReLU": Case(lambda: npnet.layers.ReLU(), feat_nd, same),
     "LeakyReLU": Case(lambda: npnet.layers.LeakyReLU(negative_slope=0.2), feat_nd, same),
     "ELU": Case(lambda: npnet.layers.ELU(alpha=1.5), feat_nd, same),
@@ -79,56 +161,110 @@ CASES = {
     "Swish": Case(lambda: npnet.layers.Swish(), feat_nd, same),
     "Linear": Case(lambda: npnet.layers.Linear(), feat_nd, same),
     "Softmax": Case(lambda: npnet.layers.Softmax(), feat_nd, same),
-    "Softmax_axis1": Case(lambda: npnet.layers.Softmax(axis=1), lambda d: (d.draw(st.integers(1, 4)), 2), same),
+    "Softmax_axis1": Case(lambda: npnet.layers.Softmax(axis=1), lambda d: (d.draw(st.integers(1, 4)), 2), same,
+                          example=(3, 2)),
     "Activation": Case(lambda: npnet.layers.Activation("tanh"), feat_nd, same),
     "Flatten": Case(lambda: npnet.layers.Flatten(), feat_nd, lambda s: (s[0], int(np.prod(s[1:])))),
     "Reshape": Case(lambda: npnet.layers.Reshape((-1, 2)), lambda d: (2 * d.draw(st.integers(1, 4)),),
                     lambda s: (s[0], s[1] // 2, 2)),
     "Rescaling": Case(lambda: npnet.layers.Rescaling(1 / 255, offset=-0.5), feat_nd, same),
-    "Conv2D_valid": Case(lambda: npnet.layers.Conv2D(2, 3), lambda d: img(d, 3), lambda s: conv_shape(s, 3, 1, "valid", 2)),
+    "Conv2D_valid": Case(lambda: npnet.layers.Conv2D(2, 3), lambda d: img(d, 3),
+                         lambda s: conv_shape(s, 3, 1, "valid", 2), example=IMAGE),
     "Conv2D_same_stride": Case(lambda: npnet.layers.Conv2D(3, (2, 3), strides=2, padding="same", activation="tanh"),
-                               lambda d: img(d, 2), lambda s: conv_shape(s, (2, 3), 2, "same", 3)),
+                               lambda d: img(d, 2), lambda s: conv_shape(s, (2, 3), 2, "same", 3), example=IMAGE),
     "Conv2D_dilated": Case(lambda: npnet.layers.Conv2D(2, 2, dilation_rate=2, use_bias=False), lambda d: img(d, 3),
-                           lambda s: conv_shape(s, 2, 1, "valid", 2, dilation=2)),
-    "MaxPooling2D_tile": Case(lambda: npnet.layers.MaxPooling2D(2), lambda d: even_img(d),
-                              lambda s: (s[0], s[1] // 2, s[2] // 2, s[3])),
+                           lambda s: conv_shape(s, 2, 1, "valid", 2, dilation=2), example=IMAGE),
+    "MaxPooling2D_tile": Case(lambda: npnet.layers.MaxPooling2D(2), even_img,
+                              lambda s: (s[0], s[1] // 2, s[2] // 2, s[3]), example=IMAGE, distinct=True),
     "MaxPooling2D_same": Case(lambda: npnet.layers.MaxPooling2D(3, strides=2, padding="same"), lambda d: img(d, 1),
-                              lambda s: (s[0], -(-s[1] // 2), -(-s[2] // 2), s[3])),
-    "AveragePooling2D_tile": Case(lambda: npnet.layers.AveragePooling2D(2), lambda d: even_img(d),
-                                  lambda s: (s[0], s[1] // 2, s[2] // 2, s[3])),
+                              lambda s: (s[0], -(-s[1] // 2), -(-s[2] // 2), s[3]), example=IMAGE, distinct=True),
+    "AveragePooling2D_tile": Case(lambda: npnet.layers.AveragePooling2D(2), even_img,
+                                  lambda s: (s[0], s[1] // 2, s[2] // 2, s[3]), example=IMAGE, distinct=True),
     "AveragePooling2D_same": Case(lambda: npnet.layers.AveragePooling2D(2, strides=1, padding="same"),
-                                  lambda d: img(d, 1), same),
+                                  lambda d: img(d, 1), same, example=IMAGE, distinct=True),
     "GlobalAveragePooling2D": Case(lambda: npnet.layers.GlobalAveragePooling2D(), lambda d: img(d, 1),
-                                   lambda s: (s[0], s[3])),
-    "GlobalMaxPooling2D": Case(lambda: npnet.layers.GlobalMaxPooling2D(), lambda d: img(d, 1), lambda s: (s[0], s[3])),
+                                   lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
+    "GlobalMaxPooling2D": Case(lambda: npnet.layers.GlobalMaxPooling2D(), lambda d: img(d, 1),
+                               lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
     "BatchNormalization_train": Case(lambda: npnet.layers.BatchNormalization(), lambda d: img(d, 1), same,
-                                     training=True, min_batch=2),
-    "BatchNormalization_infer": Case(lambda: npnet.layers.BatchNormalization(momentum=0.5), feat_nd_2, same),
+                                     example=IMAGE, training=True, min_batch=2),
+    "BatchNormalization_infer": Case(lambda: npnet.layers.BatchNormalization(momentum=0.5), feat_nd, same),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
+    # merge layers: a list of inputs in, a list of input gradients out
+    "Add": Case(lambda: Add(), several(2), first, example=[(4,)] * 2),
+    "Subtract": Case(lambda: Subtract(), several(2), first, example=[(4,)] * 2),
+    "Multiply_3": Case(lambda: Multiply(), several(3), first, example=[(4,)] * 3),
+    "Average_3": Case(lambda: Average(), several(3), first, example=[(4,)] * 3),
+    "Maximum_3": Case(lambda: Maximum(), several(3), first, example=[(4,)] * 3, distinct=True),
+    "Minimum_3": Case(lambda: Minimum(), several(3), first, example=[(4,)] * 3, distinct=True),
+    "Concatenate_last": Case(lambda: Concatenate(), concat_samples(-1, 2), concat_shape(-1),
+                             example=[(4,), (2,)]),
+    "Concatenate_axis1": Case(lambda: Concatenate(axis=1), concat_samples(1, 3), concat_shape(1),
+                              example=[(2, 3), (1, 3), (3, 3)]),
+    "Dot_vectors": Case(lambda: Dot(axes=-1), vectors, per_sample, example=[(4,)] * 2),
+    "Dot_axes22": Case(lambda: Dot(axes=(2, 2)), dot_samples((2, 2)), batch_dot_shape((2, 2)),
+                       example=[(2, 3), (4, 3)]),
+    "Dot_axes12": Case(lambda: Dot(axes=(1, 2)), dot_samples((1, 2)), batch_dot_shape((1, 2)),
+                       example=[(3, 2), (4, 3)]),
+    "Dot_normalize": Case(lambda: Dot(axes=-1, normalize=True), vectors, per_sample, example=[(4,)] * 2),
+    "Dot_normalize_axes12": Case(lambda: Dot(axes=(1, 2), normalize=True), dot_samples((1, 2)),
+                                 batch_dot_shape((1, 2)), example=[(3, 2), (4, 3)]),
 }
 
-# Layer classes exercised above; a new layer class must join the harness.
-COVERED = {"Dense", "ReLU", "LeakyReLU", "ELU", "Sigmoid", "Tanh", "Softplus", "Swish", "Linear", "Softmax",
-           "Activation", "Flatten", "Reshape", "Dropout", "Rescaling", "Conv2D", "MaxPooling2D", "AveragePooling2D",
-           "GlobalAveragePooling2D", "GlobalMaxPooling2D", "BatchNormalization"}
+# Registered classes that are not layers to put in the harness: the models (Model,
+# Functional, Sequential) are Layer subclasses with their own tests (tests/models), and
+# InputLayer is the layer behind npnet.Input, never called on data by users.
+NOT_IN_HARNESS = (npnet.Model, npnet.layers.InputLayer)
 
-IMAGE_KEYS = {k for k in CASES if "2D" in k or k.startswith("BatchNormalization_train")}
+
+# ---------------------------------------------------------------- inputs
+def _as_list(x):
+    """An input (or input gradient) as a list: merge layers take and give lists."""
+    return x if isinstance(x, list) else [x]
+
+
+def _inputs(rng, case, batch, samples):
+    """A batch of ``batch`` samples: one array, or a list of them for a merge layer."""
+    multi = isinstance(samples, list)
+    shapes = [(batch,) + tuple(s) for s in (samples if multi else [samples])]
+    if case.distinct:
+        arrays = well_apart(rng, shapes)
+    else:
+        arrays = [away_from_zero(rng, s, margin=case.margin) for s in shapes]
+    return arrays if multi else arrays[0]
 
 
 def _draw_input(data, case):
-    shape = (data.draw(st.integers(case.min_batch, 4)),) + case.sample_shape(data)
-    rng = np.random.default_rng(data.draw(seeds))
-    x = away_from_zero(rng, shape, margin=case.margin)
-    if "Pooling" in type(case.make()).__name__:
-        # distinct values, well apart: no ties inside a max-pool window
-        x = rng.permutation(x.size).reshape(shape) * 0.1 + rng.normal(scale=0.01, size=shape)
-    return x
+    batch = data.draw(st.integers(case.min_batch, 4))
+    samples = case.sample_shape(data)
+    return _inputs(np.random.default_rng(data.draw(seeds)), case, batch, samples)
 
 
+def _example(case, dtype, batch=2):
+    x = _inputs(np.random.default_rng(0), case, batch, case.example)
+    return [a.astype(dtype) for a in x] if isinstance(x, list) else x.astype(dtype)
+
+
+def _shapes(x):
+    """The input shape as a layer sees it: a tuple, or a list of tuples."""
+    return [a.shape for a in x] if isinstance(x, list) else x.shape
+
+
+def _unknown_batch(shape):
+    return [(None,) + s[1:] for s in shape] if isinstance(shape, list) else (None,) + shape[1:]
+
+
+def _first_samples(x):
+    return [a[:1] for a in x] if isinstance(x, list) else x[:1]
+
+
+# ---------------------------------------------------------------- the harness
 def test_every_layer_class_is_in_the_harness():
-    names = set(npnet.layers.layer_classes())
-    missing = names - COVERED
+    covered = {type(case.make()).__name__ for case in CASES.values()}
+    names = {name for name, cls in npnet.layers.layer_classes().items()
+             if cls.__module__.startswith("npnet.") and not issubclass(cls, NOT_IN_HARNESS)}
+    missing = names - covered
     assert not missing, f"layer classes without harness cases: {sorted(missing)}"
 
 
@@ -136,11 +272,12 @@ def test_every_layer_class_is_in_the_harness():
 @given(data=st.data())
 def test_forward_shape_matches_compute_output_shape(key, data):
     case = CASES[key]
-    x = _draw_input(data, case).astype(np.float32)
+    x = _draw_input(data, case)
+    x = [a.astype(np.float32) for a in x] if isinstance(x, list) else x.astype(np.float32)
     layer = case.make()
-    y = layer.forward(x, training=case.training)
-    assert y.shape == case.expected(x.shape)
-    assert layer.compute_output_shape((None,) + x.shape[1:]) == (None,) + y.shape[1:]
+    y = layer(x, training=case.training)
+    assert y.shape == case.expected(_shapes(x))
+    assert layer.compute_output_shape(_unknown_batch(_shapes(x))) == (None,) + y.shape[1:]
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
@@ -150,28 +287,23 @@ def test_gradients_match_central_differences(key, data):
     x = _draw_input(data, case)
     report = check_gradients(case.make(), x, training=case.training, atol=1e-6, rtol=1e-5)
     assert report.passed
-    assert report.entries[0].name == "x" and report.entries[0].checked == x.size
+    xs = _as_list(x)
+    names = [f"x[{i}]" for i in range(len(xs))] if isinstance(x, list) else ["x"]
+    assert [(e.name, e.checked) for e in report.entries[:len(xs)]] == [(n, a.size) for n, a in zip(names, xs)]
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
 def test_config_round_trip_rebuilds_an_equal_layer(key):
     case = CASES[key]
-    x = away_from_zero(np.random.default_rng(0), (2,) + (4,) * 1 if key != "Reshape" else (2, 4))
-    if key in IMAGE_KEYS:
-        x = away_from_zero(np.random.default_rng(0), (2, 6, 6, 2))
-    if key == "Softmax_axis1":
-        x = away_from_zero(np.random.default_rng(0), (2, 3, 2))
-    if key == "Dense_3d":
-        x = away_from_zero(np.random.default_rng(0), (2, 3, 4))
-    x = x.astype(np.float32)
+    x = _example(case, np.float32)
     layer = case.make()
-    y = layer.forward(x)
+    y = layer(x)
     config = layer.get_config()
     clone = type(layer).from_config(config)
     assert clone.get_config() == config
-    clone.forward(x[:1])
+    clone(_first_samples(x))
     clone.set_weights(layer.get_weights())
-    np.testing.assert_array_equal(clone.forward(x), y)
+    np.testing.assert_array_equal(clone(x), y)
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
@@ -179,43 +311,153 @@ def test_config_round_trip_rebuilds_an_equal_layer(key):
 def test_dtype_is_kept_through_forward_and_backward(key, dtype):
     npnet.set_floatx(dtype)
     case = CASES[key]
-    shape = (2, 3, 2) if key == "Softmax_axis1" else (2, 3, 4) if key == "Dense_3d" else (2, 4)
-    if key in IMAGE_KEYS:
-        shape = (2, 6, 6, 2)
-    x = away_from_zero(np.random.default_rng(0), shape).astype(dtype)
     layer = case.make()
-    y = layer.forward(x, training=True)
-    dx = layer.backward(np.ones_like(y))
+    y, cache = layer.forward(_example(case, dtype), training=True)
+    dx = layer.backward(cache, np.ones_like(y))
     assert y.dtype == np.dtype(dtype)
-    assert dx.dtype == np.dtype(dtype)
+    for d in _as_list(dx):
+        assert d.dtype == np.dtype(dtype)
     for k, g in layer.grads.items():
         assert g.dtype == np.dtype(dtype), k
         assert layer.params[k].dtype == np.dtype(dtype), k
 
 
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_backward_sets_the_gradients_rather_than_adding_to_them(key):
+    case = CASES[key]
+    layer = case.make()
+    y, cache = layer.forward(_example(case, np.float32), training=case.training)
+    dy = np.random.default_rng(1).normal(size=y.shape).astype(np.float32)
+    dx = [d.copy() for d in _as_list(layer.backward(cache, dy))]
+    grads = {k: g.copy() for k, g in layer.grads.items()}
+    again = _as_list(layer.backward(cache, dy))  # the same cache: the same gradients, not twice them
+    for a, b in zip(again, dx, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert grads.keys() == layer.grads.keys() == layer.params.keys()
+    for k, g in layer.grads.items():
+        np.testing.assert_array_equal(g, grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_backward_without_a_cache_is_a_clear_error(key):
+    layer = CASES[key].make()
+    message = (f"{type(layer).__name__} '{layer.name}': backward() needs the cache returned by forward(); "
+               "call y, cache = layer.forward(x, training=True) first")
+    with pytest.raises(RuntimeError, match=re.escape(message)):
+        layer.backward(None, np.ones((2, 3), np.float32))
+
+
+# ---------------------------------------------------------------- the cache belongs to the call
+@pytest.mark.parametrize("make, shape", [
+    (lambda: Dense(3, activation="tanh"), (4, 5)),
+    (lambda: Conv2D(2, 3, padding="same"), (2, 5, 5, 2)),
+    (lambda: BatchNormalization(), (4, 3, 3, 2)),
+    (lambda: MaxPooling2D(2), (2, 4, 4, 2)),
+    (lambda: Dropout(0.5, seed=1), (4, 6)),
+    (lambda: Multiply(), [(4, 3), (4, 3)]),
+], ids=["dense", "conv2d", "batch_norm", "max_pooling", "dropout", "multiply"])
+def test_the_cache_belongs_to_the_call(make, shape):
+    """Two forward calls, then backward with the first one's cache: exactly what a single
+    call on the first input gives. Nothing of a call is kept on the layer."""
+    rng = np.random.default_rng(0)
+
+    def batch():
+        arrays = [rng.normal(size=s).astype(np.float32) for s in _as_list(shape)]
+        return arrays if isinstance(shape, list) else arrays[0]
+
+    x1, x2 = batch(), batch()
+    layer = make()
+    layer(_first_samples(x1))  # build
+    fresh = copy.deepcopy(layer)  # same weights, same state, same random stream
+
+    y1, cache1 = layer.forward(x1, training=True)
+    y1_kept = y1.copy()
+    y2, _ = layer.forward(x2, training=True)
+    assert not np.array_equal(y1, y2)
+    dy = rng.normal(size=y1.shape).astype(np.float32)
+    dx = layer.backward(cache1, dy)
+
+    y_ref, cache_ref = fresh.forward(x1, training=True)
+    dx_ref = fresh.backward(cache_ref, dy)
+    np.testing.assert_array_equal(y1, y1_kept)  # the second call did not write into the first's output
+    np.testing.assert_array_equal(y1, y_ref)
+    for a, b in zip(_as_list(dx), _as_list(dx_ref), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert layer.grads.keys() == fresh.grads.keys()
+    for k in fresh.grads:
+        np.testing.assert_array_equal(layer.grads[k], fresh.grads[k], err_msg=k)
+
+
+# ---------------------------------------------------------------- bad input
 def test_dense_rejects_wrong_feature_size_naming_the_layer():
     layer = npnet.layers.Dense(3, name="dense_1")
-    layer.forward(np.zeros((2, 4096), np.float32))
+    layer(np.zeros((2, 4096), np.float32))
     with pytest.raises(ValueError, match=r"Dense 'dense_1': expected input with last dimension 4096, "
                                          r"received shape \(64, 4095\)"):
-        layer.forward(np.zeros((64, 4095), np.float32))
+        layer(np.zeros((64, 4095), np.float32))
 
 
 def test_dense_rejects_rank_one_input():
     with pytest.raises(ValueError, match=r"Dense '.*': expected input of rank >= 2 \(batch, features\)"):
-        npnet.layers.Dense(3).forward(np.zeros(5, np.float32))
+        npnet.layers.Dense(3)(np.zeros(5, np.float32))
+
+
+def test_dense_rejects_a_list_of_inputs():
+    x = np.zeros((2, 3), np.float32)
+    with pytest.raises(TypeError, match=re.escape(
+            "Dense 'd': expected a single input tensor, received a list of 2; merge them first, "
+            "for example with npnet.layers.Concatenate()")):
+        npnet.layers.Dense(3, name="d")([x, x])
 
 
 def test_flatten_rejects_changed_sample_shape():
     layer = npnet.layers.Flatten(name="flat")
-    layer.forward(np.zeros((2, 3, 4)))
+    layer(np.zeros((2, 3, 4)))
     with pytest.raises(ValueError, match=r"Flatten 'flat': expected input of shape \(batch, 3, 4\), received shape \(2, 3, 5\)"):
-        layer.forward(np.zeros((2, 3, 5)))
+        layer(np.zeros((2, 3, 5)))
 
 
 def test_reshape_rejects_incompatible_size():
     with pytest.raises(ValueError, match=r"cannot reshape samples of shape \(5,\) to \(-1, 2\)"):
-        npnet.layers.Reshape((-1, 2)).forward(np.zeros((2, 5)))
+        npnet.layers.Reshape((-1, 2))(np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("make, shapes, message", [
+    (lambda: Add(name="m"), [(2, 3)], "Add 'm': expected a list of at least 2 inputs, received 1"),
+    (lambda: Concatenate(name="m"), [(2, 3)], "Concatenate 'm': expected a list of at least 2 inputs, received 1"),
+    (lambda: Subtract(name="m"), [(2, 3)] * 3, "Subtract 'm': expected a list of exactly 2 inputs, received 3"),
+    (lambda: Dot(-1, name="m"), [(2, 3)] * 3, "Dot 'm': expected a list of exactly 2 inputs, received 3"),
+    (lambda: Maximum(name="m"), [(2, 3), (2, 4)],
+     "Maximum 'm': inputs must have the same shape, received [(2, 3), (2, 4)] (input 1 differs from input 0)"),
+    (lambda: Average(name="m"), [(2, 3), (2, 3), (2, 3, 1)],
+     "Average 'm': inputs must have the same shape, received [(2, 3), (2, 3), (2, 3, 1)] (input 2 differs from input 0)"),
+    (lambda: Multiply(name="m"), [(2, 3), (3, 3)],
+     "Multiply 'm': inputs must have the same batch size, received [(2, 3), (3, 3)]"),
+    (lambda: Concatenate(name="m"), [(2, 3, 4), (2, 2, 4)],
+     "Concatenate 'm': inputs must match except along axis -1, received [(2, 3, 4), (2, 2, 4)]"),
+    (lambda: Concatenate(name="m"), [(2, 3), (2, 3, 1)],
+     "Concatenate 'm': inputs must have the same rank, received [(2, 3), (2, 3, 1)]"),
+    (lambda: Concatenate(axis=2, name="m"), [(2, 3), (2, 3)],
+     "Concatenate 'm': `axis` 2 is out of range for inputs of rank 2"),
+    (lambda: Dot(-1, name="m"), [(2, 3), (2, 4)],
+     "Dot 'm': the contracted axes differ in size: (2, 3) axis 1 against (2, 4) axis 1"),
+    (lambda: Dot((1, 3), name="m"), [(2, 3, 4), (2, 3, 4)],
+     "Dot 'm': axis 3 is out of range for an input of shape (2, 3, 4)"),
+], ids=["add_one", "concatenate_one", "subtract_three", "dot_three", "maximum_shapes", "average_rank",
+        "multiply_batch", "concatenate_shapes", "concatenate_rank", "concatenate_axis", "dot_sizes", "dot_axis"])
+def test_merge_layers_reject_bad_inputs(make, shapes, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make()([np.zeros(s, np.float32) for s in shapes])
+
+
+@pytest.mark.parametrize("cls", [Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+                                 lambda name: Dot(-1, name=name)],
+                         ids=["Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot"])
+def test_merge_layers_reject_a_single_array(cls):
+    layer = cls(name="m")
+    with pytest.raises(TypeError, match=re.escape(
+            f"{type(layer).__name__} 'm': expected a list of input tensors, received one ndarray")):
+        layer(np.zeros((2, 3), np.float32))
 
 
 @pytest.mark.parametrize("factory, match", [
@@ -228,6 +470,11 @@ def test_reshape_rejects_incompatible_size():
     (lambda: npnet.layers.LeakyReLU(negative_slope=-1), r"`negative_slope` must be in \[0, inf\)"),
     (lambda: npnet.layers.Activation("gelu"), r"Activation: unknown activation 'gelu'"),
     (lambda: npnet.layers.Reshape((0, 2)), r"Reshape: `target_shape` must hold positive ints"),
+    (lambda: Concatenate(axis=0), r"Concatenate: `axis` cannot be 0, the batch axis"),
+    (lambda: Dot(axes=0), r"Dot: `axes` cannot include 0, the batch axis, received 0"),
+    (lambda: Dot(axes=(1, 0)), r"Dot: `axes` cannot include 0, the batch axis, received \(1, 0\)"),
+    (lambda: Dot(axes=(1, 2, 3)), r"Dot: `axes` must be an int or a pair of ints, received \(1, 2, 3\)"),
+    (lambda: Dot(axes=-1, normalize="yes"), r"Dot: `normalize` must be True or False, received 'yes'"),
 ])
 def test_bad_constructor_arguments_are_named(factory, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -236,31 +483,123 @@ def test_bad_constructor_arguments_are_named(factory, match):
 
 def test_backward_before_forward_is_a_clear_error():
     layer = npnet.layers.Dense(2, name="d")
-    with pytest.raises(RuntimeError, match=r"Dense 'd': backward\(\) called before forward\(\)"):
-        layer.backward(np.ones((1, 2)))
+    with pytest.raises(RuntimeError, match=re.escape(
+            "Dense 'd': backward() needs the cache returned by forward(); "
+            "call y, cache = layer.forward(x, training=True) first")):
+        layer.backward(None, np.ones((1, 2)))
 
 
+# ---------------------------------------------------------------- values by hand
 def test_dropout_is_identity_at_inference_and_inverted_in_training():
     x = np.ones((1000, 50), np.float32)
     layer = npnet.layers.Dropout(0.25, seed=0)
-    np.testing.assert_array_equal(layer.forward(x, training=False), x)
-    y = layer.forward(x, training=True)
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    y = layer(x, training=True)
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
 
 
 def test_relu_forward_values_by_hand():
-    y = npnet.layers.ReLU().forward(np.array([[-2.0, -0.5, 0.5, 3.0]]))
+    y = npnet.layers.ReLU()(np.array([[-2.0, -0.5, 0.5, 3.0]]))
     np.testing.assert_array_equal(y, [[0.0, 0.0, 0.5, 3.0]])
 
 
 def test_softmax_is_stable_for_huge_logits():
-    y = npnet.layers.Softmax().forward(np.array([[1e4, 0.0, -1e4]], np.float32))
+    y = npnet.layers.Softmax()(np.array([[1e4, 0.0, -1e4]], np.float32))
     assert np.all(np.isfinite(y))
     np.testing.assert_allclose(y, [[1.0, 0.0, 0.0]], atol=1e-7)
 
 
 def test_sigmoid_is_stable_for_huge_inputs():
-    y = npnet.layers.Sigmoid().forward(np.array([[-1e4, 0.0, 1e4]]))
+    y = npnet.layers.Sigmoid()(np.array([[-1e4, 0.0, 1e4]]))
     np.testing.assert_allclose(y, [[0.0, 0.5, 1.0]])
+
+
+A = np.array([[1.0, -2.0, 3.0], [0.0, 4.0, -1.0]])
+B = np.array([[4.0, 5.0, -6.0], [2.0, -3.0, -1.5]])
+C = np.array([[0.5, 7.0, 0.0], [-1.0, 1.0, 2.0]])
+
+
+@pytest.mark.parametrize("cls, inputs, expected", [
+    (Add, [A, B], [[5.0, 3.0, -3.0], [2.0, 1.0, -2.5]]),
+    (Add, [A, B, C], [[5.5, 10.0, -3.0], [1.0, 2.0, -0.5]]),
+    (Subtract, [A, B], [[-3.0, -7.0, 9.0], [-2.0, 7.0, 0.5]]),
+    (Multiply, [A, B, C], [[2.0, -70.0, 0.0], [0.0, -12.0, 3.0]]),
+    (Average, [A, B], [[2.5, 1.5, -1.5], [1.0, 0.5, -1.25]]),
+    (Average, [A, B, C], [[5.5 / 3, 10 / 3, -1.0], [1 / 3, 2 / 3, -0.5 / 3]]),
+    (Maximum, [A, B, C], [[4.0, 7.0, 3.0], [2.0, 4.0, 2.0]]),
+    (Minimum, [A, B, C], [[0.5, -2.0, -6.0], [-1.0, -3.0, -1.5]]),
+], ids=["add", "add3", "subtract", "multiply3", "average", "average3", "maximum3", "minimum3"])
+def test_elementwise_merges_by_hand(cls, inputs, expected):
+    np.testing.assert_allclose(cls()(inputs), expected, rtol=1e-15)
+
+
+def test_maximum_and_minimum_route_the_gradient_to_the_first_extremum():
+    a = np.array([[1.0, 5.0, 2.0]])
+    b = np.array([[3.0, 5.0, -1.0]])  # a tie in the middle: the gradient goes to the first input
+    dy = np.array([[10.0, 20.0, 30.0]])
+    y, cache = Maximum().forward([a, b])
+    np.testing.assert_array_equal(y, [[3.0, 5.0, 2.0]])
+    da, db = Maximum().backward(cache, dy)
+    np.testing.assert_array_equal(da, [[0.0, 20.0, 30.0]])
+    np.testing.assert_array_equal(db, [[10.0, 0.0, 0.0]])
+    y, cache = Minimum().forward([a, b])
+    np.testing.assert_array_equal(y, [[1.0, 5.0, -1.0]])
+    da, db = Minimum().backward(cache, dy)
+    np.testing.assert_array_equal(da, [[10.0, 20.0, 0.0]])
+    np.testing.assert_array_equal(db, [[0.0, 0.0, 30.0]])
+
+
+def test_concatenate_joins_along_its_axis_and_splits_the_gradient_back():
+    a, b = np.zeros((2, 3)), np.ones((2, 1))
+    y = Concatenate()([a, b])
+    assert y.shape == (2, 4)
+    np.testing.assert_array_equal(y, [[0, 0, 0, 1], [0, 0, 0, 1]])
+
+    r = np.random.default_rng(0)
+    xs = [r.normal(size=(2, n, 4)) for n in (3, 1, 2)]
+    layer = Concatenate(axis=1)
+    y, cache = layer.forward(xs)
+    assert y.shape == (2, 6, 4)
+    np.testing.assert_array_equal(y[:, 3:4], xs[1])
+    assert Concatenate(axis=-1)([r.normal(size=(2, 3, n)) for n in (4, 1)]).shape == (2, 3, 5)
+    dy = r.normal(size=y.shape)
+    dxs = layer.backward(cache, dy)
+    assert [d.shape for d in dxs] == [(2, 3, 4), (2, 1, 4), (2, 2, 4)]
+    np.testing.assert_array_equal(np.concatenate(dxs, axis=1), dy)
+
+
+def test_dot_of_vectors_gives_one_number_per_sample():
+    a = np.array([[1.0, 2.0, 3.0], [0.0, 1.0, 0.0], [-1.0, 2.0, 0.5]])
+    b = np.array([[4.0, 5.0, 6.0], [1.0, 1.0, 1.0], [2.0, 0.0, 4.0]])
+    y = Dot(axes=-1)([a, b])
+    assert y.shape == (3, 1)
+    np.testing.assert_array_equal(y, [[32.0], [1.0], [0.0]])
+    assert Dot(axes=1).compute_output_shape([(None, 3), (None, 3)]) == (None, 1)
+
+
+def test_dot_with_normalize_gives_cosine_similarities():
+    a = np.array([[1.0, 0.0], [3.0, 4.0], [1.0, 1.0], [2.0, 0.0]])
+    b = np.array([[0.0, 2.0], [4.0, 3.0], [-2.0, -2.0], [5.0, 0.0]])
+    y = Dot(axes=-1, normalize=True)([a, b])
+    np.testing.assert_allclose(y, [[0.0], [0.96], [-1.0], [1.0]], atol=1e-15)
+
+
+def test_dot_of_3d_inputs_contracts_the_given_axes():
+    r = np.random.default_rng(0)
+    a, b = r.normal(size=(2, 3, 4)), r.normal(size=(2, 5, 3))
+    np.testing.assert_allclose(Dot(axes=(1, 2))([a, b]), np.einsum("ndp,nqd->npq", a, b), rtol=1e-12)
+    c = r.normal(size=(2, 5, 4))
+    np.testing.assert_allclose(Dot(axes=(2, 2))([a, c]), np.einsum("npd,nqd->npq", a, c), rtol=1e-12)
+
+
+def test_average_of_integer_inputs_is_a_float_mean():
+    np.testing.assert_array_equal(npnet.layers.Average()([np.array([[1, 2]]), np.array([[3, 5]])]), [[2.0, 3.5]])
+
+
+def test_forward_called_directly_checks_single_or_list_input():
+    with pytest.raises(TypeError, match=r"Add 'a1': expected a list of input tensors, received one ndarray"):
+        npnet.layers.Add(name="a1").forward(np.ones((2, 3)))
+    with pytest.raises(TypeError, match=r"Dense 'd1': expected a single input tensor, received a list of 2"):
+        npnet.layers.Dense(2, name="d1").forward([np.ones((2, 3)), np.ones((2, 3))])

@@ -118,6 +118,7 @@ class InputLayer(Layer):
         return x, ()
 
     def backward(self, cache, dy):
+        self._require_cache(cache)
         return dy
 
     def compute_output_shape(self, input_shape):

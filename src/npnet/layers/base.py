@@ -368,6 +368,8 @@ class Layer:
 
     def _enter(self, x: np.ndarray) -> np.ndarray:
         """Build on the first call, then check ``x`` against the input spec."""
+        if isinstance(x, (list, tuple)):
+            self._check_arity(x)
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
         if not self.built:

@@ -45,6 +45,8 @@ class _Merge(Layer):
                     f"(input {i} differs from input 0)")
 
     def _enter_many(self, xs: list[np.ndarray]) -> list[np.ndarray]:
+        self._check_arity(xs)
+        xs = [x if isinstance(x, np.ndarray) else np.asarray(x) for x in xs]
         shapes = [x.shape for x in xs]
         if not self.built:
             self._check_build_shapes(shapes)
@@ -126,7 +128,10 @@ class Average(_Merge):
         y = xs[0] + xs[1]
         for a in xs[2:]:
             y += a
-        y *= np.asarray(1.0 / len(xs), dtype=y.dtype)
+        if y.dtype.kind == "f":
+            y *= np.asarray(1.0 / len(xs), dtype=y.dtype)
+        else:
+            y = y / len(xs)  # integer inputs give a float mean
         return y, len(xs)
 
     def backward(self, cache, dy):
