@@ -75,3 +75,26 @@ def test_cnn_example_trains_and_reloads_on_a_tiny_archive(tmp_path, example, mon
     trained = example["build_model"]("cnn", 0)
     trained.set_weights(reloaded.get_weights())
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_resnet_example_is_a_functional_model_that_trains_and_reloads(tmp_path, example, monkeypatch):
+    model = example["build_model"]("resnet", 0)
+    assert isinstance(model, npnet.models.Functional)
+    # stem 9*32 + bn 4*32; block 32: 2 convs 9*32*32 + 2 bn; block 64: 1x1 32*64, 9*32*64, 9*64*64 and
+    # 3 bn of 4*64; block 128: 1x1 64*128, 9*64*128, 9*128*128 and 3 bn of 4*128; Dense 8192*15 + 15
+    assert model.count_params() == (288 + 128) + (2 * 9216 + 256) + (2048 + 18432 + 36864 + 768) \
+        + (8192 + 73728 + 147456 + 1536) + 122895 == 431023
+    adds = [layer for layer in model.layers if isinstance(layer, npnet.layers.Add)]
+    assert len(adds) == 3
+    monkeypatch.setenv("NPNET_CACHE_DIR", str(tmp_path / "cache"))
+    archive = _write_zip(tmp_path / "tiny.zip", _entries(writers=(1, 2, 3, 4), samples=(1, 2, 3), codes=tuple(range(1, 16))))
+    out = tmp_path / "out"
+    results = example["main"](["--data", archive, "--model", "resnet", "--epochs", "2", "--test-size", "30",
+                               "--val-size", "30", "--out", str(out), "--verbose", "0", "--no-plots"])
+    assert results["model"] == "resnet" and results["epochs_run"] == 2
+    reloaded = npnet.load_model(out / "model.npnet")
+    assert isinstance(reloaded, npnet.models.Functional) and reloaded.count_params() == 431023
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64)).astype(np.float32)
+    trained = example["build_model"]("resnet", 0)
+    trained.set_weights(reloaded.get_weights())
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-6)
