@@ -115,8 +115,11 @@ def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:
         t0 = time.perf_counter()
         d = last._backward_from_logits(caches[-1][1], loss.backward())
         per_layer[last.name] += time.perf_counter() - t0
-        for layer, (_, cache) in zip(reversed(model.layers[:-1]), reversed(caches[:-1])):
-            layer.compute_input_grad = layer is not model.layers[0]
+        # as in training, layers before the first one with parameters are asked for no dx
+        first = next(i for i, layer in enumerate(model.layers) if layer.params)
+        for i, layer, (_, cache) in zip(range(len(model.layers) - 2, -1, -1), reversed(model.layers[:-1]),
+                                        reversed(caches[:-1])):
+            layer.compute_input_grad = i > first
             t0 = time.perf_counter()
             d = layer.backward(cache, d)
             per_layer[layer.name] += time.perf_counter() - t0
