@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import runpy
 import time
 from collections.abc import Callable
 
@@ -45,3 +46,9 @@ def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
                 times[name].append(time.perf_counter() - t0)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     return times, {name: faults[name] / len(times[name]) for name in steps}
+
+
+def example_model(kind: str):
+    """``build_model(kind, 0)`` of the Chinese-MNIST example script (run as a module, not as main)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
+    return runpy.run_path(path)["build_model"](kind, 0)

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import runpy
 import statistics
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternate, parse_and_pin_threads  # noqa: E402
+from _common import alternate, example_model, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +40,7 @@ def main() -> None:
     x = 255 * rng.random((n, 64, 64), dtype=np.float32)  # pixel values, as the example feeds them
     y = rng.integers(0, 15, size=n)
 
-    model = _example_build_model()("cnn", 0)
+    model = example_model("cnn")
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
     assert model._fused_outputs(x[:2]) == [True]
     params, grads, owners = model._trainable_arrays()
@@ -88,12 +87,6 @@ def main() -> None:
     print("\nnpnet forward+backward time per layer (ms/step):")
     for name, t in sorted(per_layer.items(), key=lambda kv: -kv[1]):
         print(f"  {name:<28} {1000 * t / reps:8.2f}")
-
-
-def _example_build_model():
-    """``build_model`` of the Chinese-MNIST example script (run as a module, not as main)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
-    return runpy.run_path(path)["build_model"]
 
 
 def _per_layer(model, x, y, reps: int = 5) -> tuple[dict[str, float], int]:

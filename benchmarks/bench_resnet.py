@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import runpy
 import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternate, parse_and_pin_threads  # noqa: E402
+from _common import alternate, example_model, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -41,8 +40,7 @@ def main() -> None:
     x = 255 * rng.random((n, 64, 64), dtype=np.float32)
     y = rng.integers(0, 15, size=n)
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
-    model = runpy.run_path(path)["build_model"]("resnet", 0)
+    model = example_model("resnet")
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
     params, grads, owners = model._trainable_arrays()
     buffers: dict = {}  # the arrays fit() keeps between batches

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._config import floatx
+from .._nest import flatten
 from .base import Layer
 
 __all__ = ["SymbolicTensor", "Node", "InputLayer", "Input", "any_symbolic", "symbolic_call"]
@@ -164,20 +165,12 @@ def Input(shape: Any = None, batch_size: int | None = None, dtype: str | None = 
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape).output
 
 
-def _flat(value: Any) -> list[Any]:
-    if isinstance(value, (list, tuple)):
-        return [v for item in value for v in _flat(item)]
-    if isinstance(value, dict):
-        return [v for item in value.values() for v in _flat(item)]
-    return [value]
-
-
 def any_symbolic(value: Any) -> bool:
     """Whether ``value`` (an array, a tensor, or a list or dict of them) holds a symbolic tensor."""
     if isinstance(value, SymbolicTensor):
         return True
     if isinstance(value, (list, tuple, dict)):
-        return any(isinstance(v, SymbolicTensor) for v in _flat(value))
+        return any(isinstance(v, SymbolicTensor) for v in flatten(value))
     return False
 
 
@@ -189,7 +182,7 @@ def _shape_of(value: Any) -> Any:
 
 def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     """``layer(inputs)`` on symbolic tensors: build, check shapes, record a node."""
-    flat = _flat(inputs)
+    flat = flatten(inputs)
     if not all(isinstance(t, SymbolicTensor) for t in flat):
         kinds = sorted({type(t).__name__ for t in flat})
         raise TypeError(f"{layer._owner}: cannot mix symbolic tensors and arrays in one call, received {kinds}")
@@ -237,7 +230,7 @@ def _trace_composite(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
         kwargs = {**kwargs, "training": False}
     traced = layer.call(inputs, **kwargs)
     layer.built = True
-    flat_in = _flat(inputs)
+    flat_in = flatten(inputs)
     multi_in = not isinstance(inputs, SymbolicTensor)
     node = Node(layer, flat_in, multi_in, {k: v for k, v in kwargs.items() if k != "training"})
     node.in_structure = inputs  # type: ignore[attr-defined]

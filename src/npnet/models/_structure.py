@@ -1,4 +1,4 @@
-"""Nested structures of arrays (one array, a list, a dict) as flat lists, and back."""
+"""Checked arrays in nested structures (one array, a list, a dict): the inputs and targets of fit."""
 
 from __future__ import annotations
 
@@ -6,30 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from .._nest import flatten, pack
 from .._validation import as_array
 
-
-def flatten(value: Any) -> list[Any]:
-    """The leaves of ``value`` in order (dicts in key order)."""
-    if isinstance(value, (list, tuple)):
-        return [leaf for item in value for leaf in flatten(item)]
-    if isinstance(value, dict):
-        return [leaf for item in value.values() for leaf in flatten(item)]
-    return [value]
-
-
-def pack(structure: Any, leaves: list[Any]) -> Any:
-    """``structure`` with its leaves replaced, in order, by ``leaves``."""
-    it = iter(leaves)
-
-    def rebuild(s: Any) -> Any:
-        if isinstance(s, (list, tuple)):
-            return type(s)(rebuild(v) for v in s)
-        if isinstance(s, dict):
-            return {k: rebuild(v) for k, v in s.items()}
-        return next(it)
-
-    return rebuild(structure)
+__all__ = ["flatten", "pack", "as_arrays"]
 
 
 def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]:

@@ -376,6 +376,18 @@ class Model(Layer):
             first = pack(structure, [_cast(a[:1]) for a in arrays])
             self._heads = self._make_heads(self._output_names(self(first)))
 
+    def _data(self, x: Any, y: Any, owner: str, rng: np.random.Generator | None = None
+              ) -> tuple[Any, list[np.ndarray], list[_Head], list[np.ndarray | None]]:
+        """Checked inputs and targets: the input structure and arrays, the heads, and the
+        targets aligned with them (building the model first if needed)."""
+        structure, xs = self._input_arrays(x, owner)
+        self._prepare(structure, xs, rng)
+        heads = self._heads or []
+        ys = self._target_arrays(y, heads, owner)
+        self._check_samples(xs, ys, owner)
+        self._check_targets(ys, structure, xs)
+        return structure, xs, heads, ys
+
     # ------------------------------------------------------------------ one pass
     def _pass(self, xs: Any, training: bool, tape: _tape.Tape | None,
               buffers: dict | None = None) -> list[np.ndarray]:
@@ -511,16 +523,11 @@ class Model(Layer):
         if augment is not None and not callable(augment):
             raise TypeError(f"fit: `augment` must be callable as augment(x_batch, rng), received {augment!r}")
         self._check_fittable()
-        structure, xs = self._input_arrays(x, owner)
-        if augment is not None and len(xs) != 1:
-            raise ValueError(f"fit: `augment` works on models with one input; this one takes {len(xs)}")
         root = _root_seed(seed)
         rng = np.random.default_rng([root, 0])
-        self._prepare(structure, xs, np.random.default_rng([root, 1]))
-        heads = self._heads or []
-        ys = self._target_arrays(y, heads, owner)
-        self._check_samples(xs, ys, owner)
-        self._check_targets(ys, structure, xs)
+        structure, xs, heads, ys = self._data(x, y, owner, np.random.default_rng([root, 1]))
+        if augment is not None and len(xs) != 1:
+            raise ValueError(f"fit: `augment` works on models with one input; this one takes {len(xs)}")
 
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
@@ -701,12 +708,7 @@ class Model(Layer):
         owner = "evaluate"
         batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         verbose = resolve_verbose(verbose, owner)
-        structure, xs = self._input_arrays(x, owner)
-        self._prepare(structure, xs, None)
-        heads = self._heads or []
-        ys = self._target_arrays(y, heads, owner)
-        self._check_samples(xs, ys, owner)
-        self._check_targets(ys, structure, xs)
+        structure, xs, heads, ys = self._data(x, y, owner)
         cbs = CallbackList(callbacks, model=self)
         cbs.on_test_begin()
         bar = ProgressBar(-(-xs[0].shape[0] // batch_size), verbose)
@@ -727,12 +729,7 @@ class Model(Layer):
         self._require_compiled("train_on_batch")
         owner = "train_on_batch"
         self._check_fittable()
-        structure, xs = self._input_arrays(x, owner)
-        self._prepare(structure, xs, None)
-        heads = self._heads or []
-        ys = self._target_arrays(y, heads, owner)
-        self._check_samples(xs, ys, owner)
-        self._check_targets(ys, structure, xs)
+        structure, xs, heads, ys = self._data(x, y, owner)
         params, grads, owners = self._trainable_arrays()
         xb = pack(structure, [_cast(a) for a in xs])
         value, parts, outs = self._train_step(xb, ys, params, grads, owners, None)
