@@ -30,7 +30,7 @@ def _layer_output_shape(layer: Layer) -> Any:
 
 def summary(model: Any, print_fn: Callable[[str], Any]) -> None:
     from .functional import Functional
-    from .sequential import Sequential
+    from .sequential import Sequential, _output_shape
 
     graph = isinstance(model, Functional)
     header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if graph else [])
@@ -39,7 +39,7 @@ def summary(model: Any, print_fn: Callable[[str], Any]) -> None:
         shape = model.input_shape
         for layer in model.layers:
             if shape is not None and model.built:
-                shape = _next_shape(layer, shape)
+                shape = _output_shape(layer, shape)
             count = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
             rows.append([f"{layer.name} ({type(layer).__name__})", _shape_text(shape if model.built else None), count])
     elif graph:
@@ -82,14 +82,6 @@ def summary(model: Any, print_fn: Callable[[str], Any]) -> None:
         f"Non-trainable params: {non_trainable:,}",
     ]
     print_fn("\n".join(lines))
-
-
-def _next_shape(layer: Layer, shape: Any) -> Any:
-    if layer._is_composite():
-        from ..layers._symbolic import Input
-
-        return tuple(layer(Input(shape=tuple(shape)[1:])).shape)
-    return layer.compute_output_shape(shape)
 
 
 def _node_index(model: Any, node: Any) -> int:

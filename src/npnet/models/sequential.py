@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -114,13 +114,10 @@ class Sequential(Model):
         rng = self._weight_rng if self._weight_rng is not None else rng
         with _tape.running(_tape.Run(init_rng=rng if rng is not None else _tape.init_rng())):
             for layer in self._layers:
-                if layer._is_composite():
-                    shape = tuple(layer(Input(shape=shape[1:])).shape)
-                    continue
-                if not layer.built:
+                if not layer.built and not layer._is_composite():
                     layer._check_build_spec(shape)
                     layer._build_from(shape)
-                shape = layer.compute_output_shape(shape)
+                shape = _output_shape(layer, shape)
         self.built = bool(self._layers)
         self._build_shapes = self._input_shape
 
@@ -138,13 +135,7 @@ class Sequential(Model):
         """Output shape with the batch axis as None, once the model is built."""
         if self._input_shape is None or not self.built:
             return None
-        shape: Any = self._input_shape
-        for layer in self._layers:
-            if layer._is_composite():
-                shape = tuple(layer(Input(shape=shape[1:])).shape)
-            else:
-                shape = layer.compute_output_shape(shape)
-        return shape
+        return self.compute_output_shape(self._input_shape)
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         if not self._layers:
@@ -162,7 +153,7 @@ class Sequential(Model):
     def compute_output_shape(self, input_shape: Any) -> Any:
         shape = tuple(input_shape)
         for layer in self._layers:
-            shape = layer.compute_output_shape(shape)
+            shape = _output_shape(layer, shape)
         return shape
 
     # ------------------------------------------------------------------ data
@@ -216,14 +207,18 @@ class Sequential(Model):
         return f"<Sequential name={self.name!r} layers={len(self._layers)} built={self.built}>"
 
 
+def _output_shape(layer: Layer, shape: tuple) -> tuple:
+    """``layer``'s output shape for inputs of ``shape``; a composite layer (or model) is
+    traced on a symbolic input, which also builds the layers inside it."""
+    if layer._is_composite():
+        return tuple(layer(Input(shape=shape[1:])).shape)
+    return tuple(layer.compute_output_shape(shape))
+
+
 def _layer_from(entry: dict[str, Any], custom_objects: dict[str, type] | None) -> Layer:
     """A layer from ``{"class_name", "config"}``, looked up in ``custom_objects`` or the registry."""
     name = entry["class_name"]
     klass: Any = (custom_objects or {}).get(name) or get_layer_class(name)
-    if issubclass(klass, (Sequential,)) or hasattr(klass, "_graph_from_config"):
+    if issubclass(klass, Sequential) or getattr(klass, "_graph_from_config", False):
         return klass.from_config(entry["config"], custom_objects=custom_objects)
     return klass.from_config(entry["config"])
-
-
-def _unused(_: Sequence[Any]) -> None:  # keep the typing import used by older type checkers
-    return None
