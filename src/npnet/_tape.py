@@ -129,10 +129,17 @@ class Tape:
                 saved = [g.copy() for g in layer.grads.values()]
             if run is not None:
                 run.slot = e.slot
+            arrays = dict(layer.grads)
             try:
                 dx = layer._backward_from_logits(e.cache, dy) if index in fused else layer.backward(e.cache, dy)
             finally:
                 layer.compute_input_grad = True
+            for k, g in arrays.items():
+                # A backward that assigned a new array instead of writing in place: copy it
+                # into the array the optimizer holds, and put that array back.
+                if layer.grads[k] is not g:
+                    np.copyto(g, layer.grads[k], casting="same_kind")
+                    layer.grads[k] = g
             if saved is not None:
                 for g, s in zip(layer.grads.values(), saved):
                     g += s

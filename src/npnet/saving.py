@@ -95,9 +95,9 @@ def _weight_entries(model: Any) -> tuple[list[dict], list[tuple[str, bytes]]]:
     return manifest, files
 
 
-def _param_paths(model: Any) -> list[str]:
+def _param_paths(model: Any, structural: bool = False) -> list[str]:
     """Paths of the trainable parameters, in the order the optimizer holds their slots."""
-    paths = {(id(layer), key): path for path, layer, key in model._weight_entries()}
+    paths = {(id(layer), key): path for path, layer, key in model._weight_entries(structural=structural)}
     return [paths[(id(layer), key)] for layer, key in model._trainable_entries()]
 
 
@@ -225,9 +225,10 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
                 raise ValueError(
                     f"save: the optimizer holds {len(arrays)} {slot!r} slots for {len(paths)} trainable weights; "
                     "fit the model again after changing which layers are trainable")
-            for arr, ppath in zip(arrays, paths):
+            for arr, ppath, spath in zip(arrays, paths, _param_paths(model, structural=True)):
                 fname = f"optimizer/{j:04d}.npy"
-                slots[slot].append({"path": ppath, "file": fname, "shape": list(arr.shape), "dtype": str(arr.dtype)})
+                slots[slot].append({"path": ppath, "structural_path": spath, "file": fname, "shape": list(arr.shape),
+                                    "dtype": str(arr.dtype)})
                 files.append((fname, _npy_bytes(arr)))
                 j += 1
         header["optimizer_state"] = {"iterations": state["iterations"], "slots": slots}
@@ -464,7 +465,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
                 _compile_from(model, comp)
                 if state is not None:
                     slots = {}
-                    paths = _param_paths(model)
+                    paths = (_param_paths(model), _param_paths(model, structural=True))
                     for slot, entries in state["slots"].items():
                         entries = _order_slots(reader, entries, paths, slot)
                         slots[slot] = [reader.array(e, f"optimizer slot {slot!r}") for e in entries]
@@ -483,18 +484,18 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
     return model
 
 
-def _order_slots(reader: _Reader, entries: Any, paths: list[str], slot: str) -> list[Any]:
-    """Optimizer slot entries in the order of the model's trainable weights (by path;
-    format 1 stored them in that order already)."""
+def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str]], slot: str) -> list[Any]:
+    """Optimizer slot entries in the order of the model's trainable weights: by path, or
+    by structural path as the weights themselves (format 1 stored them in that order)."""
     if not isinstance(entries, list):
         raise SavedModelError(f"load: {reader.path!r}: malformed optimizer slot {slot!r}")
     if all(isinstance(e, dict) and "path" not in e for e in entries):
         return entries
-    by_path = {e.get("path"): e for e in entries if isinstance(e, dict)}
-    if sorted(map(str, by_path)) != sorted(paths) or len(by_path) != len(entries):
-        raise SavedModelError(
-            f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
-    return [by_path[p] for p in paths]
+    for key, wanted in zip(("path", "structural_path"), paths):
+        by_path = {e.get(key): e for e in entries if isinstance(e, dict)}
+        if len(by_path) == len(entries) and sorted(map(str, by_path)) == sorted(wanted):
+            return [by_path[p] for p in wanted]
+    raise SavedModelError(f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
 
 
 def _metric_from(entry: Any) -> Any:

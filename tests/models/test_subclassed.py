@@ -191,3 +191,159 @@ def test_sequential_pop_and_building_from_data():
     assert model.input_shape == (None, 6)
     with pytest.raises(ValueError, match="has no layers"):
         npnet.Sequential(name="empty").pop()
+
+
+def test_numpy_arithmetic_on_an_output_is_a_clear_error_in_training():
+    class Scaled(npnet.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = L.Dense(1)
+
+        def call(self, x, training=False):
+            return self.d(x) * 2.0
+
+    model = Scaled()
+    model.compile("sgd", "mse")
+    with pytest.raises(ValueError, match=r"Scaled 'scaled': output 'output' was computed outside npnet's layers"):
+        model.fit(np.ones((4, 3)), np.ones((4, 1)), verbose=0)
+
+
+def test_one_softmax_output_under_two_losses_gets_both_gradients():
+    x = npnet.Input(shape=(3,))
+    probs = L.Dense(3, activation="softmax", name="probs")(x)
+    model = npnet.Model(x, {"a": probs, "b": probs})
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    data = np.random.default_rng(0).normal(size=(5, 3))
+    labels = np.array([0, 1, 2, 1, 0])
+    assert model._fused_outputs(data) == [False, False]
+    npnet.testing.check_gradients(model, data, {"a": labels, "b": labels})
+
+
+def test_training_reaches_layers_called_without_it_as_in_keras():
+    class Noisy(npnet.Model):
+        def __init__(self):
+            super().__init__()
+            self.drop = L.Dropout(0.5, seed=0)
+
+        def call(self, x):  # no `training` argument, and none passed on
+            return self.drop(x)
+
+    ones = np.ones((4, 8), np.float32)
+    model = Noisy()
+    np.testing.assert_array_equal(model(ones), ones)
+    assert set(np.unique(model(ones, training=True))) == {0.0, 2.0}  # Monte Carlo dropout works
+
+    class Quiet(npnet.Model):  # an explicit training=False inside fit reaches the layers inside the block
+        def __init__(self):
+            super().__init__()
+            self.block = npnet.Sequential([L.Dropout(0.99, seed=0)])
+            self.head = L.Dense(1, kernel_initializer="ones", use_bias=False)
+
+        def call(self, x, training=False):
+            return self.head(self.block(x, training=False))
+
+    quiet = Quiet()
+    quiet.compile(npnet.SGD(0.0), "mse")
+    history = quiet.fit(ones, np.full((4, 1), 8.0), epochs=1, verbose=0, seed=0)
+    assert history.history["loss"] == [0.0]  # dropout stayed off: 8 ones sum to exactly 8
+
+
+def test_a_composite_layer_may_create_its_layers_in_build():
+    class Residual(L.Layer):
+        def build(self, input_shape):
+            self.dense = L.Dense(input_shape[-1])
+            self.add = L.Add()
+
+        def call(self, x):
+            return self.add([x, self.dense(x)])
+
+    block = Residual()
+    assert block(np.ones((2, 3))).shape == (2, 3) and block.count_params() == 12
+    x = npnet.Input(shape=(5,))
+    assert npnet.Model(x, Residual()(x)).count_params() == 30
+
+
+def test_a_layer_first_built_during_training_is_refused():
+    class Branchy(npnet.Model):
+        def __init__(self):
+            super().__init__()
+            self.pos, self.neg = L.Dense(1, name="pos"), L.Dense(1, name="neg")
+
+        def call(self, x, training=False):
+            return self.pos(x) if float(np.asarray(x).sum()) > 0 else self.neg(x)
+
+    model = Branchy()
+    model.compile("sgd", "mse")
+    x = np.concatenate([np.ones((4, 2)), -np.ones((4, 2))])
+    with pytest.raises(RuntimeError, match=r"layers \['neg'\] were first built during training"):
+        model.fit(x, np.zeros((8, 1)), batch_size=4, shuffle=False, verbose=0)
+
+
+def test_validation_data_given_as_a_dict_is_matched_by_key():
+    class Two(npnet.Model):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.add = L.Dense(1), L.Dense(1), L.Add()
+
+        def call(self, inputs, training=False):
+            return self.add([self.a(inputs["img"]), self.b(inputs["meta"])])
+
+    r = np.random.default_rng(0)
+    data = {"img": r.normal(size=(40, 3)), "meta": 10 * r.normal(size=(40, 3))}
+    y = data["img"].sum(1, keepdims=True)
+    model = Two()
+    model.compile(npnet.SGD(0.0), "mse")
+    swapped = {"meta": data["meta"], "img": data["img"]}
+    history = model.fit(data, y, epochs=1, verbose=0, seed=0, validation_data=(swapped, y))
+    assert history.history["val_loss"][0] == pytest.approx(model.evaluate(data, y, verbose=0), rel=1e-6)
+
+
+def test_a_subclassed_model_holding_a_sequential_reloads_its_optimizer(tmp_path):
+    @npnet.register_layer
+    class Holder(npnet.Model):
+        def __init__(self, name=None):
+            super().__init__(name=name)
+            self.body = npnet.Sequential([L.Dense(4, activation="tanh"), L.Dense(2)])  # automatic names
+
+        def call(self, x, training=False):
+            return self.body(x)
+
+        def get_config(self):
+            return {"name": self.name}
+
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
+    model = Holder()
+    model.compile("adam", "mse")
+    model.fit(x, x[:, :2], epochs=1, verbose=0, seed=0)
+    model.save(tmp_path / "holder.npnet")
+    L.Dense(3)  # shift the automatic names: the reloaded layers get other ones
+    restored = npnet.load_model(tmp_path / "holder.npnet")
+    a = model.fit(x, x[:, :2], epochs=1, verbose=0, seed=1).history
+    b = restored.fit(x, x[:, :2], epochs=1, verbose=0, seed=1).history
+    assert a == b
+
+
+def test_a_backward_that_rebinds_its_gradient_still_trains():
+    class Scale(L.Layer):
+        def build(self, input_shape):
+            self.add_weight("gamma", (input_shape[-1],), "ones")
+            super().build(input_shape)
+
+        def forward(self, x, training=False):
+            return self._enter(x) * self.params["gamma"], x
+
+        def backward(self, cache, dy):
+            self.grads["gamma"] = (dy * cache).sum(axis=0)  # a new array, not written in place
+            return dy * self.params["gamma"]
+
+    model = npnet.Sequential([npnet.Input(shape=(2,)), Scale()])
+    model.compile(npnet.SGD(0.1), "mse")
+    model.fit(np.ones((8, 2)), np.full((8, 2), 3.0), epochs=5, verbose=0, seed=0)
+    assert np.all(model.layers[0].params["gamma"] > 1.5)
+
+
+def test_model_from_config_takes_a_functional_config():
+    x = npnet.Input(shape=(3,))
+    model = npnet.Model(x, L.Dense(2)(x))
+    clone = npnet.Model.from_config(model.get_config())
+    assert isinstance(clone, npnet.models.Functional) and clone.count_params() == 8

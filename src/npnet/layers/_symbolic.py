@@ -225,6 +225,7 @@ def _trace_composite(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     shapes (this builds the layers inside), then record one node for the whole composite."""
     from .base import _call_args
 
+    layer._build_composite(inputs)
     accepted = _call_args(type(layer))
     if "training" in accepted or "*" in accepted:
         kwargs = {**kwargs, "training": False}

@@ -146,6 +146,20 @@ def _call_args(cls: Any) -> frozenset[str]:
     return names
 
 
+def _shapes(value: Any) -> Any:
+    """Shapes of arrays or symbolic tensors, batch axis None, in the same structure."""
+    if isinstance(value, (list, tuple)):
+        return [_shapes(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shapes(v) for k, v in value.items()}
+    shape = value.shape if hasattr(value, "shape") else np.shape(value)
+    return (None,) + tuple(shape)[1:]
+
+
+#: Counts every layer build, so that fit notices a layer first built during training.
+BUILDS = [0]
+
+
 def _walk(value: Any, path: str) -> Iterator[tuple[str, Layer]]:
     """Layers held in ``value``: itself, or inside lists, tuples and dicts (with their paths)."""
     if isinstance(value, Layer):
@@ -254,15 +268,35 @@ class Layer:
             training = run.training if run is not None else False
         training = bool(training)
         if self._is_composite():
+            self._build_composite(inputs)
             accepted = _call_args(type(self))
             if "training" in accepted or "*" in accepted:
                 kwargs["training"] = training
-            out = self.call(inputs, **kwargs)
+            # Layers called inside without an explicit `training` take this call's, as in Keras.
+            if run is None:
+                with _tape.running(_tape.Run(training=training)):
+                    out = self.call(inputs, **kwargs)
+            else:
+                outer, run.training = run.training, training
+                try:
+                    out = self.call(inputs, **kwargs)
+                finally:
+                    run.training = outer
             self.built = True
             return out
         if kwargs:
             raise TypeError(f"{self._owner}: unexpected call arguments {sorted(kwargs)}")
         return self._call_primitive(inputs, training, run)
+
+    def _build_composite(self, inputs: Any) -> None:
+        """Run a composite layer's own ``build(input_shape)`` once, before its first call,
+        when its class defines one (the Keras pattern of creating inner layers there)."""
+        if self.built or getattr(type(self).build, "__module__", "npnet.").startswith("npnet."):
+            return
+        with _BUILD_LOCK:
+            if not self.built:
+                self.build(_shapes(inputs))
+                self.built = True
 
     def _check_arity(self, inputs: Any) -> bool:
         multi = isinstance(inputs, (list, tuple))
@@ -333,6 +367,7 @@ class Layer:
                 self.build(input_shape)
             finally:
                 self._init_rng = own
+            BUILDS[0] += 1
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer: Any = "zeros",
                    trainable: bool = True) -> np.ndarray:

@@ -30,6 +30,7 @@ from .._config import floatx
 from .._progress import ProgressBar, resolve_verbose
 from .._validation import check_float, check_int
 from ..callbacks import Callback, CallbackList, History
+from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
 from ..layers.base import Layer
 from ._structure import as_arrays, flatten, pack
@@ -410,13 +411,17 @@ class Model(Layer):
         parts: dict[str, float] = {}
         seeds: dict[int, np.ndarray] = {}
         fused: dict[int, np.ndarray] = {}
-        for head, out, y in zip(heads, outs, ys):
+        for head, out, y, found in zip(heads, outs, ys, _fusions(heads, outs, tape)):
             loss = head.loss
             if loss is None:
                 continue
+            if grads and tape is not None and tape.strict and not tape.knows(out):
+                raise ValueError(
+                    f"{self._owner}: output {head.name!r} was computed outside npnet's layers (for example with "
+                    "NumPy operators at the end of call()), so the backward pass cannot reach the model from "
+                    "its loss; compute it with a layer")
             value = None
-            found = _fusion_for(loss, out, tape)
-            if found is not None and found[0] not in fused:
+            if found is not None:
                 index, logits = found
                 value = loss._forward_logits(y, logits)  # type: ignore[attr-defined]
                 if grads:
@@ -438,8 +443,7 @@ class Model(Layer):
         tape = _tape.Tape(strict=False)
         with _tape.running(_tape.Run(tape=tape)):
             outs = flatten(self(pack(structure, [_cast(a) for a in xs])))
-        return [h.loss is not None and _fusion_for(h.loss, o, tape) is not None
-                for h, o in zip(self._heads or [], outs)]
+        return [found is not None for found in _fusions(self._heads or [], outs, tape)]
 
     def _trainable_arrays(self) -> tuple[list[np.ndarray], list[np.ndarray], list[Layer]]:
         entries = self._trainable_entries()
@@ -532,10 +536,10 @@ class Model(Layer):
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: `validation_data` must be a tuple (x_val, y_val)")
-            _, xs_val = self._input_arrays(validation_data[0], owner)
+            val_structure, xs_val = self._input_arrays(validation_data[0], owner)
             ys_val: list | None = self._target_arrays(validation_data[1], heads, owner, "validation_data[1]")
             self._check_samples(xs_val, ys_val, owner)  # type: ignore[arg-type]
-            self._check_targets(ys_val, structure, xs_val)  # type: ignore[arg-type]
+            self._check_targets(ys_val, val_structure, xs_val)  # type: ignore[arg-type]
         elif validation_split > 0:
             n_all = xs[0].shape[0]
             y0 = ys[0] if len(ys) == 1 else None
@@ -549,12 +553,14 @@ class Model(Layer):
                     f"fit: validation_split={validation_split} leaves {tr.size} training and {va.size} "
                     f"validation samples out of {n_all}"
                 )
+            val_structure = structure
             xs_val, ys_val = [a[va] for a in xs], [None if a is None else a[va] for a in ys]
             xs, ys = [a[tr] for a in xs], [None if a is None else a[tr] for a in ys]
         else:
             xs_val, ys_val = None, None  # type: ignore[assignment]
 
         params, grads, owners = self._trainable_arrays()
+        builds = _base.BUILDS[0]
         dtype = np.dtype(floatx())
         n = xs[0].shape[0]
         steps = -(-n // batch_size)
@@ -596,6 +602,9 @@ class Model(Layer):
                 if augment is not None:
                     xb = [np.asarray(augment(xb[0], erng), dtype=dtype)]
                 value, parts, outs = self._train_step(pack(structure, xb), yb, params, grads, owners, buffers)
+                if _base.BUILDS[0] != builds:  # some layer was built during the step
+                    self._check_no_new_weights(owners)
+                    builds = _base.BUILDS[0]
                 seen += hi - lo
                 totals["loss"] += value * (hi - lo)
                 for k, v in parts.items():
@@ -608,7 +617,7 @@ class Model(Layer):
                     break
             logs = {k: batch_logs[k] for k in keys if k in batch_logs}
             if xs_val is not None and ys_val is not None:
-                val = self._evaluate_arrays(structure, xs_val, ys_val, batch_size, buffers=buffers)
+                val = self._evaluate_arrays(val_structure, xs_val, ys_val, batch_size, buffers=buffers)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             cbs.on_epoch_end(epoch, logs)
             bar.finish({k: v for k, v in logs.items() if isinstance(v, float)})
@@ -620,6 +629,17 @@ class Model(Layer):
 
     def _check_fittable(self) -> None:
         pass
+
+    def _check_no_new_weights(self, owners: list[Layer]) -> None:
+        """Refuse a layer first built during training (a branch of call() not taken while the
+        model was built): the optimizer was set up without its weights, so it would never train."""
+        known = {id(layer) for layer in owners}
+        new = sorted({layer.name for layer, _ in self._trainable_entries() if id(layer) not in known})
+        if new:
+            raise RuntimeError(
+                f"{self._owner}: layers {new} were first built during training, so the optimizer was set up "
+                "without their weights and would never update them. Build every layer before fit: call the "
+                "model on data that takes every branch of call(), or build the layers yourself")
 
     def _seeded_layers(self) -> list[Layer]:
         return self._flatten_layers()
@@ -830,6 +850,16 @@ class Model(Layer):
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: dict[str, type] | None = None) -> Any:
+        """A model from :meth:`get_config`; ``npnet.Model.from_config`` takes a functional
+        model's config, as in Keras."""
+        if cls is Model:
+            from .functional import Functional
+
+            return Functional.from_config(config, custom_objects=custom_objects)
+        return cls(**config)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
 
@@ -862,6 +892,17 @@ def _check_nested(value: Any, what: str, check: Callable[[Any], Any]) -> None:
             _check_nested(v, what, check)
     elif value is not None:
         check(value)
+
+
+def _fusions(heads: list[_Head], outs: list[np.ndarray], tape: _tape.Tape | None) -> list[Any]:
+    """For each output, ``(tape index, logits)`` if its loss fuses with its last activation:
+    only an output read by one loss and by no layer."""
+    uses: dict[int, int] = {}
+    for head, out in zip(heads, outs):
+        if head.loss is not None:
+            uses[id(out)] = uses.get(id(out), 0) + 1
+    return [_fusion_for(h.loss, o, tape) if h.loss is not None and uses[id(o)] == 1 else None
+            for h, o in zip(heads, outs)]
 
 
 def _fusion_for(loss: _losses.Loss, out: np.ndarray, tape: _tape.Tape | None) -> tuple[int, np.ndarray] | None:

@@ -89,7 +89,7 @@ class Sequential(Model):
             raise ValueError(f"{self._owner}.add: the model already has a layer named {layer.name!r}; names must be unique")
         self._layers.append(layer)
         self.built = False
-        self._heads = None if not self.compiled else self._heads
+        self._heads = None  # compile's settings are kept; the heads follow the new last layer
         if self._input_shape is not None:
             self.build(self._input_shape)
 
@@ -99,6 +99,7 @@ class Sequential(Model):
             raise ValueError(f"{self._owner}.pop: the model has no layers")
         layer = self._layers.pop()
         self.built = bool(self._layers) and self._input_shape is not None
+        self._heads = None
         return layer
 
     def build(self, input_shape: Any = None, rng: np.random.Generator | None = None) -> None:
