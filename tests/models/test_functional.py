@@ -208,3 +208,13 @@ def test_train_test_and_predict_on_batch():
     assert after[0] < before["loss"]
     probs, values = model.predict_on_batch([xa, xb])
     np.testing.assert_allclose(probs, model.predict([xa, xb], verbose=0)[0], rtol=1e-6)
+
+
+def test_the_same_tensor_twice_as_outputs_gets_two_names():
+    x = npnet.Input(shape=(3,))
+    p = L.Dense(2, name="p")(x)
+    model = npnet.Model(x, [p, p])
+    assert model.output_names == ["p", "p_1"]
+    model.compile("sgd", ["mse", "mae"])
+    assert set(model.evaluate(np.ones((2, 3)), [np.zeros((2, 2))] * 2, verbose=0, return_dict=True)) == {
+        "loss", "p_loss", "p_1_loss"}

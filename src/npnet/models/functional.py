@@ -150,10 +150,14 @@ class Functional(Model):
     def output_names(self) -> list[str]:
         if isinstance(self._outputs_struct, dict):
             return [str(k) for k in self._outputs_struct]
-        names = []
+        names: list[str] = []
         for t in self._out_list:
             base = t.node.layer.name
-            names.append(base if len(t.node.outputs) == 1 else f"{base}_{t.index}")
+            name = base if len(t.node.outputs) == 1 else f"{base}_{t.index}"
+            n = 1
+            while name in names:  # the same tensor given twice as an output
+                name, n = f"{base}_{n}", n + 1
+            names.append(name)
         return names
 
     def _known_output_names(self) -> list[str] | None:
