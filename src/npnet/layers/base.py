@@ -259,10 +259,11 @@ class Layer:
         runs inside a model that trains). On symbolic tensors from :func:`npnet.Input` it
         records a node of a functional model and returns symbolic outputs.
         """
-        from . import _symbolic
+        if type(inputs) is not np.ndarray:  # the common case, an array, needs no look inside
+            from . import _symbolic
 
-        if _symbolic.any_symbolic(inputs):
-            return _symbolic.symbolic_call(self, inputs, kwargs)
+            if _symbolic.any_symbolic(inputs):
+                return _symbolic.symbolic_call(self, inputs, kwargs)
         run = _tape.current()
         if training is None:
             training = run.training if run is not None else False

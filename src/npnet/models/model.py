@@ -198,7 +198,7 @@ class Model(Layer):
     def __call__(self, inputs: Any, training: bool | None = None, **kwargs: Any) -> Any:
         from ..layers._symbolic import any_symbolic
 
-        if not any_symbolic(inputs):
+        if type(inputs) is np.ndarray or not any_symbolic(inputs):
             if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple, dict)):
                 inputs = _cast(np.asarray(inputs))
             else:
