@@ -79,11 +79,6 @@ class Tape:
             if needs:
                 self.requires.add(id(a))
 
-    def entry_of(self, array: np.ndarray) -> Entry | None:
-        """The call that produced ``array``, if any."""
-        i = self.producer.get(id(array))
-        return None if i is None else self.entries[i]
-
     def backward(self, seeds: dict[int, np.ndarray], fused: dict[int, np.ndarray] | None = None,
                  want: set[int] | frozenset[int] = frozenset()) -> tuple[dict[int, np.ndarray], set[int]]:
         """Walk the tape in reverse from output gradients.

@@ -390,17 +390,6 @@ class Model(Layer):
         return structure, xs, heads, ys
 
     # ------------------------------------------------------------------ one pass
-    def _pass(self, xs: Any, training: bool, tape: _tape.Tape | None,
-              buffers: dict | None = None) -> list[np.ndarray]:
-        """Run the model on a batch; the outputs as a flat list."""
-        run = _tape.Run(training=training, tape=tape, buffers=buffers)
-        with _tape.running(run):
-            if tape is not None:
-                for a in flatten(xs):
-                    tape.add_source(a)
-            out = self(xs, training=training)
-        return [o for o in flatten(out)]
-
     def _loss(self, outs: list[np.ndarray], ys: list[np.ndarray | None], tape: _tape.Tape | None,
               grads: bool) -> tuple[float, dict[str, float], dict[int, np.ndarray], dict[int, np.ndarray]]:
         """Total loss, per-output losses, and (with ``grads``) the gradients that seed the backward pass."""
@@ -585,7 +574,7 @@ class Model(Layer):
             # One stream per epoch, derived from (seed, epoch): a run resumed with
             # initial_epoch=k sees the same shuffles, masks and augmentations.
             erng = np.random.default_rng([root, 2, epoch])
-            for layer in self._seeded_layers():
+            for layer in self._flatten_layers():
                 layer._seed_from(erng, epoch)
             order = erng.permutation(n) if shuffle else None
             for m in self.metrics:
@@ -640,9 +629,6 @@ class Model(Layer):
                 f"{self._owner}: layers {new} were first built during training, so the optimizer was set up "
                 "without their weights and would never update them. Build every layer before fit: call the "
                 "model on data that takes every branch of call(), or build the layers yourself")
-
-    def _seeded_layers(self) -> list[Layer]:
-        return self._flatten_layers()
 
     def _check_samples(self, xs: list[np.ndarray], ys: list[np.ndarray | None], owner: str) -> None:
         n = xs[0].shape[0]
@@ -840,12 +826,6 @@ class Model(Layer):
         from ..saving import load_weights
 
         load_weights(self, filepath)
-
-    def _require_built(self, what: str) -> None:
-        if not self.built:
-            raise RuntimeError(
-                f"{self._owner}: {what} needs a built model; call fit(), build(input_shape), "
-                "or call the model on data first")
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
