@@ -1,6 +1,6 @@
 """npnet: a Keras-like deep-learning library in NumPy with hand-written, gradient-checked backprop."""
 
-from . import callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing
+from . import callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing, utils
 from ._config import floatx, set_floatx
 from ._parallel import get_num_threads, set_num_threads
 from .layers import (
@@ -83,4 +83,5 @@ __all__ = [
     "set_floatx",
     "set_num_threads",
     "testing",
+    "utils",
 ]
