@@ -419,7 +419,8 @@ def main(argv=None) -> dict:
         print(f"  {name:>{width}}: {acc:.3f}")
     print(f"\nvalidation accuracy {results['best_val_accuracy']:.4f} at the restored epoch {best_epoch + 1} "
           f"of {len(history.epoch)}")
-    print(f"training time {train_seconds / 60:.1f} min, augmentation {results['augment_share']:.0%} of it")
+    took = f"{train_seconds:.1f} s" if train_seconds < 60 else f"{train_seconds / 60:.1f} min"
+    print(f"training time {took}, augmentation {results['augment_share']:.0%} of it")
     print(f"TEST ACCURACY ({task.title}, {args.split} split, evaluated once): {test_acc:.4f}")
     print(f"outputs in {out}")
     if fell_back:
