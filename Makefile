@@ -29,7 +29,8 @@ test: $(VENV)/.dev
 	$(PY) -m pytest
 	$(PY) -m sphinx -W --keep-going -b html -q docs docs/_build/html
 
-## make demo: train the Chinese-MNIST example (archive from NPNET_CHINESE_MNIST or --data)
+## make demo: train the Chinese-MNIST example (archive from NPNET_CHINESE_MNIST or --data);
+## without the archive, the same pipeline on scikit-learn's 8x8 digits, then how to get it
 demo: $(VENV)/.examples
 	$(PY) examples/chinese_mnist.py $(ARGS)
 
