@@ -22,6 +22,8 @@ from ._accuracy import (
     _auto_accuracy,
 )
 from ._base import Mean, MeanMetricWrapper, Metric, Sum, Variable, _snake
+from ._confusion import AUC, Precision, Recall
+from ._f_score import F1Score, FBetaScore
 from ._functions import (
     binary_accuracy,
     categorical_accuracy,
@@ -49,6 +51,11 @@ __all__ = [
     "MeanAbsoluteError",
     "MeanSquaredError",
     "RootMeanSquaredError",
+    "Precision",
+    "Recall",
+    "AUC",
+    "F1Score",
+    "FBetaScore",
     "binary_accuracy",
     "categorical_accuracy",
     "sparse_categorical_accuracy",
@@ -133,7 +140,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, n_classes: int | None = None) -> 
 _CLASSES: list[type[Metric]] = [
     Mean, Sum, Accuracy, BinaryAccuracy, CategoricalAccuracy, SparseCategoricalAccuracy,
     TopKCategoricalAccuracy, SparseTopKCategoricalAccuracy, MeanAbsoluteError, MeanSquaredError,
-    RootMeanSquaredError,
+    RootMeanSquaredError, Precision, Recall, AUC, F1Score, FBetaScore,
 ]
 
 _BY_NAME: dict[str, type[Metric]] = {
