@@ -311,7 +311,8 @@ def test_top_k_accuracy_score_and_other_functions_keep_working():
     assert M.top_k_accuracy_score([2, 0, 1], probs, k=1) == pytest.approx(1 / 3)
     assert M.accuracy_score([1, 0, 2], probs) == 1.0
     assert M.accuracy_score([1, 0, 0], [1, 0, 2]) == pytest.approx(2 / 3)
-    assert M.confusion_matrix([0, 1, 1], probs[:, :2]).tolist() == [[0, 1], [1, 0]]
+    # arg-max of the first two columns: [1, 0, 0] (the tie of row 2 goes to the lower id)
+    assert M.confusion_matrix([0, 1, 1], probs[:, :2]).tolist() == [[0, 1], [2, 0]]
     with pytest.raises(ValueError, match=r"class ids must lie in \[0, 3\), received ids from 0 to 3"):
         M.top_k_accuracy_score([0, 3], probs[:2], k=1)
     with pytest.raises(ValueError, match=r"same number of samples"):
@@ -543,7 +544,8 @@ def test_fbeta_with_threshold():
 
 
 def test_f_score_bad_arguments():
-    with pytest.raises(ValueError, match=r"F1Score \(or None\): `average` must be one of \['micro', 'macro', 'weighted'\], received 'samples'"):
+    with pytest.raises(ValueError,
+                       match=r"F1Score \(or None\): `average` must be one of \['micro', 'macro', 'weighted'\], received 'samples'"):
         M.F1Score(average="samples")
     with pytest.raises(ValueError, match=r"FBetaScore: `beta` must be in \(0, inf\), received 0.0"):
         M.FBetaScore(beta=0.0)
