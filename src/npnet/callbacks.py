@@ -15,6 +15,7 @@ import re
 import sys
 import tempfile
 import warnings
+import zipfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
@@ -776,6 +777,7 @@ class BackupAndRestore(Callback):
         self._entries: list[dict[str, Any]] = []
         self._generation = 0
         self._pending_rngs: dict[str, Any] | None = None
+        self._pending_lr: float | None = None
         self._resumed_steps: int | None = None
         self._batches_since_save = 0
         self._save_at_epoch_end = False
@@ -847,7 +849,7 @@ class BackupAndRestore(Callback):
         ``{"epoch", "step", "seed"}``, or None when there is no backup. ``fit`` calls this
         before it derives its random streams."""
         self._entries, self._generation = [], 0
-        self._pending_rngs, self._resumed_steps = None, None
+        self._pending_rngs, self._pending_lr, self._resumed_steps = None, None, None
         path = self._file(self._STATE_FILE)
         if not os.path.exists(path):
             return None
@@ -868,7 +870,7 @@ class BackupAndRestore(Callback):
         for entry in entries:
             try:
                 resume = self._restore(model, entry)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
                 errors.append(f"{type(exc).__name__}: {exc}")
                 continue
             if errors:
@@ -902,7 +904,11 @@ class BackupAndRestore(Callback):
             opt.set_state({"iterations": int(optimizer["iterations"]), "slots": slots}, model.trainable_weights)
             if optimizer.get("learning_rate") is not None and not callable(opt._learning_rate):
                 opt.learning_rate = optimizer["learning_rate"]
+        # Mid-epoch, the epoch's on_epoch_begin hooks run a second time (a LearningRateScheduler
+        # would apply its step twice): the rate and the random streams are put back at the
+        # first batch, after them.
         self._pending_rngs = entry.get("rngs") if where["step"] else None
+        self._pending_lr = optimizer.get("learning_rate") if where["step"] and optimizer else None
         self._resumed_steps = entry.get("steps")
         return where
 
@@ -920,6 +926,9 @@ class BackupAndRestore(Callback):
         self._epoch = epoch
 
     def on_train_batch_begin(self, batch, logs=None):
+        if self._pending_lr is not None:
+            self.model.optimizer.learning_rate = self._pending_lr
+            self._pending_lr = None
         if self._pending_rngs is not None:
             streams = _random_streams(self.model)
             if set(streams) != set(self._pending_rngs):
@@ -967,7 +976,7 @@ def _generation_of(entry: dict[str, Any]) -> int:
 def _random_streams(model: Any) -> dict[str, np.random.Generator]:
     """The random streams ``fit`` moves through during an epoch: the epoch's generator
     (shuffling and augmentation) and the ``_rng`` of every layer that draws its own
-    (Dropout), keyed by position and name."""
+    (Dropout), keyed by position and class."""
     streams: dict[str, np.random.Generator] = {}
     fit_rng = getattr(model, "_epoch_rng", None)
     if isinstance(fit_rng, np.random.Generator):
@@ -975,5 +984,5 @@ def _random_streams(model: Any) -> dict[str, np.random.Generator]:
     for i, layer in enumerate(model._flatten_layers()):
         g = getattr(layer, "_rng", None)
         if isinstance(g, np.random.Generator):
-            streams[f"{i}/{layer.name}"] = g
+            streams[f"{i}/{type(layer).__name__}"] = g  # names differ between instances; positions do not
     return streams
