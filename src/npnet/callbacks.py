@@ -787,7 +787,7 @@ class BackupAndRestore(Callback):
     def _file(self, name: str) -> str:
         return os.path.join(self.backup_dir, name)
 
-    def _write_atomic(self, name: str, write: Callable[[IO[bytes]], None]) -> None:
+    def _write_atomic(self, name: str, write: Callable[[IO[bytes]], Any]) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=".tmp", dir=self.backup_dir)
         try:
             with os.fdopen(fd, "wb") as f:
@@ -820,7 +820,7 @@ class BackupAndRestore(Callback):
         gen = self._generation + 1
         weights = f"weights-{gen}.npnet"
         model.save_weights(self._file(weights))
-        optimizer = None
+        optimizer: dict[str, Any] | None = None
         opt = model.optimizer
         if opt is not None and getattr(opt, "_shapes", None) is not None:
             state = opt.get_state()
@@ -829,7 +829,7 @@ class BackupAndRestore(Callback):
                          "slots": {slot: len(values) for slot, values in state["slots"].items()},
                          "learning_rate": None if callable(opt._learning_rate) else float(opt.learning_rate)}
             self._write_atomic(optimizer["file"], lambda f: np.savez(f, **arrays))
-        entry = {"epoch": epoch, "step": step, "steps": self.params.get("steps"), "seed": seed,
+        entry: dict[str, Any] = {"epoch": epoch, "step": step, "steps": self.params.get("steps"), "seed": seed,
                  "weights": weights, "optimizer": optimizer,
                  "rngs": {k: g.bit_generator.state for k, g in _random_streams(model).items()} if step else None}
         entries = [entry] + self._entries[:1] if self.double_checkpoint else [entry]
@@ -889,10 +889,12 @@ class BackupAndRestore(Callback):
     def _restore(self, model: Any, entry: Any) -> dict[str, int]:
         if not isinstance(entry, dict):
             raise ValueError("malformed backup entry")
-        where = {k: entry.get(k) for k in ("epoch", "step", "seed")}
-        for key, value in where.items():
+        where: dict[str, int] = {}
+        for key in ("epoch", "step", "seed"):
+            value = entry.get(key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"invalid {key} {value!r} in the state file")
+            where[key] = value
         model.load_weights(self._file(str(entry["weights"])))
         optimizer = entry.get("optimizer")
         if optimizer is not None:
