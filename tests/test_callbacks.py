@@ -4,6 +4,8 @@ they set, the files they write."""
 import csv
 import io
 import math
+import os
+import re
 import sys
 import warnings
 
@@ -280,3 +282,234 @@ def test_no_warning_when_monitor_present(toy_data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _model().fit(x, y, epochs=2, validation_split=0.2, callbacks=[EarlyStopping()], verbose=0)
+
+
+# ---------------------------------------------------------------- Callback base and CallbackList
+
+
+class Recorder(npnet.callbacks.Callback):
+    """Records every hook call with its index and the type of its logs."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = []
+
+    def _record(self, name, index, logs):
+        self.calls.append((name, index, type(logs).__name__))
+
+
+for _name in npnet.callbacks.Callback.__dict__:
+    if _name.startswith("on_") and _name not in ("on_batch_begin", "on_batch_end"):
+        if "batch" in _name or "epoch" in _name:
+            setattr(Recorder, _name, lambda self, i, logs=None, _n=_name: self._record(_n, i, logs))
+        else:
+            setattr(Recorder, _name, lambda self, logs=None, _n=_name: self._record(_n, None, logs))
+
+
+class BatchEndOnly(npnet.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_batch_begin(self, batch, logs=None):
+        self.seen.append(("begin", batch, dict(logs)))
+
+    def on_batch_end(self, batch, logs=None):
+        self.seen.append(("end", batch, sorted(logs)))
+
+
+def test_on_batch_end_alone_runs_after_every_training_batch(toy_data):
+    x, y = toy_data
+    cb = BatchEndOnly()
+    _model().fit(x, y, epochs=2, batch_size=128, callbacks=[cb], verbose=0)  # 3 batches per epoch
+    assert [(kind, batch) for kind, batch, _ in cb.seen] == [
+        ("begin", 0), ("end", 0), ("begin", 1), ("end", 1), ("begin", 2), ("end", 2)] * 2
+    assert cb.seen[0][2] == {}  # a dict, not None
+    assert cb.seen[1][2] == ["accuracy", "batch_loss", "loss"]
+
+
+def test_overriding_the_train_batch_hook_replaces_the_alias(toy_data):
+    class Both(BatchEndOnly):
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen.append(("train_end", batch, None))
+
+    x, y = toy_data
+    cb = Both()
+    _model().fit(x, y, epochs=1, batch_size=150, callbacks=[cb], verbose=0)
+    assert [(kind, batch) for kind, batch, _ in cb.seen] == [("begin", 0), ("train_end", 0), ("begin", 1),
+                                                              ("train_end", 1)]
+
+
+def test_every_hook_gets_a_dict_in_fit_evaluate_and_predict(toy_data):
+    x, y = toy_data
+    model = _model()
+    rec = Recorder()
+    model.fit(x, y, epochs=2, batch_size=150, validation_split=0.2, callbacks=[rec], verbose=0)
+    model.evaluate(x, y, batch_size=200, callbacks=[rec], verbose=0)
+    model.predict(x, batch_size=200, callbacks=[rec], verbose=0)
+    assert {kind for _, _, kind in rec.calls} == {"dict"}
+    names = [name for name, _, _ in rec.calls]
+    assert names == (["on_train_begin"] + (["on_epoch_begin"] + ["on_train_batch_begin", "on_train_batch_end"] * 2
+                                           + ["on_epoch_end"]) * 2 + ["on_train_end"]
+                     + ["on_test_begin"] + ["on_test_batch_begin", "on_test_batch_end"] * 2 + ["on_test_end"]
+                     + ["on_predict_begin"] + ["on_predict_batch_begin", "on_predict_batch_end"] * 2
+                     + ["on_predict_end"])
+
+
+def test_callback_list_turns_none_into_a_dict_and_copies_logs():
+    got = []
+    first = LambdaCallback(on_epoch_end=lambda epoch, logs: logs.update(extra=1.0))
+    second = LambdaCallback(on_epoch_end=lambda epoch, logs: got.append(logs),
+                            on_train_begin=lambda logs: got.append(logs))
+    cbs = npnet.callbacks.CallbackList([first, second])
+    cbs.on_train_begin()
+    mine = {"loss": 0.5}
+    cbs.on_epoch_end(0, mine)
+    assert got == [{}, {"loss": 0.5, "extra": 1.0}]  # later callbacks see what earlier ones added
+    assert mine == {"loss": 0.5}  # the caller's dict is untouched
+
+
+def test_callback_list_adds_history_and_progbar_like_keras():
+    model = FakeModel()
+    cbs = npnet.callbacks.CallbackList([], add_history=True, add_progbar=True, model=model, epochs=3, steps=4,
+                                       verbose=2)
+    kinds = [type(cb).__name__ for cb in cbs]
+    assert kinds == ["History", "ProgbarLogger"]
+    assert model.history is cbs.callbacks[0]
+    assert cbs.callbacks[1].params == {"epochs": 3, "steps": 4, "verbose": 2}
+    mine = npnet.callbacks.ProgbarLogger()
+    cbs = npnet.callbacks.CallbackList([mine], add_history=True, add_progbar=True)
+    assert [type(cb).__name__ for cb in cbs] == ["ProgbarLogger", "History"] and cbs.callbacks[0] is mine
+
+
+# ---------------------------------------------------------------- ProgbarLogger
+
+
+def test_fit_output_at_verbose_2_is_pinned(toy_data, capsys):
+    x, y = toy_data
+    _model().fit(x, y, epochs=2, batch_size=64, validation_split=0.2, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    number = r"\d+\.\d{4}"
+    epoch_line = (rf"4/4 - \d+s \d+ms/step - loss: {number} - accuracy: {number} - val_loss: {number} "
+                  rf"- val_accuracy: {number}")
+    assert len(lines) == 4
+    assert lines[0] == "Epoch 1/2" and lines[2] == "Epoch 2/2"
+    assert re.fullmatch(epoch_line, lines[1]) and re.fullmatch(epoch_line, lines[3])
+
+
+def test_a_progbar_logger_passed_by_the_user_replaces_the_default(toy_data, capsys):
+    class Counting(npnet.callbacks.ProgbarLogger):
+        epochs_drawn = 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            Counting.epochs_drawn += 1
+            super().on_epoch_end(epoch, logs)
+
+    x, y = toy_data
+    _model().fit(x, y, epochs=3, verbose=2, callbacks=[Counting()])
+    lines = capsys.readouterr().out.splitlines()
+    assert Counting.epochs_drawn == 3
+    assert len([line for line in lines if line.startswith("10/10 - ")]) == 3  # one bar, not two
+    assert len([line for line in lines if line.startswith("Epoch ")]) == 3
+    _model().fit(x, y, epochs=2, verbose=0, callbacks=[Counting()])
+    assert capsys.readouterr().out == ""  # verbose=0 silences it, as in Keras
+    assert Counting.epochs_drawn == 5
+
+
+def test_progress_bar_on_a_terminal_shows_running_means_not_batch_loss(toy_data, monkeypatch):
+    stream = TtyStream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    monkeypatch.setattr(npnet.callbacks.ProgressBar, "min_interval", 0.0)  # draw every step
+    x, y = toy_data
+    _model().fit(x, y, epochs=1, batch_size=100, verbose=1)
+    frames = stream.getvalue().split("\r")
+    assert frames[0] == "Epoch 1/1\n"
+    assert [f.split(" [")[0] for f in frames[1:]] == ["1/3", "2/3", "3/3", "3/3"]
+    assert "ETA" in frames[1] and "batch_loss" not in stream.getvalue()
+    assert frames[-1].startswith("3/3 [==============================] - ") and frames[-1].endswith("\n")
+
+
+# ---------------------------------------------------------------- ModelCheckpoint every N batches
+
+
+def test_model_checkpoint_every_n_batches_counts_across_epochs(tmp_path, toy_data):
+    x, y = toy_data
+    ckpt = ModelCheckpoint(str(tmp_path / "new" / "nested" / "e{epoch}-b{batch:02d}.npnet"), save_freq=3)
+    _model().fit(x, y, epochs=3, batch_size=75, callbacks=[ckpt], verbose=0)  # 4 batches per epoch
+    # batches 1..12 overall; every third: batch 3 of epoch 1, 2 of epoch 2, 1 and 4 of epoch 3
+    assert sorted(os.listdir(tmp_path / "new" / "nested")) == ["e1-b03.npnet", "e2-b02.npnet", "e3-b01.npnet",
+                                                               "e3-b04.npnet"]
+
+
+def test_model_checkpoint_every_batch_saves_that_batchs_weights(tmp_path, toy_data):
+    x, y = toy_data
+    model = _model()
+    weights = {}
+    record = LambdaCallback(on_train_batch_end=lambda batch, logs: weights.setdefault(batch, model.get_weights()))
+    path = tmp_path / "w-{batch}.npnet"
+    model.fit(x, y, epochs=1, batch_size=100, verbose=0,
+              callbacks=[ModelCheckpoint(str(path), save_freq=1, save_weights_only=True), record])
+    assert sorted(os.listdir(tmp_path)) == ["w-1.npnet", "w-2.npnet", "w-3.npnet"]
+    for batch in range(3):
+        other = _model(seed=5)
+        other.load_weights(tmp_path / f"w-{batch + 1}.npnet")
+        assert all(np.array_equal(a, b) for a, b in zip(other.get_weights(), weights[batch]))
+
+
+def test_model_checkpoint_best_only_every_n_batches_monitors_batch_logs(tmp_path, toy_data):
+    x, y = toy_data
+    losses = []
+    record = LambdaCallback(on_train_batch_end=lambda batch, logs: losses.append(logs["loss"]))
+    ckpt = ModelCheckpoint(str(tmp_path / "{epoch}-{batch}.npnet"), monitor="loss", save_best_only=True, save_freq=2)
+    _model().fit(x, y, epochs=3, batch_size=100, callbacks=[record, ckpt], verbose=0)
+    # Keras' rule written out: every second batch, compare the running loss with the best so far
+    expected, best = [], math.inf
+    for i, loss in enumerate(losses):
+        if (i + 1) % 2 == 0 and loss < best:
+            best = loss
+            expected.append(f"{i // 3 + 1}-{i % 3 + 1}.npnet")
+    assert sorted(os.listdir(tmp_path)) == sorted(expected)
+    assert len(expected) >= 2
+
+
+def test_model_checkpoint_best_only_saves_with_a_warning_when_monitor_is_missing(tmp_path, toy_data):
+    x, y = toy_data
+    ckpt = ModelCheckpoint(str(tmp_path / "b{batch}.npnet"), save_best_only=True, save_freq=2)  # val_loss: per epoch only
+    with pytest.warns(RuntimeWarning, match=r"ModelCheckpoint: monitor 'val_loss' is not in the logs, so the model is "
+                                            r"saved without comparison; available keys: \['accuracy', 'batch_loss', 'loss'\]"):
+        _model().fit(x, y, epochs=1, batch_size=100, validation_split=0.2, callbacks=[ckpt], verbose=0)
+    assert sorted(os.listdir(tmp_path)) == ["b2.npnet"]  # 240 training samples: 3 batches
+
+
+def test_model_checkpoint_epoch_saves_create_folders_and_refuse_batch_field(tmp_path, toy_data):
+    x, y = toy_data
+    _model().fit(x, y, epochs=2, callbacks=[ModelCheckpoint(str(tmp_path / "a" / "b" / "m{epoch}.npnet"))], verbose=0)
+    assert sorted(os.listdir(tmp_path / "a" / "b")) == ["m1.npnet", "m2.npnet"]
+    with pytest.raises(ValueError, match=r"ModelCheckpoint: cannot fill `filepath` '.*m\{batch\}.npnet' from "
+                                         r"\['accuracy', 'epoch', 'loss'\]: KeyError: 'batch'"):
+        _model().fit(x, y, epochs=1, callbacks=[ModelCheckpoint(str(tmp_path / "m{batch}.npnet"))], verbose=0)
+
+
+def test_model_checkpoint_verbose_messages(tmp_path, capsys):
+    cb = ModelCheckpoint(str(tmp_path / "m.npnet"), save_best_only=True, verbose=1)
+    replay(cb, [0.5, 0.7])
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"Epoch 1: val_loss improved from inf to 0.50000, saving model to {tmp_path / 'm.npnet'}",
+                   "Epoch 2: val_loss did not improve from 0.50000"]
+    replay(ModelCheckpoint(str(tmp_path / "m.npnet"), verbose=1), [0.5])
+    assert capsys.readouterr().out == f"Epoch 1: saving model to {tmp_path / 'm.npnet'}\n"
+
+
+@pytest.mark.parametrize("save_freq", [0, -1, "sometimes", "batch", True, 1.5, None])
+def test_model_checkpoint_rejects_bad_save_freq(save_freq):
+    with pytest.raises(ValueError, match=rf"ModelCheckpoint: `save_freq` must be 'epoch' or a positive number of "
+                                         rf"batches, received {re.escape(repr(save_freq))}"):
+        ModelCheckpoint("m.npnet", save_freq=save_freq)
+
+
+def test_model_checkpoint_keras_argument_order():
+    cb = ModelCheckpoint("m.npnet", "loss", 1, True, True, "min", 5, 0.3)
+    assert (cb.monitor, cb.verbose, cb.save_best_only, cb.save_weights_only, cb.mode, cb.save_freq,
+            cb.initial_value_threshold) == ("loss", 1, True, True, "min", 5, 0.3)
+    with pytest.raises(TypeError, match=r"ModelCheckpoint: `filepath` must be a str or path, received None"):
+        ModelCheckpoint(None)

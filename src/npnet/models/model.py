@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -517,6 +516,15 @@ class Model(Layer):
             raise TypeError(f"fit: `augment` must be callable as augment(x_batch, rng), received {augment!r}")
         self._check_fittable()
         root = _root_seed(seed)
+        # Resume hook (BackupAndRestore): a callback with a backup loads it into the model and
+        # says where to go on: the seed of the interrupted run, its epoch, batches done in it.
+        skip = 0
+        for cb in callbacks or []:
+            resume = getattr(cb, "_resume_state", None)
+            state = resume(self) if callable(resume) else None
+            if state is not None:
+                root, initial_epoch, skip = state["seed"], state["epoch"], state["step"]
+        self._fit_seed = root
         rng = np.random.default_rng([root, 0])
         structure, xs, heads, ys = self._data(x, y, owner, np.random.default_rng([root, 1]))
         if augment is not None and len(xs) != 1:
@@ -555,10 +563,9 @@ class Model(Layer):
         steps = -(-n // batch_size)
         keys = self._log_keys(heads)
 
-        history = History()
-        cbs = CallbackList(list(callbacks or []) + [history], model=self,
-                           params={"epochs": epochs, "steps": steps, "verbose": verbose})
-        self.history = history
+        cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
+                           epochs=epochs, steps=steps, verbose=verbose)
+        history = self.history = cbs._history
         self.stop_training = False
         cbs.on_train_begin()
         logs: dict[str, float] = {}
@@ -568,12 +575,9 @@ class Model(Layer):
         gathers = [_BatchGather(a, batch_size, dtype) for a in xs]
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", file=sys.stdout, flush=True)
-            bar = ProgressBar(steps, verbose)
             # One stream per epoch, derived from (seed, epoch): a run resumed with
             # initial_epoch=k sees the same shuffles, masks and augmentations.
-            erng = np.random.default_rng([root, 2, epoch])
+            erng = self._epoch_rng = np.random.default_rng([root, 2, epoch])
             for layer in self._flatten_layers():
                 layer._seed_from(erng, epoch)
             order = erng.permutation(n) if shuffle else None
@@ -582,7 +586,7 @@ class Model(Layer):
             totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
             seen = 0
             batch_logs: dict[str, float] = {}
-            for step in range(steps):
+            for step in range(skip if epoch == initial_epoch else 0, steps):  # a resumed epoch skips batches done
                 cbs.on_train_batch_begin(step)
                 lo, hi = step * batch_size, min((step + 1) * batch_size, n)
                 idx = slice(lo, hi) if order is None else order[lo:hi]
@@ -601,7 +605,6 @@ class Model(Layer):
                 self._update_metrics(heads, yb, outs)
                 batch_logs = self._logs(heads, totals, seen)
                 cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
-                bar.update(step + 1, batch_logs)
                 if self.stop_training and not np.isfinite(value):
                     break
             logs = {k: batch_logs[k] for k in keys if k in batch_logs}
@@ -609,7 +612,6 @@ class Model(Layer):
                 val = self._evaluate_arrays(val_structure, xs_val, ys_val, batch_size, buffers=buffers)
                 logs.update({f"val_{k}": v for k, v in val.items()})
             cbs.on_epoch_end(epoch, logs)
-            bar.finish({k: v for k, v in logs.items() if isinstance(v, float)})
             if self.stop_training:
                 break
         buffers.clear()
