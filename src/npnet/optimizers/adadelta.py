@@ -58,9 +58,10 @@ class Adadelta(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         a, d, tmp = slots["accumulated_grad"], slots["accumulated_delta"], slots["tmp"]
+        # running means as x += (new - x) * (1 - rho)
         np.multiply(g, g, out=buf)
-        a -= buf
-        a *= self.rho
+        buf -= a
+        buf *= 1.0 - self.rho
         a += buf
         # buf = sqrt(d + eps) * g / sqrt(a + eps): the step before the learning rate
         np.add(d, self.epsilon, out=buf)
@@ -70,8 +71,8 @@ class Adadelta(Optimizer):
         np.sqrt(tmp, out=tmp)
         buf /= tmp
         np.multiply(buf, buf, out=tmp)
-        d -= tmp
-        d *= self.rho
+        tmp -= d
+        tmp *= 1.0 - self.rho
         d += tmp
         buf *= lr
         p -= buf

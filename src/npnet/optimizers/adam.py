@@ -65,13 +65,14 @@ class Adam(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m, v = slots["m"], slots["v"]
-        # m = b1 * m + (1 - b1) * g, written as m = b1 * (m - g) + g: no temporaries.
-        m -= g
-        m *= self.beta_1
-        m += g
+        # m = b1 * m + (1 - b1) * g, as Keras writes it: m += (g - m) * (1 - b1). Unlike
+        # b1 * (m - g) + g, this loses no digits when m is much smaller than g.
+        np.subtract(g, m, out=buf)
+        buf *= 1.0 - self.beta_1
+        m += buf
         np.multiply(g, g, out=buf)
-        v -= buf
-        v *= self.beta_2
+        buf -= v
+        buf *= 1.0 - self.beta_2
         v += buf
         if self.amsgrad:
             v = np.maximum(slots["v_hat"], v, out=slots["v_hat"])

@@ -55,16 +55,16 @@ class Lion(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m = slots["m"]
-        # sign(b1 * m + (1 - b1) * g), written as sign(b1 * (m - g) + g)
-        np.subtract(m, g, out=buf)
-        buf *= self.beta_1
-        buf += g
+        # sign(b1 * m + (1 - b1) * g), computed as sign(m + (g - m) * (1 - b1))
+        np.subtract(g, m, out=buf)
+        buf *= 1.0 - self.beta_1
+        buf += m
         np.sign(buf, out=buf)
         buf *= lr
         p -= buf
-        m -= g
-        m *= self.beta_2
-        m += g
+        np.subtract(g, m, out=buf)  # m += (g - m) * (1 - b2)
+        buf *= 1.0 - self.beta_2
+        m += buf
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}

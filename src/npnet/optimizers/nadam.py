@@ -84,12 +84,12 @@ class Nadam(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m, v, tmp = slots["m"], slots["v"], slots["tmp"]
-        m -= g
-        m *= self.beta_1
-        m += g
-        np.multiply(g, g, out=buf)
-        v -= buf
-        v *= self.beta_2
+        np.subtract(g, m, out=buf)  # m += (g - m) * (1 - b1)
+        buf *= 1.0 - self.beta_1
+        m += buf
+        np.multiply(g, g, out=buf)  # v += (g^2 - v) * (1 - b2)
+        buf -= v
+        buf *= 1.0 - self.beta_2
         v += buf
         np.multiply(v, self._v_scale, out=buf)
         np.sqrt(buf, out=buf)

@@ -66,16 +66,16 @@ class RMSprop(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         s = slots["s"]
-        # s = rho * s + (1 - rho) * g^2, written as s = rho * (s - g^2) + g^2.
+        # s = rho * s + (1 - rho) * g^2, computed as s += (g^2 - s) * (1 - rho).
         np.multiply(g, g, out=buf)
-        s -= buf
-        s *= self.rho
+        buf -= s
+        buf *= 1.0 - self.rho
         s += buf
         if self.centered:
             mg = slots["mg"]
-            mg -= g
-            mg *= self.rho
-            mg += g
+            np.subtract(g, mg, out=buf)
+            buf *= 1.0 - self.rho
+            mg += buf
             np.multiply(mg, mg, out=buf)
             np.subtract(s, buf, out=buf)
             buf += self.epsilon
