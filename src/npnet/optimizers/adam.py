@@ -65,11 +65,12 @@ class Adam(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m, v = slots["m"], slots["v"]
-        # m = b1 * m + (1 - b1) * g, as Keras writes it: m += (g - m) * (1 - b1). Unlike
-        # b1 * (m - g) + g, this loses no digits when m is much smaller than g.
-        np.subtract(g, m, out=buf)
-        buf *= 1.0 - self.beta_1
-        m += buf
+        # m = b1 * m + (1 - b1) * g, written as m = b1 * (m - g) + g: no temporaries.
+        m -= g
+        m *= self.beta_1
+        m += g
+        # v = b2 * v + (1 - b2) * g^2, written as Keras does, v += (g^2 - v) * (1 - b2): the
+        # form b2 * (v - g^2) + g^2 would lose three digits to cancellation while v << g^2.
         np.multiply(g, g, out=buf)
         buf -= v
         buf *= 1.0 - self.beta_2

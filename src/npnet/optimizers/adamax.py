@@ -59,9 +59,9 @@ class Adamax(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m, u = slots["m"], slots["u"]
-        np.subtract(g, m, out=buf)  # m += (g - m) * (1 - b1)
-        buf *= 1.0 - self.beta_1
-        m += buf
+        m -= g  # m = b1 * (m - g) + g
+        m *= self.beta_1
+        m += g
         u *= self.beta_2
         np.abs(g, out=buf)
         np.maximum(u, buf, out=u)

@@ -62,9 +62,9 @@ class Lion(Optimizer):
         np.sign(buf, out=buf)
         buf *= lr
         p -= buf
-        np.subtract(g, m, out=buf)  # m += (g - m) * (1 - b2)
-        buf *= 1.0 - self.beta_2
-        m += buf
+        m -= g  # m = b2 * (m - g) + g
+        m *= self.beta_2
+        m += g
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2}

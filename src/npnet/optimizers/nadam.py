@@ -84,9 +84,9 @@ class Nadam(Optimizer):
 
     def _update(self, p, g, slots, buf, lr):
         m, v, tmp = slots["m"], slots["v"], slots["tmp"]
-        np.subtract(g, m, out=buf)  # m += (g - m) * (1 - b1)
-        buf *= 1.0 - self.beta_1
-        m += buf
+        m -= g  # m = b1 * (m - g) + g
+        m *= self.beta_1
+        m += g
         np.multiply(g, g, out=buf)  # v += (g^2 - v) * (1 - b2)
         buf -= v
         buf *= 1.0 - self.beta_2

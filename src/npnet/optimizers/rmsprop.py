@@ -73,9 +73,9 @@ class RMSprop(Optimizer):
         s += buf
         if self.centered:
             mg = slots["mg"]
-            np.subtract(g, mg, out=buf)
-            buf *= 1.0 - self.rho
-            mg += buf
+            mg -= g  # mg = rho * (mg - g) + g
+            mg *= self.rho
+            mg += g
             np.multiply(mg, mg, out=buf)
             np.subtract(s, buf, out=buf)
             buf += self.epsilon
