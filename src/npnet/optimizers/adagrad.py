@@ -56,6 +56,7 @@ class Adagrad(Optimizer):
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
 
     def build(self, params):
+        """Create the state for ``params``; the accumulators start at ``initial_accumulator_value``."""
         super().build(params)
         for a in self.slots["accumulator"]:
             a.fill(self.initial_accumulator_value)
