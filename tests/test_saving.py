@@ -263,7 +263,9 @@ def test_a_file_written_by_npnet_0_1_0_loads_predicts_and_resumes_exactly():
     assert [layer.name for layer in model.layers] == ["conv", "bn", "pool", "flat", "drop", "head"]
     np.testing.assert_array_equal(model.predict(x_test, verbose=0), np.array(reference["predict_seed5_n4"], np.float32))
     history = model.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, verbose=0, seed=1, shuffle=False)
-    assert history.history["loss"][0] == reference["resume_epoch3_loss"]  # the optimizer state came back exactly
+    # The optimizer state came back: Adam's moment update now rounds as Keras' formula does, which
+    # moves this loss by about 1e-7 of itself; zeroed moments would move it by 5e-3.
+    assert history.history["loss"][0] == pytest.approx(reference["resume_epoch3_loss"], rel=1e-6, abs=0)
 
 
 def test_a_weights_file_of_npnet_0_1_0_loads_by_layer_name_or_structure():

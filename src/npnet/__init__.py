@@ -29,7 +29,7 @@ from .layers import (
 )
 from .losses import BinaryCrossentropy, CategoricalCrossentropy, MeanSquaredError, SparseCategoricalCrossentropy
 from .models import Model, Sequential
-from .optimizers import SGD, Adam, AdamW, RMSprop
+from .optimizers import SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, Lion, Nadam, RMSprop
 from .saving import load_model
 
 __version__ = "0.2.0.dev0"
@@ -37,7 +37,10 @@ __version__ = "0.2.0.dev0"
 __all__ = [
     "__version__",
     "Activation",
+    "Adadelta",
+    "Adagrad",
     "Adam",
+    "Adamax",
     "AdamW",
     "AveragePooling2D",
     "BatchNormalization",
@@ -52,9 +55,11 @@ __all__ = [
     "GlobalMaxPooling2D",
     "Input",
     "LeakyReLU",
+    "Lion",
     "MaxPooling2D",
     "MeanSquaredError",
     "Model",
+    "Nadam",
     "RMSprop",
     "ReLU",
     "Rescaling",

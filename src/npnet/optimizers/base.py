@@ -1,4 +1,4 @@
-"""Optimizers with the update rules of Keras 3.
+"""The optimizer base class: clipping, weight decay, state, the parallel in-place step.
 
 ``step(params, grads)`` updates the arrays of ``params`` in place. Per-parameter state
 (momentum, moment estimates) lives in lists aligned with the parameter list and is
@@ -14,11 +14,12 @@ from typing import Any
 
 import numpy as np
 
-from . import _parallel
-from . import schedules as _schedules
-from ._validation import check_float
+from .. import _parallel
+from .. import schedules as _schedules
+from .._validation import check_float
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "get"]
+__all__ = ["Optimizer"]
+
 
 class Optimizer:
     """Base class.
@@ -34,9 +35,17 @@ class Optimizer:
         Clip each gradient element to ``[-clipvalue, clipvalue]``.
     global_clipnorm : float, optional
         Rescale all gradients together so that their joint L2 norm is at most this value.
+
+    Notes
+    -----
+    A subclass names its per-parameter state in ``_slot_names`` (saved with the model),
+    any extra scratch arrays in ``_scratch_names`` (never saved), computes per-step
+    scalars in ``_prepare(lr)`` and updates one parameter in place in
+    ``_update(p, g, slots, buf, lr)``; ``buf`` is a scratch array shaped like ``p``.
     """
 
     _slot_names: tuple[str, ...] = ()
+    _scratch_names: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: Any = 0.001, weight_decay: float | None = None,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -76,6 +85,10 @@ class Optimizer:
         self._shapes = [(p.shape, p.dtype) for p in params]
         self.slots = {name: [np.zeros_like(p) for p in params] for name in self._slot_names}
         self._buf = [np.empty_like(p) for p in params]
+        scratch = {name: [np.empty_like(p) for p in params] for name in self._scratch_names}
+        # The arrays _update sees for parameter i: its slots and its scratch arrays.
+        self._per_param = [{name: arrays[i] for name, arrays in (*self.slots.items(), *scratch.items())}
+                           for i in range(len(params))]
 
     def _check_alignment(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         owner = type(self).__name__
@@ -102,8 +115,12 @@ class Optimizer:
         self.build(params)
         for name in self._slot_names:
             arrays = state["slots"].get(name)
-            if arrays is None or len(arrays) != len(params):
-                raise ValueError(f"{type(self).__name__}: optimizer state for slot {name!r} does not match the model")
+            if arrays is None:
+                raise ValueError(f"{type(self).__name__}: the optimizer state has no slot {name!r} "
+                                 f"(expected slots {list(self._slot_names)}, received {sorted(state['slots'])})")
+            if len(arrays) != len(params):
+                raise ValueError(f"{type(self).__name__}: optimizer state for slot {name!r} does not match the model "
+                                 f"(expected {len(params)} arrays, received {len(arrays)})")
             for target, value in zip(self.slots[name], arrays):
                 if target.shape != np.shape(value):
                     raise ValueError(
@@ -149,7 +166,7 @@ class Optimizer:
         self.iterations += 1
 
     def _apply(self, i: int, p: np.ndarray, g: np.ndarray, span: tuple[int, int] | None, lr: float) -> None:
-        slots = {name: arrays[i] for name, arrays in self.slots.items()}
+        slots = self._per_param[i]
         buf = self._buf[i]
         if span is not None:
             a, b = span
@@ -187,163 +204,3 @@ class Optimizer:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self._learning_rate!r})"
-
-
-class SGD(Optimizer):
-    r"""Stochastic gradient descent with optional (Nesterov) momentum.
-
-    With velocity :math:`v` (zero at the start), momentum :math:`\mu` and rate :math:`\eta`:
-
-    .. math::
-        v \leftarrow \mu v - \eta g, \qquad
-        p \leftarrow p + v \ \ \text{(plain)}, \qquad
-        p \leftarrow p + \mu v - \eta g \ \ \text{(Nesterov)}
-
-    Without momentum it is :math:`p \leftarrow p - \eta g`.
-    """
-
-    def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs: Any) -> None:
-        super().__init__(learning_rate, **kwargs)
-        self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=type(self).__name__)
-        self.nesterov = bool(nesterov)
-        self._slot_names = ("velocity",) if self.momentum else ()
-
-    def _update(self, p, g, slots, buf, lr):
-        if not self.momentum:
-            np.multiply(g, lr, out=buf)
-            p -= buf
-            return
-        v = slots["velocity"]
-        v *= self.momentum
-        np.multiply(g, lr, out=buf)
-        v -= buf
-        if self.nesterov:
-            # p += momentum * v - lr * g, with buf holding lr * g
-            p -= buf
-            np.multiply(v, self.momentum, out=buf)
-            p += buf
-        else:
-            p += v
-
-    def get_config(self):
-        return {**super().get_config(), "momentum": self.momentum, "nesterov": self.nesterov}
-
-
-class Adam(Optimizer):
-    r"""Adam (Kingma & Ba), in Keras' form with :math:`\hat\epsilon`.
-
-    At step :math:`t` (1 on the first update):
-
-    .. math::
-        m \leftarrow \beta_1 m + (1 - \beta_1) g, \quad
-        v \leftarrow \beta_2 v + (1 - \beta_2) g^2, \quad
-        p \leftarrow p - \eta \frac{\sqrt{1 - \beta_2^t}}{1 - \beta_1^t} \frac{m}{\sqrt{v} + \epsilon}
-
-    Parameters
-    ----------
-    learning_rate : float or schedule, default 0.001
-    beta_1, beta_2 : float, defaults 0.9 and 0.999
-    epsilon : float, default 1e-7
-    """
-
-    _slot_names = ("m", "v")
-
-    def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
-        super().__init__(learning_rate, **kwargs)
-        owner = type(self).__name__
-        self.beta_1 = check_float(beta_1, "beta_1", low=0.0, high=1.0, high_inclusive=False, owner=owner)
-        self.beta_2 = check_float(beta_2, "beta_2", low=0.0, high=1.0, high_inclusive=False, owner=owner)
-        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
-
-    def _prepare(self, lr):
-        t = self.iterations + 1
-        self._alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-
-    def _update(self, p, g, slots, buf, lr):
-        m, v = slots["m"], slots["v"]
-        # m = b1 * m + (1 - b1) * g, written as m = b1 * (m - g) + g: no temporaries.
-        m -= g
-        m *= self.beta_1
-        m += g
-        np.multiply(g, g, out=buf)
-        v -= buf
-        v *= self.beta_2
-        v += buf
-        np.sqrt(v, out=buf)
-        buf += self.epsilon
-        np.divide(m, buf, out=buf)
-        buf *= self._alpha
-        p -= buf
-
-    def get_config(self):
-        return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
-
-
-class AdamW(Adam):
-    r"""Adam with decoupled weight decay (Loshchilov & Hutter): before the Adam update,
-    :math:`p \leftarrow p - \eta \lambda p`. Default :math:`\lambda` = ``weight_decay`` = 0.004, as Keras."""
-
-    def __init__(self, learning_rate: Any = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
-                 beta_2: float = 0.999, epsilon: float = 1e-7, **kwargs: Any) -> None:
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         weight_decay=weight_decay, **kwargs)
-
-
-class RMSprop(Optimizer):
-    r"""RMSprop: :math:`s \leftarrow \rho s + (1 - \rho) g^2`, :math:`p \leftarrow p - \eta g / (\sqrt{s} + \epsilon)`.
-
-    With ``momentum`` :math:`\mu > 0` the step goes through a velocity
-    :math:`u \leftarrow \mu u + \eta g / (\sqrt{s} + \epsilon)`, :math:`p \leftarrow p - u`.
-    """
-
-    def __init__(self, learning_rate: Any = 0.001, rho: float = 0.9, momentum: float = 0.0,
-                 epsilon: float = 1e-7, **kwargs: Any) -> None:
-        super().__init__(learning_rate, **kwargs)
-        owner = type(self).__name__
-        self.rho = check_float(rho, "rho", low=0.0, high=1.0, high_inclusive=False, owner=owner)
-        self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=owner)
-        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
-        self._slot_names = ("s", "u") if self.momentum else ("s",)
-
-    def _update(self, p, g, slots, buf, lr):
-        s = slots["s"]
-        np.multiply(g, g, out=buf)
-        s -= buf
-        s *= self.rho
-        s += buf
-        np.sqrt(s, out=buf)
-        buf += self.epsilon
-        np.divide(g, buf, out=buf)
-        buf *= lr
-        if self.momentum:
-            u = slots["u"]
-            u *= self.momentum
-            u += buf
-            p -= u
-        else:
-            p -= buf
-
-    def get_config(self):
-        return {**super().get_config(), "rho": self.rho, "momentum": self.momentum, "epsilon": self.epsilon}
-
-
-_BY_NAME: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop}
-_BY_CLASS = {c.__name__: c for c in _BY_NAME.values()}
-
-
-def get(identifier: Any) -> Optimizer:
-    """Return an optimizer from a Keras name (``"adam"``, ``"sgd"``, ``"adamw"``, ``"rmsprop"``),
-    a ``{"class_name", "config"}`` dict, or an instance."""
-    if isinstance(identifier, Optimizer):
-        return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _BY_CLASS:
-        return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
-    raise ValueError(f"compile: unknown optimizer {identifier!r}; known names: {sorted(_BY_NAME)}")
-
-
-def serialize(opt: Optimizer) -> dict[str, Any]:
-    """Return a JSON-safe ``{"class_name", "config"}`` description (inverse of ``get``)."""
-    return {"class_name": type(opt).__name__, "config": opt.get_config()}
