@@ -523,3 +523,83 @@ def test_new_losses_train_a_model(loss):
     before = model.evaluate(x, y, verbose=0)
     model.fit(x, y, epochs=5, batch_size=16, verbose=0)
     assert model.evaluate(x, y, verbose=0) < before
+
+
+# ---------------------------------------------------------------- your own loss
+class ScaledSquare(L.Loss):
+    """factor * mean((y - t)^2) over the last axis."""
+
+    def __init__(self, factor=1.0):
+        self.factor = factor
+
+    def forward(self, y_true, y_pred, sample_weight=None):
+        d = y_pred - np.asarray(y_true, dtype=y_pred.dtype)
+        self._cache = d
+        return self.reduce(self.factor * np.mean(d * d, axis=-1), sample_weight)
+
+    def backward(self):
+        d = self._cache
+        return self.reduce_gradient()[..., None] * (2 * self.factor / d.shape[-1]) * d
+
+    def get_config(self):
+        return {"factor": self.factor}
+
+
+def test_a_user_loss_trains_checks_and_saves_once_registered(tmp_path):
+    r = np.random.default_rng(6)
+    y, p = r.normal(size=(3, 2)), r.normal(size=(3, 2))
+    assert check_gradients(ScaledSquare(3.0), y_true=y, y_pred=p, sample_weight=[1.0, 0.0, 2.0]).passed
+    assert ScaledSquare(3.0)(y, p) == pytest.approx(3 * L.MeanSquaredError()(y, p))
+    x = r.normal(size=(8, 3)).astype(np.float32)
+    t = r.normal(size=(8, 2)).astype(np.float32)
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)], seed=0)
+    model.compile("sgd", ScaledSquare(3.0))
+    model.fit(x, t, epochs=2, verbose=0)
+    with pytest.raises(ValueError, match=r"save: the loss class ScaledSquare is not registered; decorate it with "
+                                         r"@npnet.losses.register_loss"):
+        model.save(tmp_path / "m.npnet")
+    L.register_loss(ScaledSquare)
+    try:
+        model.save(tmp_path / "m.npnet")
+        loaded = npnet.load_model(tmp_path / "m.npnet")
+        assert type(loaded.loss) is ScaledSquare and loaded.loss.factor == 3.0
+        assert loaded.evaluate(x, t, verbose=0) == pytest.approx(model.evaluate(x, t, verbose=0))
+    finally:
+        L._BY_CLASS.pop("ScaledSquare", None)
+        L._BY_NAME.pop("ScaledSquare", None)
+
+
+def test_register_loss_errors():
+    with pytest.raises(TypeError, match=r"register_loss: expected a subclass of npnet.losses.Loss"):
+        L.register_loss(int)
+
+    class Huber(L.Loss):
+        pass
+
+    with pytest.raises(ValueError, match=r"register_loss: the name 'Huber' belongs to npnet's own loss"):
+        L.register_loss(Huber)
+
+
+def test_a_plain_function_as_loss_says_how_to_write_a_loss_class():
+    def my_loss(y_true, y_pred):
+        return np.mean((y_true - y_pred) ** 2)
+
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)])
+    with pytest.raises(TypeError, match=r"compile: loss 'my_loss' is a plain function, but npnet needs the loss's "
+                                        r"gradient too; write a subclass of npnet.losses.Loss with forward"):
+        model.compile("sgd", my_loss)
+    with pytest.raises(ValueError, match=r"unknown loss class 'Nope'; register your own"):
+        L.get({"class_name": "Nope", "config": {}})
+    assert isinstance(L.get(L.Huber), L.Huber)  # a class is instantiated, as in Keras
+
+
+def test_fusion_needs_the_last_class_axis_and_matches_the_unfused_value():
+    x = np.random.default_rng(7).normal(size=(4, 3)).astype(np.float32)
+    y = np.eye(3)[[0, 1, 2, 0]]
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(3, activation="softmax")], seed=2)
+    model.compile("sgd", L.CategoricalCrossentropy())
+    assert model._fused_outputs(x) == [True]
+    fused = model.evaluate(x, y, verbose=0)
+    model.compile("sgd", L.CategoricalCrossentropy(axis=1))  # the same axis, named otherwise: not fused
+    assert model._fused_outputs(x) == [False]
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(fused, rel=1e-5)
