@@ -384,10 +384,24 @@ class Model(Layer):
             heads.append(_Head(name, loss_obj, 1.0 if w is None else float(w), metric_objs))
         if all(h.loss is None for h in heads):
             raise ValueError(f"compile: no output has a loss; outputs: {names}")
-        keys = self._log_keys(heads)
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"compile: metric names must be unique, received {keys}")
+        self._check_log_keys(heads)
         return heads
+
+    def _check_log_keys(self, heads: list[_Head]) -> None:
+        """Refuse metrics whose log keys would overwrite the loss or each other."""
+        for h in heads:
+            for m in h.metrics:
+                if m.name == "loss":
+                    raise ValueError(
+                        f"compile: a metric of output {h.name!r} is named 'loss', the key of the loss in the logs; "
+                        "give it another name")
+        keys = self._log_keys(heads)
+        clashes = sorted({k for k in keys if keys.count(k) > 1})
+        clashes += sorted({k for k in keys if k.startswith("val_") and k[4:] in keys})
+        if clashes:
+            raise ValueError(
+                f"compile: the log keys {clashes} would be written twice (metric names clash with a loss, another "
+                f"metric or its val_ form); the logs would be {keys}. Give the metrics distinct names")
 
     def _log_keys(self, heads: list[_Head]) -> list[str]:
         if len(heads) == 1:
@@ -505,8 +519,9 @@ class Model(Layer):
         return _Arrays(structure, xs, ys, self._sample_weights(sample_weight, heads, xs[0].shape[0], owner))
 
     def _source_data(self, x: Any, y: Any, sample_weight: Any, owner: str, targets: bool,
-                     rng: np.random.Generator | None = None) -> Source:
-        """A generator or PyDataset ``x``: build the model from its first batch and check it."""
+                     rng: np.random.Generator | None = None) -> tuple[Source, Any, list[np.ndarray]]:
+        """A generator or PyDataset ``x``: build the model from its first batch and check it.
+        Returns the source and the input structure and arrays of the first batch."""
         kind = "PyDataset" if isinstance(x, PyDataset) else "generator"
         for value, name, what in ((y, "y", "targets"), (sample_weight, "sample_weight", "sample weights")):
             if value is not None:
@@ -523,7 +538,7 @@ class Model(Layer):
             ys = self._target_arrays(by, self._heads or [], owner)
             self._check_samples(xs, ys, owner)
             self._check_targets(ys, structure, xs)
-        return source
+        return source, structure, xs
 
     def _source_batch(self, data: Any, owner: str, what: str, class_weight: dict[int, float] | None,
                       targets: bool) -> _Batch:
@@ -760,17 +775,17 @@ class Model(Layer):
             if validation_split:
                 raise ValueError("fit: `validation_split` needs arrays; with a generator or PyDataset as `x`, "
                                  "give `validation_data`")
-            source = self._source_data(x, y, sample_weight, owner, True, np.random.default_rng([root, 1]))
+            if class_weight is not None and not isinstance(x, PyDataset):
+                raise ValueError("fit: `class_weight` is not supported with a generator (as in Keras); yield "
+                                 "(x, y, sample_weight) batches, or use a PyDataset")
+            source, structure, xs = self._source_data(x, y, sample_weight, owner, True,
+                                                      np.random.default_rng([root, 1]))
             heads = self._heads or []
             table = None
             if class_weight is not None:
-                if source.one_shot:
-                    raise ValueError("fit: `class_weight` is not supported with a generator (as in Keras); yield "
-                                     "(x, y, sample_weight) batches, or use a PyDataset")
-                bx = unpack(source.first(), owner, "`x`")[0]
-                table = self._class_weights(class_weight, None, heads, *self._input_arrays(bx, owner), owner)
+                table = self._class_weights(class_weight, None, heads, structure, xs, owner)
             train = self._source_stream(source, table, steps_per_epoch, shuffle, owner)
-            n_inputs = len(flatten(self._input_arrays(unpack(source.first(), owner, "`x`")[0], owner)[1]))
+            n_inputs = len(xs)
             batch_size = batch_size or 32  # the batch size of validation arrays
         else:
             data = self._array_data(x, y, sample_weight, class_weight, owner, np.random.default_rng([root, 1]))
@@ -836,7 +851,7 @@ class Model(Layer):
             for layer in self._flatten_layers():
                 layer._seed_from(erng, epoch)
             for m in self.metrics:
-                m.reset()
+                m.reset_state()
             totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
             seen = done = 0
             batch_logs: dict[str, float] = {}
@@ -935,7 +950,7 @@ class Model(Layer):
         for h, y, out in zip(heads, ys, outs):
             if y is not None:
                 for m in h.metrics:
-                    m.update(y, out)
+                    m.update_state(y, out)
 
     def _logs(self, heads: list[_Head], totals: dict[str, float], seen: int) -> dict[str, float]:
         logs = {"loss": totals["loss"] / seen}
@@ -955,7 +970,7 @@ class Model(Layer):
         """One pass of loss and metrics in inference mode (evaluate, and validation in fit)."""
         heads = self._heads or []
         for m in self.metrics:
-            m.reset()
+            m.reset_state()
         totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
         logs: dict[str, float] = {}
         seen = 0
@@ -1022,7 +1037,7 @@ class Model(Layer):
         verbose = resolve_verbose(verbose, owner)
         source: Source | None = None
         if is_source(x):
-            source = self._source_data(x, y, sample_weight, owner, True)
+            source = self._source_data(x, y, sample_weight, owner, True)[0]
             stream = self._source_stream(source, None, steps, False, owner)
         else:
             data = self._array_data(x, y, sample_weight, None, owner)
@@ -1056,7 +1071,7 @@ class Model(Layer):
         xb = pack(data.structure, [_cast(a) for a in data.xs])
         value, parts, outs = self._train_step(xb, data.ys, params, grads, owners, None, data.sws)
         for m in self.metrics:
-            m.reset()
+            m.reset_state()
         self._update_metrics(heads, data.ys, outs, data.sws)
         n = data.n
         totals = {"loss": value * n, **{k: v * n for k, v in parts.items()}}
