@@ -838,8 +838,9 @@ class Model(Layer):
         for epoch in range(initial_epoch, epochs):
             if source is not None and source.one_shot and not source.ready():
                 warnings.warn(f"fit: `x` (a {type(x).__name__}) has no batches left, so training stops before epoch "
-                              f"{epoch + 1}; give `steps_per_epoch` and a generator that yields steps_per_epoch x "
-                              "epochs batches, or use a PyDataset", stacklevel=2)
+                              f"{epoch + 1}. A generator is read once: for several epochs give `steps_per_epoch` and "
+                              "a generator that yields steps_per_epoch x epochs batches, or use a PyDataset",
+                              stacklevel=2)
                 break
             cbs.on_epoch_begin(epoch, {})
             if verbose:
