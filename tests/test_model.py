@@ -266,7 +266,7 @@ def test_wrong_feature_size_names_the_first_layer(toy_data):
 
 @pytest.mark.parametrize("what, kwargs, match", [
     ("optimizer", {"optimizer": "adagrad", "loss": "mse"}, r"unknown optimizer 'adagrad'; known names"),
-    ("loss", {"optimizer": "adam", "loss": "hinge"}, r"unknown loss 'hinge'; known names"),
+    ("loss", {"optimizer": "adam", "loss": "focal"}, r"unknown loss 'focal'; known names"),
     ("metric", {"optimizer": "adam", "loss": "mse", "metrics": ["f1"]}, r"unknown metric 'f1'; known names"),
     ("no loss", {"optimizer": "adam"}, r"compile: `loss` is required"),
 ])

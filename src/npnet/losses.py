@@ -34,6 +34,14 @@ __all__ = [
     "BinaryCrossentropy",
     "MeanSquaredError",
     "MeanAbsoluteError",
+    "Huber",
+    "LogCosh",
+    "KLDivergence",
+    "Poisson",
+    "Hinge",
+    "SquaredHinge",
+    "CategoricalHinge",
+    "CosineSimilarity",
     "get",
     "serialize",
     "register_loss",
@@ -603,6 +611,284 @@ class MeanAbsoluteError(_Elementwise):
         return np.sign(y - t)
 
 
+class Huber(_Elementwise):
+    r"""Huber loss: quadratic for small errors, linear for large ones, averaged over the last axis.
+
+    With :math:`x = y - t`,
+
+    .. math:: e = \begin{cases} \tfrac12 x^2 & |x| \le \delta \\
+              \delta |x| - \tfrac12 \delta^2 & |x| > \delta \end{cases}, \qquad
+              \frac{\partial e}{\partial y} = \mathrm{clip}(x, -\delta, \delta).
+
+    Parameters
+    ----------
+    delta : float > 0, default 1.0
+        Where the loss changes from quadratic to linear.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.losses.Huber()([[0.0, 0.0]], np.array([[0.5, 3.0]]))   # (0.125 + 2.5) / 2
+    1.3125
+    """
+
+    name = "huber"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        super().__init__()
+        self.delta = check_float(delta, "delta", low=0.0, low_inclusive=False, owner="Huber")
+
+    def _elementwise(self, t, y):
+        x = y - t
+        a = np.abs(x)
+        d = self.delta
+        return np.where(a <= d, 0.5 * x * x, d * a - 0.5 * d * d)
+
+    def _derivative(self, t, y):
+        return np.clip(y - t, -self.delta, self.delta)
+
+    def get_config(self):
+        return {"delta": self.delta}
+
+
+class LogCosh(_Elementwise):
+    r"""Logarithm of the hyperbolic cosine of the error, averaged over the last axis.
+
+    With :math:`x = y - t`, computed stably as :math:`x + \mathrm{softplus}(-2x) - \log 2`:
+
+    .. math:: e = \log\cosh x, \qquad \frac{\partial e}{\partial y} = \tanh x.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> round(npnet.losses.LogCosh()([[0.0]], np.array([[1.0]])), 6)   # log cosh 1
+    0.433781
+    """
+
+    name = "log_cosh"
+
+    def _elementwise(self, t, y):
+        x = y - t
+        return x + np.logaddexp(0.0, -2.0 * x) - np.log(2.0).astype(x.dtype)
+
+    def _derivative(self, t, y):
+        return np.tanh(y - t)
+
+
+class KLDivergence(_Elementwise):
+    r"""Kullback-Leibler divergence, summed over the last axis.
+
+    Targets and predictions are clipped to :math:`[\epsilon, 1]` (:math:`\epsilon = 10^{-7}`):
+    with :math:`\bar t = \mathrm{clip}(t)` and :math:`\bar y = \mathrm{clip}(y)`,
+
+    .. math:: \ell = \sum_k \bar t_k \log \frac{\bar t_k}{\bar y_k}, \qquad
+              \frac{\partial \ell}{\partial y_k} = -\frac{\bar t_k}{\bar y_k}
+              \ \text{where the clip of } y_k \text{ is inactive, else } 0.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> round(npnet.losses.KLDivergence()([[0.5, 0.5]], np.array([[0.25, 0.75]])), 6)
+    0.143841
+    """
+
+    name = "kl_divergence"
+    _sum_last = True
+
+    def _prepare(self, t, y):
+        return np.clip(t, _EPS, 1.0)
+
+    def _elementwise(self, t, y):
+        return t * np.log(t / np.clip(y, _EPS, 1.0))
+
+    def _derivative(self, t, y):
+        inside = (y >= y.dtype.type(_EPS)) & (y <= 1)
+        return np.where(inside, -t / np.clip(y, _EPS, 1.0), 0)
+
+
+class Poisson(_Elementwise):
+    r"""Poisson loss, averaged over the last axis:
+
+    .. math:: e = y - t \log(y + \epsilon), \qquad \frac{\partial e}{\partial y} = 1 - \frac{t}{y + \epsilon}.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> round(npnet.losses.Poisson()([[2.0]], np.array([[0.5]])), 6)   # 0.5 - 2 log(0.5 + 1e-7)
+    1.886294
+    """
+
+    name = "poisson"
+
+    def _elementwise(self, t, y):
+        return y - t * np.log(y + _EPS)
+
+    def _derivative(self, t, y):
+        return 1.0 - t / (y + _EPS)
+
+
+def _hinge_labels(t: np.ndarray) -> np.ndarray:
+    """Keras' rule: if every label of the batch is 0 or 1, use ``2 t - 1`` (labels -1 and 1)."""
+    return 2.0 * t - 1.0 if np.all((t == 0) | (t == 1)) else t
+
+
+class Hinge(_Elementwise):
+    r"""Hinge loss, averaged over the last axis, for labels -1 and 1.
+
+    .. math:: e = \max(1 - t y, 0), \qquad \frac{\partial e}{\partial y} = -t \ \text{where } t y < 1, \text{ else } 0.
+
+    As in Keras, a batch whose labels are all 0 or 1 is converted to -1 and 1 first.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.losses.Hinge()([[1.0, 0.0]], np.array([[0.5, 0.5]]))   # (0.5 + 1.5) / 2
+    1.0
+    """
+
+    name = "hinge"
+
+    def _prepare(self, t, y):
+        return _hinge_labels(t)
+
+    def _elementwise(self, t, y):
+        return np.maximum(1.0 - t * y, 0.0)
+
+    def _derivative(self, t, y):
+        return np.where(1.0 - t * y > 0, -t, 0)
+
+
+class SquaredHinge(Hinge):
+    r"""Squared hinge loss, averaged over the last axis, for labels -1 and 1 (0 and 1 are
+    converted as for :class:`Hinge`).
+
+    .. math:: e = \max(1 - t y, 0)^2, \qquad \frac{\partial e}{\partial y} = -2 t \max(1 - t y, 0).
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.losses.SquaredHinge()([[1.0, 0.0]], np.array([[0.5, 0.5]]))   # (0.25 + 2.25) / 2
+    1.25
+    """
+
+    name = "squared_hinge"
+
+    def _elementwise(self, t, y):
+        m = np.maximum(1.0 - t * y, 0.0)
+        return m * m
+
+    def _derivative(self, t, y):
+        return -2.0 * t * np.maximum(1.0 - t * y, 0.0)
+
+
+class CategoricalHinge(Loss):
+    r"""Categorical hinge loss over the last axis, for one-hot targets.
+
+    With :math:`\mathrm{pos} = \sum_k t_k y_k` and :math:`\mathrm{neg} = \max_k (1 - t_k) y_k`
+    (attained at :math:`k = j`, the first maximum on ties),
+
+    .. math:: \ell = \max(\mathrm{neg} - \mathrm{pos} + 1, 0), \qquad
+              \frac{\partial \ell}{\partial y_k} = [\ell > 0]\,\big((1 - t_j)[k = j] - t_k\big).
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> round(npnet.losses.CategoricalHinge()([[0.0, 1.0]], np.array([[0.3, 0.6]])), 6)   # 0.3 - 0.6 + 1
+    0.7
+    """
+
+    name = "categorical_hinge"
+
+    def __init__(self) -> None:
+        self._cache = None
+
+    check_targets = _Elementwise.check_targets
+
+    def forward(self, y_true, y_pred, sample_weight=None):
+        y = np.asarray(y_pred)
+        shape = y.shape
+        if y.ndim == 1:
+            y = y[:, None]
+        t = _aligned(y_true, y, type(self).__name__)
+        pos = (t * y).sum(axis=-1)
+        neg_all = (1.0 - t) * y
+        j = neg_all.argmax(axis=-1)[..., None]
+        neg = np.take_along_axis(neg_all, j, axis=-1)[..., 0]
+        values = np.maximum(neg - pos + 1.0, 0.0)
+        self._cache = (t, j, values > 0, shape)
+        return self.reduce(values, sample_weight)
+
+    def backward(self):
+        self._require_forward()
+        t, j, active, shape = self._cache
+        g = -t
+        np.put_along_axis(g, j, np.take_along_axis(g, j, axis=-1) + 1.0 - np.take_along_axis(t, j, axis=-1), axis=-1)
+        g = g * (active * self.reduce_gradient())[..., None]
+        return g.astype(t.dtype, copy=False).reshape(shape)
+
+
+class CosineSimilarity(Loss):
+    r"""Negative cosine similarity along ``axis``: :math:`\ell = -\hat t \cdot \hat y`.
+
+    Each vector is divided by :math:`\max(\lVert v \rVert, \epsilon)` (Keras' L2 normalization,
+    :math:`\epsilon = 10^{-7}`), so a zero vector gives 0. With :math:`n = \lVert y \rVert > \epsilon`,
+
+    .. math:: \frac{\partial \ell}{\partial y} = -\frac{\hat t - (\hat t \cdot \hat y)\, \hat y}{n},
+
+    and :math:`-\hat t / \epsilon` where the norm is clamped.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        The axis along which the similarity is computed.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> round(npnet.losses.CosineSimilarity()([[0.0, 1.0], [1.0, 1.0]], np.array([[1.0, 0.0], [1.0, 1.0]])), 6)
+    -0.5
+    """
+
+    name = "cosine_similarity"
+
+    def __init__(self, axis: int = -1) -> None:
+        self.axis = _check_axis(axis, "CosineSimilarity")
+        self._cache = None
+
+    def check_targets(self, y, n_outputs):
+        if self.axis == -1:
+            _Elementwise.check_targets(self, y, n_outputs)
+
+    def forward(self, y_true, y_pred, sample_weight=None):
+        y = np.asarray(y_pred)
+        shape = y.shape
+        if y.ndim == 1:
+            y = y[:, None]
+        t = _aligned(y_true, y, type(self).__name__)
+        y, t = _move_last(y, self.axis, "CosineSimilarity"), _move_last(t, self.axis, "CosineSimilarity")
+        floor = y.dtype.type(_EPS * _EPS)
+        ss_t = (t * t).sum(axis=-1, keepdims=True)
+        ss_y = (y * y).sum(axis=-1, keepdims=True)
+        th = t / np.sqrt(np.maximum(ss_t, floor))
+        ny = np.sqrt(np.maximum(ss_y, floor))
+        yh = y / ny
+        self._cache = (th, yh, ny, ss_y > floor, shape)
+        return self.reduce(-(th * yh).sum(axis=-1), sample_weight)
+
+    def backward(self):
+        self._require_forward()
+        th, yh, ny, unclamped, shape = self._cache
+        proj = np.where(unclamped, (th * yh).sum(axis=-1, keepdims=True) * yh, 0)
+        g = -(th - proj) / ny * self.reduce_gradient()[..., None]
+        g = g.astype(yh.dtype, copy=False)
+        if self.axis not in (-1, g.ndim - 1):
+            g = np.moveaxis(g, -1, self.axis)
+        return g.reshape(shape)
+
+    def get_config(self):
+        return {"axis": self.axis}
+
+
 _BUILTIN: dict[str, type[Loss]] = {
     "categorical_crossentropy": CategoricalCrossentropy,
     "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
@@ -615,6 +901,16 @@ _BUILTIN: dict[str, type[Loss]] = {
     "mae": MeanAbsoluteError,
     "MAE": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
+    "huber": Huber,
+    "log_cosh": LogCosh,
+    "kl_divergence": KLDivergence,
+    "kld": KLDivergence,
+    "KLD": KLDivergence,
+    "poisson": Poisson,
+    "hinge": Hinge,
+    "squared_hinge": SquaredHinge,
+    "categorical_hinge": CategoricalHinge,
+    "cosine_similarity": CosineSimilarity,
 }
 _BY_CLASS: dict[str, type[Loss]] = {cls.__name__: cls for cls in _BUILTIN.values()}
 _BY_NAME: dict[str, type[Loss]] = {**_BUILTIN, **_BY_CLASS}

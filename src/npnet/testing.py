@@ -4,11 +4,13 @@
 
 .. math:: \\frac{\\partial L}{\\partial \\theta_i} \\approx \\frac{L(\\theta + \\epsilon e_i) - L(\\theta - \\epsilon e_i)}{2 \\epsilon}
 
-for every element of the input and of every parameter. Use it on your own layers::
+for every element of the input and of every parameter, or of a loss's ``y_pred``. Use it
+on your own layers and losses::
 
     from npnet.testing import check_gradients
     report = check_gradients(MyLayer(), x)   # raises GradientCheckError on a mismatch
     print(report)
+    check_gradients(MyLoss(), y_true=y, y_pred=p)
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ class GradientEntry:
     max_rel_err: float
     worst_index: tuple[int, ...]
     passed: bool
+    abs_tol: float = 0.0
+    repeat_max_diff: float = 0.0
+    repeatable: bool = True
 
 
 @dataclass
@@ -75,8 +80,13 @@ class GradientCheckReport:
             n = float(e.numeric[idx]) if e.numeric.size else float("nan")
             lines.append(
                 f"  {status} {e.name:<20} shape={e.shape} checked={e.checked} max|a-n|={e.max_abs_err:.3e} "
-                f"max rel={e.max_rel_err:.3e} worst at {idx}: analytic={a:.8g} numeric={n:.8g}"
+                f"max rel={e.max_rel_err:.3e} worst at {idx}: analytic={a:.8g} numeric={n:.8g} "
+                f"abs tol={e.abs_tol:.1e}"
             )
+            if not e.repeatable:
+                lines.append(
+                    f"       {e.name}: a second backward on the same cache gave a different gradient (max "
+                    f"difference {e.repeat_max_diff:.3e}): backward must set self.grads[k], never add to it")
         for e in self.entries:
             if not e.passed and e.analytic.size <= 64:
                 lines.append(f"  {e.name} analytic:\n{np.array2string(e.analytic, precision=6)}")
@@ -130,9 +140,101 @@ def _inputs64(x: Any) -> tuple[Any, list[np.ndarray], list[str]]:
     return arr, [arr], ["x"]
 
 
+_NOISE = 64 * float(np.finfo(np.float64).eps)
+
+
+def _sample(size: int, max_checks: int | None, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    indices = np.arange(size)
+    if max_checks is not None and size > max_checks:
+        indices = np.sort(rng.choice(size, size=max_checks, replace=False))
+    mask = np.zeros(size, dtype=bool)
+    mask[indices] = True
+    return indices, mask
+
+
+def _numeric(arr: np.ndarray, indices: np.ndarray, eps: float, objective: Any) -> tuple[np.ndarray, float]:
+    """Central differences of ``objective() -> (value, magnitude)`` for the elements ``indices``
+    of ``arr`` (perturbed in place and restored), and the largest magnitude seen."""
+    numeric = np.zeros_like(arr)
+    flat, num_flat = arr.reshape(-1), numeric.reshape(-1)
+    magnitude = 0.0
+    for i in indices:
+        old = flat[i]
+        flat[i] = old + eps
+        plus, m_plus = objective()
+        flat[i] = old - eps
+        minus, m_minus = objective()
+        flat[i] = old
+        num_flat[i] = (plus - minus) / (2 * eps)
+        magnitude = max(magnitude, m_plus, m_minus)
+    return numeric, magnitude
+
+
+def _compare(name: str, arr: np.ndarray, analytic: np.ndarray, numeric: np.ndarray, mask: np.ndarray,
+             checked: int, magnitude: float, eps: float, atol: float, rtol: float,
+             again: np.ndarray | None) -> GradientEntry:
+    """One report entry. An element passes if ``|a - n| <= rtol |n| + abs_tol`` with
+    ``abs_tol = min(atol, max(atol * s, noise))``: ``s`` is the largest gradient element of
+    the array (analytic or numeric), so a gradient far smaller than ``atol`` is still
+    compared at its own scale, and ``noise`` is the rounding error of the central
+    differences, ``64 * machine epsilon * |objective| / eps``."""
+    a = analytic.reshape(-1)
+    n = numeric.reshape(-1)
+    err = np.where(mask, np.abs(a - n), 0.0)
+    scale = float(max(np.abs(np.where(mask, a, 0.0)).max(initial=0.0), np.abs(n).max(initial=0.0)))
+    noise = _NOISE * magnitude / eps
+    abs_tol = min(atol, max(atol * scale, noise))
+    tol = abs_tol + rtol * np.abs(n)
+    rel = np.where(mask, err / np.maximum(np.abs(n), 1e-12), 0.0)
+    worst = int(np.argmax(err - tol)) if a.size else 0
+    repeat_diff, repeatable = 0.0, True
+    if again is not None:
+        repeat_diff = float(np.abs(analytic - again).max(initial=0.0))
+        repeatable = repeat_diff <= 1e-9 * float(np.abs(analytic).max(initial=0.0))
+    return GradientEntry(
+        name=name, shape=tuple(arr.shape), analytic=analytic, numeric=numeric, checked=checked,
+        max_abs_err=float(err.max(initial=0.0)), max_rel_err=float(rel.max(initial=0.0)),
+        worst_index=tuple(int(i) for i in np.unravel_index(worst, arr.shape)) if arr.size else (),
+        passed=bool(np.all(err <= tol)) and repeatable, abs_tol=abs_tol, repeat_max_diff=repeat_diff,
+        repeatable=repeatable,
+    )
+
+
+def _check_loss(loss: Loss, y_true: Any, y_pred: Any, sample_weight: Any, eps: float, atol: float, rtol: float,
+                max_checks: int | None, rng: np.random.Generator) -> GradientCheckReport:
+    """:func:`check_gradients` for a :class:`~npnet.losses.Loss`: ``backward()`` against
+    central differences of ``forward`` with respect to ``y_pred``."""
+    name = type(loss).__name__
+    if y_true is None or y_pred is None:
+        raise ValueError(f"check_gradients: checking the loss {name} needs `y_true` and `y_pred` "
+                         f"(check_gradients(loss, y_true=..., y_pred=...))")
+    lo = copy.deepcopy(loss)
+    pred = np.array(y_pred, dtype=np.float64)
+
+    def objective() -> tuple[float, float]:
+        value = float(lo(y_true, pred, sample_weight))
+        return value, abs(value)
+
+    objective()
+    analytic = np.asarray(lo.backward())
+    if analytic.shape != pred.shape:
+        raise ValueError(f"check_gradients: {name}.backward() returned shape {analytic.shape}, expected the shape "
+                         f"of y_pred {pred.shape}")
+    analytic = np.array(analytic, dtype=np.float64)
+    again = np.array(lo.backward(), dtype=np.float64)
+    indices, mask = _sample(pred.size, max_checks, rng)
+    numeric, magnitude = _numeric(pred, indices, eps, objective)
+    report = GradientCheckReport(target=name, eps=eps, atol=atol, rtol=rtol, training=False,
+                                 objective=f"loss {name}" + (" with sample_weight" if sample_weight is not None
+                                                            else ""), input_shape=tuple(pred.shape))
+    report.entries.append(_compare("y_pred", pred, analytic, numeric, mask, int(indices.size), magnitude, eps,
+                                   atol, rtol, again))
+    return report
+
+
 def check_gradients(
     target: Any,
-    x: Any,
+    x: Any = None,
     y: Any = None,
     loss: Any = None,
     *,
@@ -143,19 +245,30 @@ def check_gradients(
     max_checks: int | None = None,
     seed: int = 0,
     raise_on_failure: bool = True,
+    y_true: Any = None,
+    y_pred: Any = None,
+    sample_weight: Any = None,
 ) -> GradientCheckReport:
-    """Check the backward pass of a layer or a model numerically.
+    """Check the backward pass of a layer, a model or a loss numerically.
 
     The target is deep-copied and converted to float64, so the original is untouched.
     Any layer works: a primitive, a composite layer, or a model of any kind (Sequential,
     functional, subclassed) with any number of inputs and outputs. For composites and
     models the analytic gradients come from the tape, exactly as ``fit`` computes them.
 
+    For a :class:`~npnet.losses.Loss`, pass ``y_true=`` and ``y_pred=`` (and optionally
+    ``sample_weight=``): its ``backward()`` is compared with central differences of its
+    ``forward`` with respect to ``y_pred``.
+
+    Analytic gradients are computed twice from the same forward cache and must agree: a
+    backward that adds to ``self.grads[k]`` instead of setting it fails.
+
     Parameters
     ----------
-    target : Layer or Model
+    target : Layer, Model or Loss
     x : array, list of arrays or dict of arrays
         An input batch (several arrays for a model with several inputs or a merge layer).
+        Required for a layer or model.
     y : array, list or dict, optional
         Targets; with ``loss`` (or a compiled model's losses) the objective is that loss.
     loss : str or Loss, optional
@@ -164,7 +277,11 @@ def check_gradients(
     eps : float, default 1e-6
         Central-difference step.
     atol, rtol : float
-        An element passes if ``|analytic - numeric| <= atol + rtol * |numeric|``.
+        An element passes if ``|analytic - numeric| <= abs_tol + rtol * |numeric|``, where
+        ``abs_tol = min(atol, max(atol * s, noise))``: ``s`` is the largest gradient element
+        of that array, so a wrong gradient far smaller than ``atol`` still fails, and
+        ``noise`` is the rounding error of the central differences
+        (``64 * 2.2e-16 * |objective| / eps``), so a correct tiny gradient still passes.
     training : bool, default False
         Run forward in training mode (batch statistics, dropout masks: random streams are
         rewound before every evaluation so each sees the same mask).
@@ -174,6 +291,8 @@ def check_gradients(
         Seed of ``R`` and of the element sample.
     raise_on_failure : bool, default True
         Raise :class:`GradientCheckError` (with the report as message) on a mismatch.
+    y_true, y_pred, sample_weight : array, optional
+        Targets, predictions and weights when ``target`` is a loss.
 
     Returns
     -------
@@ -186,14 +305,28 @@ def check_gradients(
     >>> x = np.random.default_rng(0).normal(size=(3, 4))
     >>> check_gradients(npnet.layers.Dense(2, activation="tanh"), x).passed
     True
+    >>> check_gradients(npnet.losses.Huber(), y_true=np.zeros((3, 2)), y_pred=x[:, :2]).passed
+    True
     """
     from . import _tape
     from .models import Model
     from .models._structure import flatten
 
-    if not isinstance(target, Layer):
-        raise TypeError(f"check_gradients: `target` must be an npnet Layer or Model, received {target!r}")
     rng = np.random.default_rng(seed)
+    if isinstance(target, Loss):
+        if x is not None or y is not None or loss is not None:
+            raise ValueError("check_gradients: for a loss pass y_true= and y_pred= (x, y and loss are for layers)")
+        report = _check_loss(target, y_true, y_pred, sample_weight, eps, atol, rtol, max_checks, rng)
+        if raise_on_failure and not report.passed:
+            raise GradientCheckError(str(report))
+        return report
+    if not isinstance(target, Layer):
+        raise TypeError(f"check_gradients: `target` must be an npnet Layer, Model or Loss, received {target!r}")
+    if x is None:
+        raise ValueError("check_gradients: `x` (an input batch) is required for a layer or model")
+    if y_true is not None or y_pred is not None or sample_weight is not None:
+        raise ValueError("check_gradients: y_true, y_pred and sample_weight are for a loss; for a layer pass x, "
+                         "y and loss")
     inputs, xs, x_names = _inputs64(x)
     is_model = isinstance(target, Model)
     t: Any = copy.deepcopy(target)
@@ -238,39 +371,51 @@ def check_gradients(
         ys = t._target_arrays(y, t._heads, "check_gradients")
     projections = [rng.normal(size=o.shape) for o in out0]
 
-    def objective_and_seeds(outs: list[np.ndarray], tape: Any, grads: bool) -> tuple[float, dict, dict]:
+    def objective_and_seeds(outs: list[np.ndarray], tape: Any, grads: bool) -> tuple[float, float, dict, dict]:
+        """The objective, its magnitude (for the rounding-noise estimate), and the seeds."""
         if use_model_loss:
             value, _, seeds, fused = t._loss(outs, ys, tape, grads=grads)
-            return value, seeds, fused
+            return value, abs(value), seeds, fused
         if loss_obj is None:
-            value = float(sum(np.sum(o * r) for o, r in zip(outs, projections)))
-            return value, {id(o): r for o, r in zip(outs, projections)} if grads else {}, {}
+            terms = [o * r for o, r in zip(outs, projections)]
+            value = float(sum(np.sum(v) for v in terms))
+            magnitude = float(sum(np.sum(np.abs(v)) for v in terms))
+            return value, magnitude, {id(o): r for o, r in zip(outs, projections)} if grads else {}, {}
         if len(outs) != 1:
             raise ValueError("check_gradients: `loss` works with one output; compile the model with one loss per output")
         value = float(loss_obj.forward(y, outs[0]))
-        return value, {id(outs[0]): loss_obj.backward()} if grads else {}, {}
+        return value, abs(value), {id(outs[0]): loss_obj.backward()} if grads else {}, {}
 
-    def objective() -> float:
+    def objective() -> tuple[float, float]:
         tape = _tape.Tape(strict=False)
         outs = run_forward(tape)
         with _tape.running(_tape.Run(training=training, tape=tape)):
-            return objective_and_seeds(outs, tape, grads=False)[0]
+            return objective_and_seeds(outs, tape, grads=False)[:2]
 
-    # Analytic pass, along the tape.
+    # Analytic pass, along the tape; twice on the same caches, to catch a backward that
+    # adds to self.grads[k] instead of setting it.
     tape = _tape.Tape(input_grads=True)
     outs = run_forward(tape)
     with _tape.running(_tape.Run(training=training, tape=tape)):
-        _, seeds, fused = objective_and_seeds(outs, tape, grads=True)
-        grads_in, visited = tape.backward(seeds, fused, want={id(a) for a in xs})
+        _, _, seeds, fused = objective_and_seeds(outs, tape, grads=True)
 
-    arrays: list[tuple[str, np.ndarray, np.ndarray]] = []
-    for name, a in zip(x_names, xs):
-        g = grads_in.get(id(a))
-        arrays.append((name, a, np.zeros_like(a) if g is None else np.array(g, dtype=np.float64)))
-    for path, layer, key in t._weight_entries():
-        if key in layer.params:
-            analytic = layer.grads[key].copy() if id(layer) in visited else np.zeros_like(layer.params[key])
-            arrays.append((path, layer.params[key], analytic))
+    def analytic_pass() -> list[np.ndarray]:
+        with _tape.running(_tape.Run(training=training, tape=tape)):
+            grads_in, visited = tape.backward({k: np.array(v) for k, v in seeds.items()},
+                                              {k: np.array(v) for k, v in fused.items()}, want={id(a) for a in xs})
+        found = []
+        for a in xs:
+            g = grads_in.get(id(a))
+            found.append(np.zeros_like(a) if g is None else np.array(g, dtype=np.float64))
+        for _, layer, key in t._weight_entries():
+            if key in layer.params:
+                found.append(np.array(layer.grads[key], dtype=np.float64) if id(layer) in visited
+                             else np.zeros_like(layer.params[key]))
+        return found
+
+    first, second = analytic_pass(), analytic_pass()
+    arrays: list[tuple[str, np.ndarray]] = list(zip(x_names, xs))
+    arrays += [(path, layer.params[key]) for path, layer, key in t._weight_entries() if key in layer.params]
 
     report = GradientCheckReport(
         target=f"{type(target).__name__} '{target.name}'", eps=eps, atol=atol, rtol=rtol, training=training,
@@ -278,35 +423,11 @@ def check_gradients(
                    "compiled loss" if use_model_loss else "sum(output * R)"),
         input_shape=tuple(xs[0].shape) if len(xs) == 1 else tuple(tuple(a.shape) for a in xs),
     )
-    for name, arr, analytic in arrays:
-        numeric = np.zeros_like(arr)
-        flat = arr.reshape(-1)
-        indices = np.arange(flat.size)
-        if max_checks is not None and flat.size > max_checks:
-            indices = np.sort(rng.choice(flat.size, size=max_checks, replace=False))
-        mask = np.zeros(flat.size, dtype=bool)
-        mask[indices] = True
-        num_flat = numeric.reshape(-1)
-        for i in indices:
-            old = flat[i]
-            flat[i] = old + eps
-            plus = objective()
-            flat[i] = old - eps
-            minus = objective()
-            flat[i] = old
-            num_flat[i] = (plus - minus) / (2 * eps)
-        a = analytic.reshape(-1)
-        err = np.where(mask, np.abs(a - num_flat), 0.0)
-        tol = atol + rtol * np.abs(num_flat)
-        rel = np.where(mask, err / np.maximum(np.abs(num_flat), 1e-12), 0.0)
-        excess = err - tol
-        worst = int(np.argmax(excess)) if flat.size else 0
-        report.entries.append(GradientEntry(
-            name=name, shape=tuple(arr.shape), analytic=analytic, numeric=numeric, checked=int(indices.size),
-            max_abs_err=float(err.max(initial=0.0)), max_rel_err=float(rel.max(initial=0.0)),
-            worst_index=tuple(int(i) for i in np.unravel_index(worst, arr.shape)) if arr.size else (),
-            passed=bool(np.all(err <= tol)),
-        ))
+    for (name, arr), analytic, again in zip(arrays, first, second):
+        indices, mask = _sample(arr.size, max_checks, rng)
+        numeric, magnitude = _numeric(arr, indices, eps, objective)
+        report.entries.append(_compare(name, arr, analytic, numeric, mask, int(indices.size), magnitude, eps,
+                                       atol, rtol, again))
     if raise_on_failure and not report.passed:
         raise GradientCheckError(str(report))
     return report
