@@ -157,13 +157,13 @@ def _compile_config(model: Any) -> dict | None:
     }
 
 
-def _compile_from(model: Any, comp: Any) -> None:
+def _compile_from(model: Any, comp: Any, custom_objects: dict[str, type] | None = None) -> None:
     """Compile ``model`` as the file says (format 1: one loss; format 2: one entry per output)."""
     if not isinstance(comp, dict):
         raise SavedModelError("load: malformed compile settings")
     optimizer = _optimizers.get(comp["optimizer"])
     if "heads" not in comp:
-        metrics = [_metric_from(m) for m in comp.get("metrics", [])]
+        metrics = [_metric_from(m, custom_objects) for m in comp.get("metrics", [])]
         model.compile(optimizer=optimizer, loss=_losses.get(comp["loss"]), metrics=metrics)
         return
     heads = comp["heads"]
@@ -172,13 +172,13 @@ def _compile_from(model: Any, comp: Any) -> None:
     if len(heads) == 1:
         h = heads[0]
         model.compile(optimizer=optimizer, loss=_losses.get(h["loss"]), loss_weights=None if h["weight"] == 1.0
-                      else [h["weight"]], metrics=[_metric_from(m) for m in h.get("metrics", [])])
+                      else [h["weight"]], metrics=[_metric_from(m, custom_objects) for m in h.get("metrics", [])])
         return
     model.compile(
         optimizer=optimizer,
         loss={h["name"]: None if h["loss"] is None else _losses.get(h["loss"]) for h in heads},
         loss_weights={h["name"]: h["weight"] for h in heads},
-        metrics={h["name"]: [_metric_from(m) for m in h.get("metrics", [])] for h in heads},
+        metrics={h["name"]: [_metric_from(m, custom_objects) for m in h.get("metrics", [])] for h in heads},
     )
 
 
@@ -441,7 +441,8 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
     ----------
     filepath : str or path
     custom_objects : dict of str to type, optional
-        Your own layer classes by class name (alternatively use :func:`npnet.register_layer`).
+        Your own layer classes (alternatively use :func:`npnet.register_layer`) and metric
+        classes, by class name.
     compile : bool, default True
         Restore the compile settings and optimizer state, so ``fit`` continues exactly.
 
@@ -462,7 +463,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
             comp = reader.header.get("compile")
             state = reader.header.get("optimizer_state")
             if compile and comp is not None:
-                _compile_from(model, comp)
+                _compile_from(model, comp, custom_objects)
                 if state is not None:
                     slots = {}
                     paths = (_param_paths(model), _param_paths(model, structural=True))
@@ -498,11 +499,12 @@ def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str
     raise SavedModelError(f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
 
 
-def _metric_from(entry: Any) -> Any:
+def _metric_from(entry: Any, custom_objects: dict[str, type] | None = None) -> Any:
     classes = {c.__name__: c for c in vars(_metrics).values() if isinstance(c, type) and issubclass(c, _metrics.Metric)}
+    classes.update({k: c for k, c in (custom_objects or {}).items() if isinstance(c, type) and issubclass(c, _metrics.Metric)})
     name = entry.get("class_name") if isinstance(entry, dict) else None
     if name not in classes:
-        raise SavedModelError(f"load: unknown metric class {name!r}")
+        raise SavedModelError(f"load: unknown metric class {name!r}; pass your own metric classes in custom_objects")
     return classes[name].from_config(entry.get("config", {}))
 
 

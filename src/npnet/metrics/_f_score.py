@@ -22,23 +22,21 @@ class FBetaScore(Metric):
     with :math:`P = TP / (TP + FP + \\epsilon)`, :math:`R = TP / (TP + FN + \\epsilon)` and
     :math:`\\epsilon = 10^{-7}`, as Keras computes it. A prediction is positive when
     ``y_pred > threshold``; with ``threshold=None`` the highest score of each row is the
-    positive one (every score tied with it too), as for one-hot targets.
+    positive one (every score tied with it too), as for one-hot targets. Inputs are
+    ``y_true`` and ``y_pred`` of shape ``(batch, classes)`` (one-hot or multi-label
+    targets); ``sample_weight`` of shape ``(batch,)`` weights the rows.
 
     Parameters
     ----------
     average : {None, "micro", "macro", "weighted"}
-        ``None``: ``result()`` is an array with one score per class. ``"micro"``: one
-        score from the counts summed over classes. ``"macro"``: the mean of the class
-        scores. ``"weighted"``: their mean weighted by each class's (weighted) number
-        of true entries.
+        With None, ``result()`` is an array with one score per class; "micro" gives one
+        score from the counts summed over classes; "macro" the mean of the class scores;
+        "weighted" their mean weighted by each class's (weighted) number of true entries.
     beta : float, default 1.0
         Weight of recall against precision, > 0.
     threshold : float in (0, 1], optional
     name : str, default "fbeta_score"
     dtype : str, optional
-
-    Inputs are ``y_true`` and ``y_pred`` of shape ``(batch, classes)`` (one-hot or
-    multi-label targets); ``sample_weight`` of shape ``(batch,)`` weights the rows.
 
     Examples
     --------
