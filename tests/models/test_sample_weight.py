@@ -155,8 +155,8 @@ def test_multi_output_sample_weights_per_output_or_shared():
 
 
 @pytest.mark.parametrize("sw, error, match", [
-    (np.ones(3), ValueError, r"fit: `sample_weight` must have one weight per sample, shape \(4,\); received shape \(3,\)"),
-    (np.ones((4, 2)), ValueError, r"shape \(4,\); received shape \(4, 2\)"),
+    (np.ones(3), ValueError, r"fit: `sample_weight` must have one weight per sample, shape \(4,\) .*received shape \(3,\)"),
+    (np.ones((4, 2)), ValueError, r"MeanSquaredError: expected `sample_weight` of shape \(4,\).*received shape \(4, 2\)"),
     (np.array([1.0, -1.0, 1.0, 1.0]), ValueError, r"fit: `sample_weight` must be >= 0, received -1.0 at index 1"),
     (np.array([1.0, np.nan, 1.0, 1.0]), ValueError, r"fit: `sample_weight` contains NaN or infinity \(first at index 1\)"),
     (np.array(["a", "b", "c", "d"]), TypeError, r"fit: `sample_weight` must hold real numbers, received .* dtype <U1"),
@@ -222,3 +222,15 @@ def test_sample_weight_none_adds_no_work_per_step():
     model.compile("sgd", Plain())
     h = model.fit(X, Y, epochs=2, verbose=0, seed=0)
     assert len(h.history["loss"]) == 2
+
+
+def test_per_time_step_weights_for_an_output_with_time_steps():
+    # Output (batch, 3 steps, 1) = 1 everywhere against targets 0: every element's error is 1.
+    model = npnet.Sequential([npnet.Input(shape=(3, 2)), npnet.Dense(1)], seed=0)
+    model.compile(npnet.SGD(learning_rate=0.0), "mse")
+    model.set_weights([np.full((2, 1), 0.5, np.float32), np.zeros(1, np.float32)])
+    x, y = np.ones((4, 3, 2), np.float32), np.zeros((4, 3, 1), np.float32)
+    assert model.evaluate(x, y, verbose=0) == pytest.approx(1.0)
+    w = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [2.0, 0.0, 1.0]])
+    # Keras: sum of the weighted per-step losses over their number, 4 x 3.
+    assert model.evaluate(x, y, sample_weight=w, verbose=0) == pytest.approx(7 / 12)

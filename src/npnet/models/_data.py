@@ -192,9 +192,10 @@ def _weights(value: Any, n: int, owner: str, name: str) -> np.ndarray:
         raise TypeError(f"{owner}: `{name}` must hold real numbers, received an array of dtype {w.dtype}")
     if w.ndim == 2 and w.shape[1] == 1:
         w = w[:, 0]
-    if w.ndim != 1 or w.shape[0] != n:
+    if w.ndim == 0 or w.shape[0] != n:
         raise ValueError(
-            f"{owner}: `{name}` must have one weight per sample, shape ({n},); received shape {w.shape}")
+            f"{owner}: `{name}` must have one weight per sample, shape ({n},) (or ({n}, steps) for an output "
+            f"with time steps); received shape {w.shape}")
     w = w.astype(floatx(), copy=False)
     if not np.isfinite(w).all():
         raise ValueError(f"{owner}: `{name}` contains NaN or infinity (first at index "

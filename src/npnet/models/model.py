@@ -716,7 +716,7 @@ class Model(Layer):
             ``{class id: weight}``: each sample's loss is multiplied by the weight of its
             class (class ids, or the arg-max of one-hot targets; classes left out weigh
             1). Models with one output; not with ``sample_weight`` nor a generator.
-        sample_weight : array of shape (n,), list or dict, optional
+        sample_weight : array of shape (n,) or (n, steps), list or dict, optional
             Weight of each sample in the loss, :math:`L = \\sum_i w_i \\ell_i / n`. With
             several outputs: one array for all of them, or one per output (list in output
             order or dict keyed by output name). Compiled ``metrics`` are not weighted.
