@@ -349,8 +349,9 @@ def test_every_hook_gets_a_dict_in_fit_evaluate_and_predict(toy_data):
     model.predict(x, batch_size=200, callbacks=[rec], verbose=0)
     assert {kind for _, _, kind in rec.calls} == {"dict"}
     names = [name for name, _, _ in rec.calls]
+    validation = ["on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_end"]  # 60 rows: one batch
     assert names == (["on_train_begin"] + (["on_epoch_begin"] + ["on_train_batch_begin", "on_train_batch_end"] * 2
-                                           + ["on_epoch_end"]) * 2 + ["on_train_end"]
+                                           + validation + ["on_epoch_end"]) * 2 + ["on_train_end"]
                      + ["on_test_begin"] + ["on_test_batch_begin", "on_test_batch_end"] * 2 + ["on_test_end"]
                      + ["on_predict_begin"] + ["on_predict_batch_begin", "on_predict_batch_end"] * 2
                      + ["on_predict_end"])

@@ -118,20 +118,26 @@ def test_stratified_validation_split_on_class_sorted_labels():
     # Labels sorted by class: Keras' "last rows" split would validate on class 2 only.
     x = np.random.default_rng(0).normal(size=(300, 4)).astype(np.float32)
     y = np.repeat(np.arange(3), 100)
-    seen = {}
+    seen = {"testing": False, "y": []}
 
     class Spy(npnet.callbacks.Callback):
-        pass
+        def on_test_begin(self, logs=None):
+            seen["testing"] = True
+
+        def on_test_end(self, logs=None):
+            seen["testing"] = False
 
     model = _mlp()
-    original = model._evaluate_arrays
+    original = model._update_metrics
 
-    def spy(structure, xv, yv, *a, **k):
-        seen["y"] = yv[0].copy()
-        return original(structure, xv, yv, *a, **k)
+    def spy(heads, ys, *a, **k):
+        if seen["testing"]:
+            seen["y"].append(ys[0].copy())
+        return original(heads, ys, *a, **k)
 
-    model._evaluate_arrays = spy
+    model._update_metrics = spy
     model.fit(x, y, epochs=1, validation_split=0.2, seed=0, verbose=0, callbacks=[Spy()])
+    seen["y"] = np.concatenate(seen["y"])
     assert np.bincount(seen["y"]).tolist() == [20, 20, 20]
 
 

@@ -18,13 +18,15 @@ def flatten(value: Any) -> list[Any]:
 
 def pack(structure: Any, leaves: list[Any]) -> Any:
     """``structure`` with its leaves replaced, in order, by ``leaves``."""
-    it = iter(leaves)
+    return _rebuild(structure, iter(leaves))
 
-    def rebuild(s: Any) -> Any:
-        if isinstance(s, (list, tuple)):
-            return type(s)(rebuild(v) for v in s)
-        if isinstance(s, dict):
-            return {k: rebuild(v) for k, v in s.items()}
-        return next(it)
 
-    return rebuild(structure)
+def _rebuild(s: Any, it: Any) -> Any:
+    # A module-level function, not a closure that calls itself: such a closure is a
+    # reference cycle that would keep every batch's arrays alive until the next garbage
+    # collection.
+    if isinstance(s, (list, tuple)):
+        return type(s)(_rebuild(v, it) for v in s)
+    if isinstance(s, dict):
+        return {k: _rebuild(v, it) for k, v in s.items()}
+    return next(it)

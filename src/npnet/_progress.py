@@ -11,6 +11,8 @@ import sys
 import time
 from typing import IO, Any
 
+import numpy as np
+
 
 def resolve_verbose(verbose: Any, owner: str) -> int:
     if verbose == "auto":
@@ -20,8 +22,15 @@ def resolve_verbose(verbose: Any, owner: str) -> int:
     return int(verbose)
 
 
-def _fmt_values(values: dict[str, float]) -> str:
-    return "".join(f" - {k}: {v:.4f}" for k, v in values.items())
+def _fmt(v: Any) -> str:
+    """A logged value: a number to 4 decimals; an array (a per-class metric) element-wise."""
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, precision=4, floatmode="fixed", separator=" ")
+    return f"{v:.4f}"
+
+
+def _fmt_values(values: dict[str, Any]) -> str:
+    return "".join(f" - {k}: {_fmt(v)}" for k, v in values.items())
 
 
 def _fmt_time(seconds: float) -> str:

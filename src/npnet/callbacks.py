@@ -687,7 +687,7 @@ class ProgbarLogger(Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.seen = batch + 1
-        if self.progbar is not None:
+        if self.progbar is not None and self.progbar.target:  # a generator's length is known at the end
             self.progbar.update(self.seen, {k: v for k, v in (logs or {}).items() if k != "batch_loss"})
 
     def on_epoch_end(self, epoch, logs=None):
@@ -695,7 +695,7 @@ class ProgbarLogger(Callback):
             return
         if not self.target:
             self.progbar.target = self.seen
-        self.progbar.finish({k: v for k, v in (logs or {}).items() if isinstance(v, float)})
+        self.progbar.finish({k: v for k, v in (logs or {}).items() if isinstance(v, (float, np.ndarray))})
         self.progbar = None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -9,12 +10,56 @@ import numpy as np
 from .._nest import flatten, pack
 from .._validation import as_array
 
-__all__ = ["flatten", "pack", "as_arrays"]
+__all__ = ["flatten", "pack", "as_arrays", "check_array_like"]
+
+# Rows checked for NaN at a time in a large float array: a whole memory-mapped file is
+# never copied or masked at once.
+_CHUNK_BYTES = 1 << 24
+
+
+def check_array_like(value: Any, name: str, owner: str) -> None:
+    """Raise a TypeError at once if ``value`` is not an array, an array-like or a number.
+
+    Converting an arbitrary object with ``np.asarray`` may walk it element by element
+    (an object with ``__len__`` and ``__getitem__``), so such objects are refused first.
+    """
+    if isinstance(value, (np.ndarray, np.generic, numbers.Number, str, bytes)):
+        return
+    if any(hasattr(value, a) for a in ("__array__", "__array_interface__", "__array_struct__")):
+        return
+    hint = ""
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__"):
+        hint = (" It has __len__ and __getitem__, like a data set that hands out batches: make its class "
+                "inherit npnet.utils.PyDataset.")
+    elif hasattr(value, "__next__"):
+        hint = " An iterator or generator of batches goes alone in `x`, as fit(x=batches), with no `y`."
+    raise TypeError(
+        f"{owner}: `{name}` must be an array, a list or dict of arrays, a generator of batches or an "
+        f"npnet.utils.PyDataset; received an object of type {type(value).__name__}.{hint}")
+
+
+def _leaf(value: Any, name: str, owner: str) -> np.ndarray:
+    check_array_like(value, name, owner)
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.nbytes > _CHUNK_BYTES and value.ndim:
+        # as_array would mask the whole array at once: check the first row there, the rest in chunks.
+        as_array(value[:1], name, owner=owner)
+        arr = np.asarray(value)  # a view of a memmap, never a copy
+        step = max(1, _CHUNK_BYTES // max(1, arr[:1].nbytes))
+        for lo in range(0, arr.shape[0], step):
+            chunk = arr[lo:lo + step]
+            if not np.isfinite(chunk).all():
+                bad = np.argwhere(~np.isfinite(chunk))[0]
+                bad[0] += lo
+                raise ValueError(
+                    f"{owner}: `{name}` contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
+                    "clean the data before training")
+        return arr
+    return as_array(value, name, owner=owner)
 
 
 def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]:
     """Check every leaf of ``value`` and return ``(structure, leaves)``; all leaves must
-    have the same number of samples."""
+    have the same number of samples. Memory-mapped arrays stay mapped (never copied)."""
     if value is None:
         raise ValueError(f"{owner}: `{name}` is required")
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float, bool)) for v in value):
@@ -25,7 +70,7 @@ def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]
     multi = len(leaves) > 1 or not isinstance(value, np.ndarray) and isinstance(value, (list, tuple, dict))
     arrays = []
     for i, leaf in enumerate(leaves):
-        arrays.append(as_array(leaf, f"{name}[{i}]" if multi else name, owner=owner))
+        arrays.append(_leaf(leaf, f"{name}[{i}]" if multi else name, owner))
     sizes = {a.shape[0] for a in arrays}
     if len(sizes) > 1:
         raise ValueError(

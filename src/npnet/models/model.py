@@ -15,8 +15,10 @@ reverse (see :mod:`npnet._tape`), so no model needs a backward of its own.
 from __future__ import annotations
 
 import copy
+import itertools
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,8 @@ from ..callbacks import Callback, CallbackList, History
 from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
 from ..layers.base import Layer
+from ..utils._dataset import PyDataset
+from ._data import Source, Stream, check_class_weight, class_weight_array, is_source, sample_weight_arrays, unpack
 from ._structure import as_arrays, flatten, pack
 
 __all__ = ["Model"]
@@ -88,6 +92,90 @@ class _BatchGather:
         out = self.cast[: len(idx)]
         np.copyto(out, raw, casting="unsafe")
         return out
+
+
+# One batch as the loops take it: the input structure, the input arrays (floatx), the
+# targets and sample weights aligned with the outputs (weights None when not given), and
+# the number of samples.
+_Batch = tuple[Any, list[np.ndarray], list[np.ndarray | None], list[np.ndarray | None] | None, int]
+
+
+class _Arrays:
+    """An array data set: inputs, targets and sample weights aligned with the outputs, and
+    optionally the rows to use, so a validation split of memory-mapped data is never copied."""
+
+    def __init__(self, structure: Any, xs: list[np.ndarray], ys: list[np.ndarray | None],
+                 sws: list[np.ndarray | None] | None, rows: np.ndarray | None = None) -> None:
+        self.structure, self.xs, self.ys, self.sws, self.rows = structure, xs, ys, sws, rows
+
+    @property
+    def n(self) -> int:
+        return int(self.xs[0].shape[0]) if self.rows is None else int(self.rows.size)
+
+    def subset(self, rows: Any) -> _Arrays:
+        """The data set restricted to ``rows``: a slice gives views, an index array is kept as such."""
+        if isinstance(rows, slice):
+            return _Arrays(self.structure, [a[rows] for a in self.xs], [None if a is None else a[rows] for a in self.ys],
+                           None if self.sws is None else [None if w is None else w[rows] for w in self.sws])
+        return _Arrays(self.structure, self.xs, self.ys, self.sws, rows)
+
+
+def _array_pass(data: _Arrays, batch_size: int, order: np.ndarray | None,
+                take: Callable[[Any], list[np.ndarray]], skip: int = 0) -> Iterator[_Batch]:
+    """The batches of one pass over ``data``, in ``order`` (a permutation) or in sequence,
+    from batch ``skip`` on."""
+    n, rows, ys, sws = data.n, data.rows, data.ys, data.sws
+    for lo in range(skip * batch_size, n, batch_size):
+        hi = min(lo + batch_size, n)
+        if order is None:
+            idx: Any = slice(lo, hi) if rows is None else rows[lo:hi]
+        else:
+            idx = order[lo:hi] if rows is None else rows[order[lo:hi]]
+        yb = [None if a is None else a[idx] for a in ys]
+        swb = None if sws is None else [None if w is None else w[idx] for w in sws]
+        yield data.structure, take(idx), yb, swb, hi - lo
+
+
+def _split(data: _Arrays, fraction: float, rng: np.random.Generator) -> tuple[_Arrays, _Arrays]:
+    """``validation_split``: stratified at random for one output of class ids, else the last rows."""
+    n_all = data.n
+    y0 = data.ys[0] if len(data.ys) == 1 else None
+    if y0 is not None and y0.ndim == 1 and y0.dtype.kind in "iub":
+        tr, va = _stratified_split(np.asarray(y0), fraction, rng)
+        train, val = data.subset(tr), data.subset(va)
+    else:
+        cut = int(round(n_all * (1 - fraction)))
+        tr, va = np.arange(cut), np.arange(cut, n_all)
+        train, val = data.subset(slice(0, cut)), data.subset(slice(cut, n_all))
+    if tr.size == 0 or va.size == 0:
+        raise ValueError(
+            f"fit: validation_split={fraction} leaves {tr.size} training and {va.size} "
+            f"validation samples out of {n_all}"
+        )
+    return train, val
+
+
+def _check_steps(value: Any, name: str, owner: str) -> int | None:
+    return None if value is None else check_int(value, name, minimum=1, owner=owner)
+
+
+def _check_validation_freq(value: Any, owner: str) -> None:
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            check_int(v, "validation_freq", minimum=1, owner=owner)
+    elif isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{owner}: `validation_freq` must be an int or a list of epochs (counted from 1), "
+                        f"received {value!r} of type {type(value).__name__}")
+    else:
+        check_int(value, "validation_freq", minimum=1, owner=owner)
+
+
+def _should_eval(epoch: int, validation_freq: Any) -> bool:
+    """Keras' rule: validate after epoch ``epoch + 1`` if it is a multiple of an int
+    ``validation_freq``, or listed in it."""
+    if isinstance(validation_freq, (list, tuple)):
+        return epoch + 1 in validation_freq
+    return (epoch + 1) % int(validation_freq) == 0
 
 
 class _Head:
@@ -297,10 +385,24 @@ class Model(Layer):
             heads.append(_Head(name, loss_obj, 1.0 if w is None else float(w), metric_objs))
         if all(h.loss is None for h in heads):
             raise ValueError(f"compile: no output has a loss; outputs: {names}")
-        keys = self._log_keys(heads)
-        if len(set(keys)) != len(keys):
-            raise ValueError(f"compile: metric names must be unique, received {keys}")
+        self._check_log_keys(heads)
         return heads
+
+    def _check_log_keys(self, heads: list[_Head]) -> None:
+        """Refuse metrics whose log keys would overwrite the loss or each other."""
+        for h in heads:
+            for m in h.metrics:
+                if m.name == "loss":
+                    raise ValueError(
+                        f"compile: a metric of output {h.name!r} is named 'loss', the key of the loss in the logs; "
+                        "give it another name")
+        keys = self._log_keys(heads)
+        clashes = sorted({k for k in keys if keys.count(k) > 1})
+        clashes += sorted({k for k in keys if k.startswith("val_") and k[4:] in keys})
+        if clashes:
+            raise ValueError(
+                f"compile: the log keys {clashes} would be written twice (metric names clash with a loss, another "
+                f"metric or its val_ form); the logs would be {keys}. Give the metrics distinct names")
 
     def _log_keys(self, heads: list[_Head]) -> list[str]:
         if len(heads) == 1:
@@ -362,6 +464,24 @@ class Model(Layer):
                 out.append(as_arrays(v, f"{name}[{h.name!r}]", owner)[1][0])
         return out
 
+    def _sample_weights(self, sample_weight: Any, heads: list[_Head], n: int, owner: str,
+                        name: str = "sample_weight") -> list[np.ndarray | None] | None:
+        """``sample_weight`` as one array of shape (n,) (or None) per output; None if not given."""
+        return sample_weight_arrays(sample_weight, [h.name for h in heads], [h.loss is not None for h in heads],
+                                    n, owner, name)
+
+    def _class_weights(self, class_weight: Any, sample_weight: Any, heads: list[_Head], structure: Any,
+                       xs: list[np.ndarray], owner: str) -> dict[int, float]:
+        """Checked ``class_weight``: a single-output model, no ``sample_weight``, known classes."""
+        if sample_weight is not None:
+            raise ValueError(f"{owner}: give `class_weight` or `sample_weight`, not both (as in Keras); to combine "
+                             "them, multiply each sample's class weight into `sample_weight`")
+        if len(heads) != 1:
+            raise ValueError(f"{owner}: `class_weight` works on models with one output; this one has "
+                             f"{[h.name for h in heads]}; give one `sample_weight` array per output instead")
+        units = self._output_units(structure, xs)[0]
+        return check_class_weight(class_weight, 2 if units == 1 else units, owner)
+
     def _prepare(self, structure: Any, arrays: list[np.ndarray], rng: np.random.Generator | None) -> None:
         """Build the model from the data if needed, and make the heads once outputs are known."""
         if not self.built:
@@ -388,10 +508,99 @@ class Model(Layer):
         self._check_targets(ys, structure, xs)
         return structure, xs, heads, ys
 
+    def _array_data(self, x: Any, y: Any, sample_weight: Any, class_weight: Any, owner: str,
+                    rng: np.random.Generator | None = None) -> _Arrays:
+        """Arrays ``x``, ``y`` and their weights (``sample_weight`` or ``class_weight``), checked."""
+        structure, xs, heads, ys = self._data(x, y, owner, rng)
+        if class_weight is not None:
+            table = self._class_weights(class_weight, sample_weight, heads, structure, xs, owner)
+            y0 = ys[0]
+            assert y0 is not None
+            return _Arrays(structure, xs, ys, [class_weight_array(y0, table, owner)])
+        return _Arrays(structure, xs, ys, self._sample_weights(sample_weight, heads, xs[0].shape[0], owner))
+
+    def _source_data(self, x: Any, y: Any, sample_weight: Any, owner: str, targets: bool,
+                     rng: np.random.Generator | None = None) -> tuple[Source, Any, list[np.ndarray]]:
+        """A generator or PyDataset ``x``: build the model from its first batch and check it.
+        Returns the source and the input structure and arrays of the first batch."""
+        kind = "PyDataset" if isinstance(x, PyDataset) else "generator"
+        for value, name, what in ((y, "y", "targets"), (sample_weight, "sample_weight", "sample weights")):
+            if value is not None:
+                raise ValueError(f"{owner}: when `x` is a {kind}, `{name}` must not be given: its batches hold "
+                                 f"the {what}, as (x, y, sample_weight)")
+        source = Source(x, owner, "`x`")
+        bx, by, _ = unpack(source.first(), owner, "`x`")
+        structure, xs = self._input_arrays(bx, owner)
+        self._prepare(structure, xs, rng)
+        if targets:
+            if by is None:
+                raise ValueError(f"{owner}: the batches of `x` (a {kind}) must be (x, y) or (x, y, sample_weight); "
+                                 "the first one has no targets")
+            ys = self._target_arrays(by, self._heads or [], owner)
+            self._check_samples(xs, ys, owner)
+            self._check_targets(ys, structure, xs)
+        return source, structure, xs
+
+    def _source_batch(self, data: Any, owner: str, what: str, class_weight: dict[int, float] | None,
+                      targets: bool) -> _Batch:
+        """One batch of a data source, checked and cast, as the loops take it."""
+        x, y, sw = unpack(data, owner, what)
+        structure, xs = self._input_arrays(x, owner)
+        dtype = np.dtype(floatx())
+        xs = [a.astype(dtype, copy=False) for a in xs]
+        n = xs[0].shape[0]
+        if not targets:
+            return structure, xs, [], None, n
+        if y is None:
+            raise ValueError(f"{owner}: each batch of {what} must be (x, y) or (x, y, sample_weight); "
+                             "received one without targets")
+        heads = self._heads or []
+        ys = self._target_arrays(y, heads, owner)
+        self._check_samples(xs, ys, owner)
+        if class_weight is None:
+            return structure, xs, ys, self._sample_weights(sw, heads, n, owner), n
+        if sw is not None:
+            raise ValueError(f"{owner}: give `class_weight` or sample weights in the batches of {what}, not both")
+        y0 = ys[0]
+        assert y0 is not None
+        return structure, xs, ys, [class_weight_array(y0, class_weight, owner)], n
+
+    def _array_stream(self, data: _Arrays, batch_size: int, steps: int | None, shuffle: bool, owner: str,
+                      what: str, gathers: list[_BatchGather] | None = None) -> Stream:
+        """Epochs of batches of arrays; with ``gathers``, the batch arrays are reused from step to step."""
+        dtype = np.dtype(floatx())
+        xs = data.xs
+
+        def take(idx: Any) -> list[np.ndarray]:
+            if gathers is not None:
+                return [gather(idx) for gather in gathers]
+            return [a[idx].astype(dtype, copy=False) for a in xs]
+
+        def make_pass(rng: np.random.Generator | None, skip: int = 0) -> Iterator[_Batch]:
+            order = rng.permutation(data.n) if shuffle and rng is not None else None
+            return _array_pass(data, batch_size, order, take, skip)
+
+        return Stream(make_pass, -(-data.n // batch_size), steps, owner, what)
+
+    def _source_stream(self, source: Source, class_weight: dict[int, float] | None, steps: int | None,
+                       shuffle: bool, owner: str, targets: bool = True) -> Stream:
+        """Epochs of batches of a generator or PyDataset."""
+        if source.dataset is not None and source.num_batches is None and steps is None:
+            what = "steps_per_epoch" if owner == "fit" else "steps"
+            raise ValueError(f"{owner}: {source.what} is an endless PyDataset (no __len__); give `{what}`")
+
+        def make_pass(rng: np.random.Generator | None, skip: int = 0) -> Iterator[_Batch]:
+            for data in itertools.islice(source.new_pass(rng, shuffle), skip, None):
+                yield self._source_batch(data, owner, source.what, class_weight, targets)
+
+        return Stream(make_pass, source.num_batches, steps, owner, source.what)
+
     # ------------------------------------------------------------------ one pass
     def _loss(self, outs: list[np.ndarray], ys: list[np.ndarray | None], tape: _tape.Tape | None,
-              grads: bool) -> tuple[float, dict[str, float], dict[int, np.ndarray], dict[int, np.ndarray]]:
-        """Total loss, per-output losses, and (with ``grads``) the gradients that seed the backward pass."""
+              grads: bool, sws: list[np.ndarray | None] | None = None,
+              ) -> tuple[float, dict[str, float], dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Total loss, per-output losses, and (with ``grads``) the gradients that seed the backward pass.
+        ``sws`` holds each output's sample weights (or None)."""
         heads = self._heads or []
         if len(outs) != len(heads):
             raise ValueError(f"{self._owner}: the model returned {len(outs)} outputs, compile() set up {len(heads)}")
@@ -399,7 +608,7 @@ class Model(Layer):
         parts: dict[str, float] = {}
         seeds: dict[int, np.ndarray] = {}
         fused: dict[int, np.ndarray] = {}
-        for head, out, y, found in zip(heads, outs, ys, _fusions(heads, outs, tape)):
+        for i, (head, out, y, found) in enumerate(zip(heads, outs, ys, _fusions(heads, outs, tape))):
             loss = head.loss
             if loss is None:
                 continue
@@ -408,14 +617,16 @@ class Model(Layer):
                     f"{self._owner}: output {head.name!r} was computed outside npnet's layers (for example with "
                     "NumPy operators at the end of call()), so the backward pass cannot reach the model from "
                     "its loss; compute it with a layer")
+            sw = None if sws is None else sws[i]
+            weighting = {} if sw is None else {"sample_weight": sw}
             value = None
             if found is not None:
                 index, logits = found
-                value = loss._forward_logits(y, logits)  # type: ignore[attr-defined]
+                value = loss._forward_logits(y, logits, **weighting)  # type: ignore[attr-defined]
                 if grads:
                     fused[index] = _scaled(loss.backward(), head.weight)
             if value is None:
-                value = loss.forward(y, out)
+                value = loss.forward(y, out, **weighting)
                 if grads:
                     g = _scaled(loss.backward(), head.weight)
                     seeds[id(out)] = seeds[id(out)] + g if id(out) in seeds else g
@@ -439,7 +650,8 @@ class Model(Layer):
             [layer for layer, _ in entries]
 
     def _train_step(self, xs: Any, ys: list[np.ndarray | None], params: list[np.ndarray],
-                    grads: list[np.ndarray], owners: list[Layer], buffers: dict | None) -> tuple[float, dict, list]:
+                    grads: list[np.ndarray], owners: list[Layer], buffers: dict | None,
+                    sws: list[np.ndarray | None] | None = None) -> tuple[float, dict, list]:
         """Forward with a tape, loss, backward along the tape, one optimizer update."""
         tape = _tape.Tape()
         run = _tape.Run(training=True, tape=tape, buffers=buffers)
@@ -447,7 +659,7 @@ class Model(Layer):
             for a in flatten(xs):
                 tape.add_source(a)
             outs = flatten(self(xs, training=True))
-            total, parts, seeds, fused = self._loss(outs, ys, tape, grads=True)
+            total, parts, seeds, fused = self._loss(outs, ys, tape, grads=True, sws=sws)
             _, visited = tape.backward(seeds, fused)
         for layer, g in zip(owners, grads):
             if id(layer) not in visited:
@@ -456,44 +668,77 @@ class Model(Layer):
         return total, parts, outs
 
     # ------------------------------------------------------------------ training
-    def fit(self, x: Any = None, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: Any = "auto",
-            callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
-            validation_data: tuple[Any, Any] | None = None, shuffle: bool = True, seed: Any = None,
-            initial_epoch: int = 0, augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
-            ) -> History:
+    def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
+            verbose: Any = "auto", callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
+            validation_data: Any = None, shuffle: bool = True, class_weight: dict | None = None,
+            sample_weight: Any = None, initial_epoch: int = 0, steps_per_epoch: int | None = None,
+            validation_steps: int | None = None, validation_batch_size: int | None = None,
+            validation_freq: int | Sequence[int] = 1, seed: Any = None,
+            augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None) -> History:
         """Train for ``epochs`` epochs of mini-batch gradient descent.
 
         Parameters
         ----------
-        x : array, list of arrays or dict of arrays
-            Inputs; any numeric dtype. Each batch is cast to :func:`npnet.floatx`, so
-            ``uint8`` images can stay ``uint8`` in memory. A model with several inputs
-            takes a list in input order or a dict keyed by input name.
+        x : array, list or dict of arrays, generator, or PyDataset
+            Inputs; any numeric dtype, in memory or memory-mapped
+            (``np.load(path, mmap_mode="r")``: batches are read from the file as they are
+            needed). Each batch is cast to :func:`npnet.floatx`, so ``uint8`` images can
+            stay ``uint8``. A model with several inputs takes a list in input order or a
+            dict keyed by input name. A generator (or iterator) or an
+            :class:`npnet.utils.PyDataset` yields whole batches ``(x, y)`` or
+            ``(x, y, sample_weight)``; then ``y`` and ``sample_weight`` are not given.
         y : array, list or dict
             Targets: class ids for sparse losses, one-hot rows, or values. A model with
             several outputs takes a list in output order or a dict keyed by output name.
         batch_size : int, default 32
+            Samples per batch for arrays (with ``steps_per_epoch`` and no ``batch_size``:
+            enough to cover the data in that many steps). Ignored for a data source,
+            whose batches are already made.
         epochs : int, default 1
             Index of the last epoch (training runs ``initial_epoch .. epochs - 1``).
         verbose : {"auto", 0, 1, 2}
             1 draws a progress bar per epoch on a terminal and one line per epoch
             otherwise; 2 writes one line per epoch; 0 is silent.
         callbacks : list of Callback, optional
+            The validation pass of each epoch also calls their ``on_test_*`` hooks.
         validation_split : float in [0, 1)
-            Fraction of the training data held out for validation. When the model has one
-            output and ``y`` holds class ids, the slice is *stratified* and drawn at random
-            with ``seed``. (Keras takes the last rows instead, which on class-sorted data
-            leaves the validation set with only the last classes.) Otherwise: the last rows.
-        validation_data : tuple (x_val, y_val), optional
-            Overrides ``validation_split``.
+            Fraction of the training data held out for validation (arrays only). When the
+            model has one output and ``y`` holds class ids, the slice is *stratified* and
+            drawn at random with ``seed``. (Keras takes the last rows instead, which on
+            class-sorted data leaves the validation set with only the last classes.)
+            Otherwise: the last rows. Memory-mapped data is not copied.
+        validation_data : tuple, generator or PyDataset, optional
+            ``(x_val, y_val)`` or ``(x_val, y_val, val_sample_weight)``, or a data source
+            of such batches. Overrides ``validation_split``.
         shuffle : bool, default True
-            Shuffle the training samples before each epoch.
+            Shuffle the training samples before each epoch. For a PyDataset: visit its
+            batches in a random order; a generator is never shuffled.
+        class_weight : dict, optional
+            ``{class id: weight}``: each sample's loss is multiplied by the weight of its
+            class (class ids, or the arg-max of one-hot targets; classes left out weigh
+            1). Models with one output; not with ``sample_weight`` nor a generator.
+        sample_weight : array of shape (n,) or (n, steps), list or dict, optional
+            Weight of each sample in the loss, :math:`L = \\sum_i w_i \\ell_i / n`. With
+            several outputs: one array for all of them, or one per output (list in output
+            order or dict keyed by output name). Compiled ``metrics`` are not weighted.
+        initial_epoch : int, default 0
+            Epoch at which to start (for resuming a run).
+        steps_per_epoch : int, optional
+            Batches per epoch. Without it an epoch is one pass over the data (a generator:
+            until it is exhausted). With it the batches go on from one epoch to the next;
+            when the data runs out, a warning is given and the epoch ends early (a
+            generator that has run dry ends training).
+        validation_steps : int, optional
+            Batches per validation pass (required for an endless validation source).
+        validation_batch_size : int, optional
+            Batch size of validation arrays (default ``batch_size``).
+        validation_freq : int or list of int, default 1
+            Validate every ``validation_freq`` epochs, or after the epochs listed
+            (counted from 1).
         seed : int or Generator, optional
             Seed of shuffling, the validation split, augmentation and layers with
             randomness but no seed of their own (Dropout), and of initial weights when
             the model is built here. The same seed gives bit-identical runs.
-        initial_epoch : int, default 0
-            Epoch at which to start (for resuming a run).
         augment : callable, optional
             ``augment(x_batch, rng) -> x_batch``, applied to each training batch after
             the cast to floatx (see :mod:`npnet.data`); models with one input only.
@@ -503,14 +748,22 @@ class Model(Layer):
         History
             ``history.history`` maps ``loss``, each metric and ``val_*`` to per-epoch
             values; with several outputs also ``<output>_loss`` and ``<output>_<metric>``.
+            The epoch's loss is the mean of the batch losses weighted by batch size, as
+            in Keras.
         """
         self._require_compiled("fit")
         owner = "fit"
-        batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         epochs = check_int(epochs, "epochs", minimum=0, owner=owner)
         initial_epoch = check_int(initial_epoch, "initial_epoch", minimum=0, owner=owner)
         validation_split = check_float(validation_split, "validation_split", low=0.0, high=1.0,
                                        high_inclusive=False, owner=owner)
+        steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch", owner)
+        validation_steps = _check_steps(validation_steps, "validation_steps", owner)
+        if validation_batch_size is not None:
+            validation_batch_size = check_int(validation_batch_size, "validation_batch_size", minimum=1, owner=owner)
+        _check_validation_freq(validation_freq, owner)
         verbose = resolve_verbose(verbose, owner)
         if augment is not None and not callable(augment):
             raise TypeError(f"fit: `augment` must be callable as augment(x_batch, rng), received {augment!r}")
@@ -526,97 +779,140 @@ class Model(Layer):
                 root, initial_epoch, skip = state["seed"], state["epoch"], state["step"]
         self._fit_seed = root
         rng = np.random.default_rng([root, 0])
-        structure, xs, heads, ys = self._data(x, y, owner, np.random.default_rng([root, 1]))
-        if augment is not None and len(xs) != 1:
-            raise ValueError(f"fit: `augment` works on models with one input; this one takes {len(xs)}")
-
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("fit: `validation_data` must be a tuple (x_val, y_val)")
-            val_structure, xs_val = self._input_arrays(validation_data[0], owner)
-            ys_val: list | None = self._target_arrays(validation_data[1], heads, owner, "validation_data[1]")
-            self._check_samples(xs_val, ys_val, owner)  # type: ignore[arg-type]
-            self._check_targets(ys_val, val_structure, xs_val)  # type: ignore[arg-type]
-        elif validation_split > 0:
-            n_all = xs[0].shape[0]
-            y0 = ys[0] if len(ys) == 1 else None
-            if y0 is not None and y0.ndim == 1 and y0.dtype.kind in "iub":
-                tr, va = _stratified_split(y0, validation_split, rng)
-            else:
-                cut = int(round(n_all * (1 - validation_split)))
-                tr, va = np.arange(cut), np.arange(cut, n_all)
-            if tr.size == 0 or va.size == 0:
-                raise ValueError(
-                    f"fit: validation_split={validation_split} leaves {tr.size} training and {va.size} "
-                    f"validation samples out of {n_all}"
-                )
-            val_structure = structure
-            xs_val, ys_val = [a[va] for a in xs], [None if a is None else a[va] for a in ys]
-            xs, ys = [a[tr] for a in xs], [None if a is None else a[tr] for a in ys]
+        dtype = np.dtype(floatx())
+        source: Source | None = None
+        if is_source(x):
+            if validation_split:
+                raise ValueError("fit: `validation_split` needs arrays; with a generator or PyDataset as `x`, "
+                                 "give `validation_data`")
+            if class_weight is not None and not isinstance(x, PyDataset):
+                raise ValueError("fit: `class_weight` is not supported with a generator (as in Keras); yield "
+                                 "(x, y, sample_weight) batches, or use a PyDataset")
+            source, structure, xs = self._source_data(x, y, sample_weight, owner, True,
+                                                      np.random.default_rng([root, 1]))
+            heads = self._heads or []
+            table = None
+            if class_weight is not None:
+                table = self._class_weights(class_weight, None, heads, structure, xs, owner)
+            train = self._source_stream(source, table, steps_per_epoch, shuffle, owner)
+            n_inputs = len(xs)
+            batch_size = batch_size or 32  # the batch size of validation arrays
         else:
-            xs_val, ys_val = None, None  # type: ignore[assignment]
+            data = self._array_data(x, y, sample_weight, class_weight, owner, np.random.default_rng([root, 1]))
+            heads = self._heads or []
+            n_inputs = len(data.xs)
+            if batch_size is None:
+                batch_size = -(-data.n // steps_per_epoch) if steps_per_epoch else 32
+        if augment is not None and n_inputs != 1:
+            raise ValueError(f"fit: `augment` works on models with one input; this one takes {n_inputs}")
 
+        val_source: Source | None = None
+        val_stream: Stream | None = None
+        val_batch_size = validation_batch_size or batch_size
+        if validation_data is not None:
+            if is_source(validation_data):
+                val_source = Source(validation_data, owner, "`validation_data`")
+                val_stream = self._source_stream(val_source, None, validation_steps, False, owner)
+                passes = sum(_should_eval(e, validation_freq) for e in range(initial_epoch, epochs))
+                if val_source.one_shot and validation_steps is None and passes > 1:
+                    raise ValueError(
+                        f"fit: a generator in `validation_data` can be read once, but {passes} epochs validate; give "
+                        "`validation_steps` (and a generator that yields that many batches per validation), "
+                        "or use a PyDataset")
+            else:
+                val = self._validation_arrays(validation_data, heads, owner)
+                val_stream = self._array_stream(val, val_batch_size, validation_steps, False, owner,
+                                                "`validation_data`")
+        elif validation_split > 0:
+            data, val = _split(data, validation_split, rng)
+            val_stream = self._array_stream(val, val_batch_size, validation_steps, False, owner, "the validation split")
+
+        if source is None:
+            gathers = [_BatchGather(a, batch_size, dtype) for a in data.xs]
+            train = self._array_stream(data, batch_size, steps_per_epoch, shuffle, owner, "`x`", gathers)
         params, grads, owners = self._trainable_arrays()
         builds = _base.BUILDS[0]
-        dtype = np.dtype(floatx())
-        n = xs[0].shape[0]
-        steps = -(-n // batch_size)
+        steps = train.steps_per_epoch
         keys = self._log_keys(heads)
 
         cbs = CallbackList(callbacks, add_history=True, add_progbar=verbose != 0, model=self,
                            epochs=epochs, steps=steps, verbose=verbose)
         history = self.history = cbs._history
         self.stop_training = False
-        cbs.on_train_begin()
+        cbs.on_train_begin({})
         logs: dict[str, float] = {}
         # While training, every layer call hands out the same output arrays batch after
         # batch (see Layer._new_array); they are freed when fit returns.
         buffers: dict = {}
-        gathers = [_BatchGather(a, batch_size, dtype) for a in xs]
         for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch)
+            if source is not None and source.one_shot and not source.ready():
+                warnings.warn(f"fit: `x` (a {type(x).__name__}) has no batches left, so training stops before epoch "
+                              f"{epoch + 1}. A generator is read once: for several epochs give `steps_per_epoch` and "
+                              "a generator that yields steps_per_epoch x epochs batches, or use a PyDataset",
+                              stacklevel=2)
+                break
+            cbs.on_epoch_begin(epoch, {})
             # One stream per epoch, derived from (seed, epoch): a run resumed with
             # initial_epoch=k sees the same shuffles, masks and augmentations.
             erng = self._epoch_rng = np.random.default_rng([root, 2, epoch])
             for layer in self._flatten_layers():
                 layer._seed_from(erng, epoch)
-            order = erng.permutation(n) if shuffle else None
             for m in self.metrics:
-                m.reset()
+                m.reset_state()
             totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
-            seen = 0
+            seen = done = 0
             batch_logs: dict[str, float] = {}
-            for step in range(skip if epoch == initial_epoch else 0, steps):  # a resumed epoch skips batches done
-                cbs.on_train_batch_begin(step)
-                lo, hi = step * batch_size, min((step + 1) * batch_size, n)
-                idx = slice(lo, hi) if order is None else order[lo:hi]
-                xb = [gather(idx) for gather in gathers]
-                yb = [None if a is None else a[idx] for a in ys]
+            if source is not None:
+                source.on_epoch_begin()
+            first = skip if epoch == initial_epoch else 0  # a resumed epoch skips the batches done
+            for step, (structure, xb, yb, swb, size) in enumerate(train.epoch(erng, first), start=first):
+                cbs.on_train_batch_begin(step, {})
                 if augment is not None:
                     xb = [np.asarray(augment(xb[0], erng), dtype=dtype)]
-                value, parts, outs = self._train_step(pack(structure, xb), yb, params, grads, owners, buffers)
+                value, parts, outs = self._train_step(pack(structure, xb), yb, params, grads, owners, buffers, swb)
                 if _base.BUILDS[0] != builds:  # some layer was built during the step
                     self._check_no_new_weights(owners)
                     builds = _base.BUILDS[0]
-                seen += hi - lo
-                totals["loss"] += value * (hi - lo)
+                seen += size
+                done = step + 1
+                totals["loss"] += value * size
                 for k, v in parts.items():
-                    totals[k] += v * (hi - lo)
-                self._update_metrics(heads, yb, outs)
+                    totals[k] += v * size
+                self._update_metrics(heads, yb, outs, swb)
                 batch_logs = self._logs(heads, totals, seen)
                 cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
-                if self.stop_training and not np.isfinite(value):
+                if self.stop_training:
                     break
+            if source is not None:
+                source.on_epoch_end()
+            if not done:
+                warnings.warn(f"fit: `x` yielded no batches in epoch {epoch + 1}; training stops", stacklevel=2)
+                break
             logs = {k: batch_logs[k] for k in keys if k in batch_logs}
-            if xs_val is not None and ys_val is not None:
-                val = self._evaluate_arrays(val_structure, xs_val, ys_val, batch_size, buffers=buffers)
-                logs.update({f"val_{k}": v for k, v in val.items()})
+            if val_stream is not None and _should_eval(epoch, validation_freq):
+                val_logs = self._run_test(val_stream, val_source, cbs, None, buffers)
+                logs.update({f"val_{k}": v for k, v in val_logs.items()})
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
         buffers.clear()
         cbs.on_train_end(logs)
         return history
+
+    def _validation_arrays(self, validation_data: Any, heads: list[_Head], owner: str) -> _Arrays:
+        """``validation_data`` given as ``(x, y)`` or ``(x, y, sample_weight)`` arrays."""
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError(
+                "fit: `validation_data` must be a tuple (x_val, y_val) or (x_val, y_val, val_sample_weight), a "
+                f"generator or a PyDataset; received {type(validation_data).__name__}"
+                + (f" of {len(validation_data)} items" if isinstance(validation_data, (tuple, list)) else ""))
+        vx, vy, vsw = (tuple(validation_data) + (None,))[:3]
+        structure, xs = self._input_arrays(vx, owner)
+        ys = self._target_arrays(vy, heads, owner, "validation_data[1]")
+        self._check_samples(xs, ys, owner)
+        self._check_targets(ys, structure, xs)
+        sws = self._sample_weights(vsw, heads, xs[0].shape[0], owner, "validation_data[2]")
+        return _Arrays(structure, xs, ys, sws)
 
     def _check_fittable(self) -> None:
         pass
@@ -639,21 +935,26 @@ class Model(Layer):
                 raise ValueError(
                     f"{owner}: `x` and `y` must have the same number of samples, received {n} and {y.shape[0]}")
 
+    def _output_units(self, structure: Any, xs: list[np.ndarray]) -> list[int]:
+        """The last dimension of each output, from a call on the first sample."""
+        first = pack(structure, [_cast(a[:1]) for a in xs])
+        return [int(out.shape[-1]) if np.ndim(out) > 1 else 1 for out in flatten(self(first))]
+
     def _check_targets(self, ys: list[np.ndarray | None], structure: Any, xs: list[np.ndarray]) -> None:
         heads = self._heads or []
         if not any(h.loss is not None for h in heads):
             return
-        first = pack(structure, [_cast(a[:1]) for a in xs])
-        outs = flatten(self(first))
-        for h, y, out in zip(heads, ys, outs):
+        for h, y, units in zip(heads, ys, self._output_units(structure, xs)):
             if h.loss is not None and y is not None:
-                h.loss.check_targets(y, int(out.shape[-1]))
+                h.loss.check_targets(y, units)
 
-    def _update_metrics(self, heads: list[_Head], ys: list[np.ndarray | None], outs: list[np.ndarray]) -> None:
+    def _update_metrics(self, heads: list[_Head], ys: list[np.ndarray | None], outs: list[np.ndarray],
+                        sws: list[np.ndarray | None] | None = None) -> None:
+        """Update the compiled metrics with one batch (``metrics`` are not sample-weighted, as in Keras)."""
         for h, y, out in zip(heads, ys, outs):
             if y is not None:
                 for m in h.metrics:
-                    m.update(y, out)
+                    m.update_state(y, out)
 
     def _logs(self, heads: list[_Head], totals: dict[str, float], seen: int) -> dict[str, float]:
         logs = {"loss": totals["loss"] / seen}
@@ -668,42 +969,62 @@ class Model(Layer):
         return logs
 
     # ------------------------------------------------------------------ inference
-    def _evaluate_arrays(self, structure: Any, xs: list[np.ndarray], ys: list[np.ndarray | None], batch_size: int,
-                         cbs: CallbackList | None = None, bar: ProgressBar | None = None,
-                         buffers: dict | None = None) -> dict[str, float]:
+    def _run_test(self, stream: Stream, source: Source | None, cbs: CallbackList | None,
+                  bar: ProgressBar | None, buffers: dict | None) -> dict[str, float]:
+        """One pass of loss and metrics in inference mode (evaluate, and validation in fit)."""
         heads = self._heads or []
-        dtype = np.dtype(floatx())
         for m in self.metrics:
-            m.reset()
+            m.reset_state()
         totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
-        n = xs[0].shape[0]
-        steps = -(-n // batch_size)
         logs: dict[str, float] = {}
-        for step in range(steps):
+        seen = 0
+        if cbs is not None:
+            cbs.on_test_begin({})
+        if source is not None:
+            source.on_epoch_begin()
+        for step, (structure, xb, yb, swb, size) in enumerate(stream.epoch(None)):
             if cbs is not None:
-                cbs.on_test_batch_begin(step)
-            lo, hi = step * batch_size, min((step + 1) * batch_size, n)
-            xb = pack(structure, [a[lo:hi].astype(dtype, copy=False) for a in xs])
-            yb = [None if a is None else a[lo:hi] for a in ys]
+                cbs.on_test_batch_begin(step, {})
             tape = _tape.Tape(strict=False)
             run = _tape.Run(training=False, tape=tape, buffers=buffers)
             with _tape.running(run):
-                outs = flatten(self(xb, training=False))
-                value, parts, _, _ = self._loss(outs, yb, tape, grads=False)
-            totals["loss"] += value * (hi - lo)
+                outs = flatten(self(pack(structure, xb), training=False))
+                value, parts, _, _ = self._loss(outs, yb, tape, grads=False, sws=swb)
+            seen += size
+            totals["loss"] += value * size
             for k, v in parts.items():
-                totals[k] += v * (hi - lo)
-            self._update_metrics(heads, yb, outs)
-            logs = self._logs(heads, totals, hi)
+                totals[k] += v * size
+            self._update_metrics(heads, yb, outs, swb)
+            logs = self._logs(heads, totals, seen)
             if cbs is not None:
                 cbs.on_test_batch_end(step, logs)
-            if bar is not None:
+            if bar is not None and bar.target:
                 bar.update(step + 1, logs)
+            if bar is not None and not stream.steps_per_epoch:
+                bar.target = step + 1
+        if source is not None:
+            source.on_epoch_end()
+        if not seen:
+            warnings.warn(f"{stream.owner}: {stream.what} yielded no batches; no loss or metrics to report",
+                          stacklevel=3)
+        if cbs is not None:
+            cbs.on_test_end(logs)
         return logs
 
-    def evaluate(self, x: Any = None, y: Any = None, batch_size: int = 32, verbose: Any = "auto",
-                 return_dict: bool = False, callbacks: Sequence[Callback] | None = None) -> Any:
+    def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: Any = "auto",
+                 sample_weight: Any = None, steps: int | None = None, callbacks: Sequence[Callback] | None = None,
+                 return_dict: bool = False) -> Any:
         """Loss and metrics on ``(x, y)`` in inference mode.
+
+        Parameters
+        ----------
+        x, y, sample_weight
+            As in :meth:`fit`: arrays (in memory or memory-mapped), or a generator or
+            PyDataset of ``(x, y)`` or ``(x, y, sample_weight)`` batches as ``x``.
+        batch_size : int, default 32
+            For arrays; ignored for a data source.
+        steps : int, optional
+            Number of batches to evaluate (default: all of them).
 
         Returns
         -------
@@ -714,20 +1035,31 @@ class Model(Layer):
         """
         self._require_compiled("evaluate")
         owner = "evaluate"
-        batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
+        steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
-        structure, xs, heads, ys = self._data(x, y, owner)
-        cbs = CallbackList(callbacks, model=self)
-        cbs.on_test_begin()
-        bar = ProgressBar(-(-xs[0].shape[0] // batch_size), verbose)
-        result = self._evaluate_arrays(structure, xs, ys, batch_size, cbs, bar)
+        source: Source | None = None
+        if is_source(x):
+            source = self._source_data(x, y, sample_weight, owner, True)[0]
+            stream = self._source_stream(source, None, steps, False, owner)
+        else:
+            data = self._array_data(x, y, sample_weight, None, owner)
+            size = batch_size or (-(-data.n // steps) if steps else 32)
+            stream = self._array_stream(data, size, steps, False, owner, "`x`")
+        cbs = CallbackList(callbacks, model=self,
+                           params={"epochs": 1, "steps": stream.steps_per_epoch, "verbose": verbose})
+        bar = ProgressBar(stream.steps_per_epoch or 0, verbose)
+        result = self._run_test(stream, source, cbs, bar, None)
         bar.finish(result)
-        cbs.on_test_end(result)
         return _result(result, return_dict)
 
-    def train_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+    def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
+                       return_dict: bool = False) -> Any:
         """One gradient update on one batch, as in Keras: forward, loss, backward along
         the tape, one optimizer step. Metrics are computed on this batch alone.
+
+        ``sample_weight`` and ``class_weight`` are as in :meth:`fit`.
 
         Returns
         -------
@@ -737,22 +1069,24 @@ class Model(Layer):
         self._require_compiled("train_on_batch")
         owner = "train_on_batch"
         self._check_fittable()
-        structure, xs, heads, ys = self._data(x, y, owner)
+        data = self._array_data(x, y, sample_weight, class_weight, owner)
+        heads = self._heads or []
         params, grads, owners = self._trainable_arrays()
-        xb = pack(structure, [_cast(a) for a in xs])
-        value, parts, outs = self._train_step(xb, ys, params, grads, owners, None)
+        xb = pack(data.structure, [_cast(a) for a in data.xs])
+        value, parts, outs = self._train_step(xb, data.ys, params, grads, owners, None, data.sws)
         for m in self.metrics:
-            m.reset()
-        self._update_metrics(heads, ys, outs)
-        n = xs[0].shape[0]
+            m.reset_state()
+        self._update_metrics(heads, data.ys, outs, data.sws)
+        n = data.n
         totals = {"loss": value * n, **{k: v * n for k, v in parts.items()}}
         logs = self._logs(heads, {k: totals.get(k, 0.0) for k in ["loss"] + [h.name for h in heads]}, n)
         return _result(logs, return_dict)
 
-    def test_on_batch(self, x: Any, y: Any, return_dict: bool = False) -> Any:
+    def test_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, return_dict: bool = False) -> Any:
         """Loss and metrics of one batch in inference mode (see :meth:`evaluate`)."""
         _, xs = self._input_arrays(x, "test_on_batch")
-        return self.evaluate(x, y, batch_size=xs[0].shape[0], verbose=0, return_dict=return_dict)
+        return self.evaluate(x, y, batch_size=xs[0].shape[0], verbose=0, sample_weight=sample_weight,
+                             return_dict=return_dict)
 
     def predict_on_batch(self, x: Any) -> Any:
         """The outputs for one batch in inference mode."""
@@ -760,11 +1094,21 @@ class Model(Layer):
         self._prepare(structure, xs, None)
         return self(pack(structure, [_cast(a) for a in xs]), training=False)
 
-    def predict(self, x: Any, batch_size: int = 32, verbose: Any = "auto",
+    def predict(self, x: Any, batch_size: int | None = None, verbose: Any = "auto", steps: int | None = None,
                 callbacks: Sequence[Callback] | None = None) -> Any:
         """Model outputs for ``x`` in inference mode, computed in batches.
 
         Safe to call from several threads at once on one model.
+
+        Parameters
+        ----------
+        x : array, list or dict of arrays, generator, or PyDataset
+            Inputs, in memory or memory-mapped; a data source yields batches ``x``,
+            ``(x,)`` or ``(x, y, ...)``, whose targets are ignored.
+        batch_size : int, default 32
+            For arrays; ignored for a data source.
+        steps : int, optional
+            Number of batches to predict (default: all of them).
 
         Returns
         -------
@@ -773,28 +1117,45 @@ class Model(Layer):
             several outputs returns them in the structure its ``call`` returns.
         """
         owner = "predict"
-        batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
+        steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
-        structure, xs = self._input_arrays(x, owner)
-        self._prepare(structure, xs, None)
-        dtype = np.dtype(floatx())
-        n = xs[0].shape[0]
-        steps = -(-n // batch_size)
-        cbs = CallbackList(callbacks, model=self)
-        cbs.on_predict_begin()
-        bar = ProgressBar(steps, verbose)
+        source: Source | None = None
+        if is_source(x):
+            source = Source(x, owner, "`x`")
+            structure, xs = self._input_arrays(unpack(source.first(), owner, "`x`")[0], owner)
+            self._prepare(structure, xs, None)
+            stream = self._source_stream(source, None, steps, False, owner, targets=False)
+        else:
+            structure, xs = self._input_arrays(x, owner)
+            self._prepare(structure, xs, None)
+            data = _Arrays(structure, xs, [], None)
+            size = batch_size or (-(-data.n // steps) if steps else 32)
+            stream = self._array_stream(data, size, steps, False, owner, "`x`")
+        cbs = CallbackList(callbacks, model=self,
+                           params={"epochs": 1, "steps": stream.steps_per_epoch, "verbose": verbose})
+        cbs.on_predict_begin({})
+        bar = ProgressBar(stream.steps_per_epoch or 0, verbose)
         parts: list[list[np.ndarray]] = []
         out_structure: Any = None
-        for step in range(steps):
-            cbs.on_predict_batch_begin(step)
-            xb = pack(structure, [a[step * batch_size:(step + 1) * batch_size].astype(dtype, copy=False) for a in xs])
-            out = self(xb, training=False)
+        if source is not None:
+            source.on_epoch_begin()
+        for step, (in_structure, xb, _, _, _) in enumerate(stream.epoch(None)):
+            cbs.on_predict_batch_begin(step, {})
+            out = self(pack(in_structure, xb), training=False)
             out_structure = out
             parts.append(flatten(out))
-            cbs.on_predict_batch_end(step, {})
-            bar.update(step + 1, {})
+            cbs.on_predict_batch_end(step, {"outputs": out})
+            if bar.target:
+                bar.update(step + 1, {})
+        if source is not None:
+            source.on_epoch_end()
+        bar.target = bar.target or len(parts)
         bar.finish({})
-        cbs.on_predict_end()
+        cbs.on_predict_end({})
+        if not parts:
+            raise ValueError("predict: `x` yielded no batches")
         joined = [np.concatenate([p[i] for p in parts], axis=0) for i in range(len(parts[0]))]
         return pack(out_structure, joined)
 

@@ -2,4 +2,6 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._dataset import PyDataset
+
+__all__: list[str] = ["PyDataset"]
