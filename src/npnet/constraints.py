@@ -19,9 +19,9 @@ Examples
 --------
 >>> import numpy as np, npnet
 >>> w = np.array([[3.0, 0.1], [4.0, 0.2]], dtype="float32")
->>> npnet.constraints.MaxNorm(2.0)(w)   # column norms 5 and 0.22: the first is scaled to 2
-array([[1.2       , 0.1       ],
-       [1.6       , 0.19999999]], dtype=float32)
+>>> np.round(npnet.constraints.MaxNorm(2.0)(w), 4)   # column norms 5 and 0.22: the first is scaled to 2
+array([[1.2, 0.1],
+       [1.6, 0.2]], dtype=float32)
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class Constraint:
         for a in axis if isinstance(axis, tuple) else (axis,):
             if not -len(shape) <= a < len(shape):
                 raise ValueError(
-                    f"{owner}: {type(self).__name__} `axis` {self.axis!r} is out of range for a weight of "
+                    f"{owner}: {type(self).__name__} `axis` {axis!r} is out of range for a weight of "
                     f"shape {tuple(shape)}")
 
     def get_config(self) -> dict[str, Any]:

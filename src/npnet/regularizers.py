@@ -285,7 +285,7 @@ _BY_NAME: dict[str, Any] = {
 
 def _subclasses(base: type) -> list[type]:
     out: list[type] = []
-    stack = list(base.__subclasses__())
+    stack: list[type] = list(base.__subclasses__())
     while stack:
         cls = stack.pop()
         out.append(cls)
@@ -347,7 +347,7 @@ def get(identifier: Any, owner: str | None = None) -> Regularizer | None:
         config = identifier.get("config") or {}
         if not isinstance(config, dict):
             raise TypeError(f"{prefix}regularizer config must be a dict, received {config!r}")
-        return _check_defines_gradient(cls.from_config(config), owner)
+        return _check_defines_gradient(cls.from_config(config), owner)  # type: ignore[attr-defined]
     if callable(identifier):
         raise TypeError(
             f"{prefix}a regularizer must be a name or an npnet.regularizers.Regularizer, received the function "

@@ -41,8 +41,8 @@ from .. import _tape
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
-from .._nest import flatten as _flatten
 from .._config import floatx
+from .._nest import flatten as _flatten
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
