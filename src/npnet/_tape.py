@@ -10,6 +10,11 @@ sum of its gradients, and a layer called twice (a shared layer) gets the sum of 
 parameter gradients over both calls. Composite layers and models never appear on the
 tape: their ``call`` is ordinary Python that calls primitives.
 
+Regularizers hook in here too: a layer with an activity regularizer records the penalty
+of each call's output on the tape (:meth:`Tape.add_penalty`), and the model's loss seeds
+the backward pass with its gradient; the weight penalties the loss counted get their
+gradients added once, at the end of :meth:`Tape.backward`.
+
 Arrays are identified by ``id``. The tape keeps a reference to every array it records,
 so an id cannot be reused while the tape lives.
 
