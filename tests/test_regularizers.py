@@ -418,7 +418,8 @@ def test_save_load_keeps_penalties_and_constraints_and_training_continues_identi
             npnet.layers.BatchNormalization(gamma_constraint="non_neg", beta_regularizer=R.L1(0.02)),
             npnet.layers.Flatten(),
             npnet.layers.Dense(2, activation="softmax", kernel_regularizer=R.OrthogonalRegularizer(0.1),
-                               bias_constraint=npnet.constraints.MinMaxNorm(0.1, 0.3)),
+                               bias_constraint=npnet.constraints.MinMaxNorm(0.1, 0.3),
+                               kernel_initializer=npnet.initializers.RandomNormal(stddev=0.3)),
         ], seed=0)
 
     model = build()
