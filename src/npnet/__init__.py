@@ -1,6 +1,20 @@
 """npnet: a Keras-like deep-learning library in NumPy with hand-written, gradient-checked backprop."""
 
-from . import callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing, utils
+from . import (
+    callbacks,
+    constraints,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    optimizers,
+    regularizers,
+    saving,
+    schedules,
+    testing,
+    utils,
+)
 from ._config import floatx, set_floatx
 from ._parallel import get_num_threads, set_num_threads
 from .layers import (
@@ -96,6 +110,7 @@ __all__ = [
     "Swish",
     "Tanh",
     "callbacks",
+    "constraints",
     "floatx",
     "get_num_threads",
     "initializers",
@@ -106,6 +121,7 @@ __all__ = [
     "models",
     "optimizers",
     "register_layer",
+    "regularizers",
     "saving",
     "schedules",
     "set_floatx",

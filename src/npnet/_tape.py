@@ -10,6 +10,11 @@ sum of its gradients, and a layer called twice (a shared layer) gets the sum of 
 parameter gradients over both calls. Composite layers and models never appear on the
 tape: their ``call`` is ordinary Python that calls primitives.
 
+Regularizers hook in here too: a layer with an activity regularizer records the penalty
+of each call's output on the tape (:meth:`Tape.add_penalty`), and the model's loss seeds
+the backward pass with its gradient; the weight penalties the loss counted get their
+gradients added once, at the end of :meth:`Tape.backward`.
+
 Arrays are identified by ``id``. The tape keeps a reference to every array it records,
 so an id cannot be reused while the tape lives.
 
@@ -19,6 +24,7 @@ run and their own tape.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +35,12 @@ import numpy as np
 __all__ = ["Run", "Tape", "Entry", "current", "running"]
 
 _local = threading.local()
+_SERIALS = itertools.count()
+
+
+def new_serial() -> int:
+    """A number no run has had (for a layer called outside any run)."""
+    return next(_SERIALS)
 
 
 class Entry:
@@ -59,6 +71,11 @@ class Tape:
         self.sources: dict[int, np.ndarray] = {}  # id -> model input array
         self.producer: dict[int, int] = {}  # id of an output array -> index of the entry that made it
         self.consumers: dict[int, int] = {}  # id of an array -> number of recorded calls that read it
+        #: Activity penalties of this pass: (array, regularizer, scale, value), value = scale * R(array).
+        self.penalties: list[tuple[np.ndarray, Any, float, float]] = []
+        #: Weight penalties (layer, key, regularizer) whose gradient ``backward`` adds; the
+        #: model's loss sets them when it counts their values.
+        self.weight_penalties: list[tuple[Any, str, Any]] = []
 
     def add_source(self, array: np.ndarray) -> None:
         self.sources[id(array)] = array
@@ -67,6 +84,12 @@ class Tape:
 
     def knows(self, array: np.ndarray) -> bool:
         return id(array) in self.sources or id(array) in self.producer
+
+    def add_penalty(self, array: np.ndarray, regularizer: Any, scale: float, value: float) -> None:
+        """Record the activity penalty ``value = scale * regularizer(array)`` of a layer call."""
+        self.penalties.append((array, regularizer, scale, value))
+        # The penalty reads the array like a layer would: a loss is never fused with it.
+        self.consumers[id(array)] = self.consumers.get(id(array), 0) + 1
 
     def record(self, entry: Entry) -> None:
         index = len(self.entries)
@@ -150,7 +173,21 @@ class Tape:
                     continue
                 k = id(a)
                 grads[k] = grads[k] + g if k in grads else g
+        self._add_weight_penalties(visited)
         return {k: v for k, v in grads.items() if k in want}, visited
+
+    def _add_weight_penalties(self, visited: set[int]) -> None:
+        """Add the gradient of each weight penalty to its weight's gradient, once per pass
+        (a layer not reached from the loss gets zero gradients plus its penalty's)."""
+        from .regularizers import gradient_of
+
+        for layer, key, regularizer in self.weight_penalties:
+            if id(layer) not in visited:
+                for g in layer.grads.values():
+                    g.fill(0)
+                visited.add(id(layer))
+            grad = layer.grads[key]
+            grad += gradient_of(regularizer, layer.params[key], f"{layer._owner} weight {key!r}")
 
 
 class Run:
@@ -164,6 +201,7 @@ class Run:
         self.buffers = buffers
         self.init_rng = init_rng
         self.slot = 0
+        self.serial = next(_SERIALS)  # tells the passes apart (see Layer.losses)
         self._calls: dict[int, int] = {}
 
     def next_slot(self, layer: Any) -> int:

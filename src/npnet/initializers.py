@@ -215,6 +215,6 @@ def get(identifier: Any, owner: str | None = None) -> Initializer:
 
 def serialize(identifier: Any) -> Any:
     """Return a JSON-safe form: names stay names, objects become ``{"class_name", "config"}``."""
-    if isinstance(identifier, str):
+    if isinstance(identifier, (str, dict)):  # a name, or a config already serialized
         return identifier
     return {"class_name": type(identifier).__name__, "config": identifier.get_config()}

@@ -387,13 +387,15 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[s
 
 
 def _class_names(config: Any) -> list[Any]:
-    """Every ``class_name`` in a (nested) model config."""
+    """Every layer ``class_name`` in a (nested) model config (initializers, regularizers and
+    constraints are looked up by their own modules)."""
     found = []
     if isinstance(config, dict):
         if "class_name" in config:
             found.append(config["class_name"])
-        for v in config.values():
-            found.extend(_class_names(v))
+        for k, v in config.items():
+            if not (isinstance(k, str) and k.endswith(("_initializer", "_regularizer", "_constraint"))):
+                found.extend(_class_names(v))
     elif isinstance(config, list):
         for v in config:
             found.extend(_class_names(v))

@@ -152,6 +152,9 @@ CASES = {
     "Dense_3d": Case(lambda: npnet.layers.Dense(2, activation="tanh"),
                      lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 4))), lambda s: s[:-1] + (2,),
                      example=(3, 4)),
+    "Dense_regularized": Case(lambda: npnet.layers.Dense(
+        3, kernel_regularizer="l2", bias_regularizer=npnet.regularizers.L1L2(0.1, 0.2), activity_regularizer="l1",
+        kernel_constraint=npnet.constraints.MaxNorm(1.5), bias_constraint="non_neg"), feat, lambda s: s[:-1] + (3,)),
     "ReLU": Case(lambda: npnet.layers.ReLU(), feat_nd, same),
     "LeakyReLU": Case(lambda: npnet.layers.LeakyReLU(negative_slope=0.2), feat_nd, same),
     "ELU": Case(lambda: npnet.layers.ELU(alpha=1.5), feat_nd, same),
@@ -174,6 +177,10 @@ CASES = {
                                lambda d: img(d, 2), lambda s: conv_shape(s, (2, 3), 2, "same", 3), example=IMAGE),
     "Conv2D_dilated": Case(lambda: npnet.layers.Conv2D(2, 2, dilation_rate=2, use_bias=False), lambda d: img(d, 3),
                            lambda s: conv_shape(s, 2, 1, "valid", 2, dilation=2), example=IMAGE),
+    "Conv2D_regularized": Case(lambda: npnet.layers.Conv2D(
+        2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
+        kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 2)), bias_constraint="min_max_norm"),
+        lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
     "MaxPooling2D_tile": Case(lambda: npnet.layers.MaxPooling2D(2), even_img,
                               lambda s: (s[0], s[1] // 2, s[2] // 2, s[3]), example=IMAGE, distinct=True),
     "MaxPooling2D_same": Case(lambda: npnet.layers.MaxPooling2D(3, strides=2, padding="same"), lambda d: img(d, 1),
@@ -189,6 +196,9 @@ CASES = {
     "BatchNormalization_train": Case(lambda: npnet.layers.BatchNormalization(), lambda d: img(d, 1), same,
                                      example=IMAGE, training=True, min_batch=2),
     "BatchNormalization_infer": Case(lambda: npnet.layers.BatchNormalization(momentum=0.5), feat_nd, same),
+    "BatchNormalization_regularized": Case(lambda: npnet.layers.BatchNormalization(
+        gamma_regularizer="l2", beta_regularizer=npnet.regularizers.L1(0.3), gamma_constraint="non_neg",
+        beta_constraint=npnet.constraints.MaxNorm(2.0)), feat_nd, same),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
     # merge layers: a list of inputs in, a list of input gradients out

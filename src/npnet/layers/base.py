@@ -38,8 +38,11 @@ from typing import Any
 import numpy as np
 
 from .. import _tape
+from .. import constraints as _constraints
 from .. import initializers as _initializers
+from .. import regularizers as _regularizers
 from .._config import floatx
+from .._nest import flatten as _flatten
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
@@ -275,19 +278,26 @@ class Layer:
                 kwargs["training"] = training
             # Layers called inside without an explicit `training` take this call's, as in Keras.
             if run is None:
-                with _tape.running(_tape.Run(training=training)):
+                with _tape.running(_tape.Run(training=training)) as inner:
                     out = self.call(inputs, **kwargs)
+                    if self.__dict__.get("_activity_regularizer") is not None:
+                        self._regularize_activity(out, inner)
             else:
                 outer, run.training = run.training, training
                 try:
                     out = self.call(inputs, **kwargs)
                 finally:
                     run.training = outer
+                if self.__dict__.get("_activity_regularizer") is not None:
+                    self._regularize_activity(out, run)
             self.built = True
             return out
         if kwargs:
             raise TypeError(f"{self._owner}: unexpected call arguments {sorted(kwargs)}")
-        return self._call_primitive(inputs, training, run)
+        out = self._call_primitive(inputs, training, run)
+        if self.__dict__.get("_activity_regularizer") is not None:
+            self._regularize_activity(out, run)
+        return out
 
     def _build_composite(self, inputs: Any) -> None:
         """Run a composite layer's own ``build(input_shape)`` once, before its first call,
@@ -371,13 +381,24 @@ class Layer:
             BUILDS[0] += 1
 
     def add_weight(self, name: str, shape: tuple[int, ...], initializer: Any = "zeros",
-                   trainable: bool = True) -> np.ndarray:
+                   trainable: bool = True, regularizer: Any = None, constraint: Any = None) -> np.ndarray:
         """Create a parameter (``trainable=True``) or a state array and register it.
 
         The array has the default float type :func:`npnet.floatx`. Its gradient buffer
-        ``self.grads[name]`` is created alongside.
+        ``self.grads[name]`` is created alongside. A ``regularizer`` (see
+        :mod:`npnet.regularizers`) adds its penalty to the training loss; a
+        ``constraint`` (see :mod:`npnet.constraints`) projects the weight after each
+        optimizer update.
         """
         init = _initializers.get(initializer, owner=self._owner)
+        reg = _regularizers.get(regularizer, owner=self._owner)
+        con = _constraints.get(constraint, owner=self._owner)
+        if con is not None:
+            con.check(tuple(shape), f"{self._owner} weight {name!r}")
+        if reg is not None:
+            self.__dict__.setdefault("_regularizers", {})[name] = reg
+        if con is not None:
+            self.__dict__.setdefault("_constraints", {})[name] = con
         if _tape.skipping_init():
             # Loading a saved file: a zero-size placeholder stands in until the loader
             # has checked the stored arrays and puts real ones in place, so a tampered
@@ -607,15 +628,105 @@ class Layer:
         for target, value in checked:
             np.copyto(target, value, casting="same_kind")
 
+    # ------------------------------------------------------------------ penalties and constraints
+    @property
+    def activity_regularizer(self) -> _regularizers.Regularizer | None:
+        """A penalty on the output of every call, divided by its batch size (Keras'
+        rule): :math:`R(y) / n`. Settable on any layer, by name or object."""
+        return self.__dict__.get("_activity_regularizer")
+
+    @activity_regularizer.setter
+    def activity_regularizer(self, value: Any) -> None:
+        self._activity_regularizer = _regularizers.get(value, owner=self._owner)
+
+    def _regularize_activity(self, out: Any, run: _tape.Run | None) -> None:
+        """Compute this call's activity penalties; record them on the tape, and here for :attr:`losses`."""
+        reg = self.activity_regularizer
+        if reg is None:
+            return
+        tape = None if run is None else run.tape
+        values = []
+        for y in _flatten(out):
+            if not isinstance(y, np.ndarray):
+                continue
+            # Keras divides by the batch size (and a batch of none gives 0, not NaN).
+            scale = 1.0 if y.ndim == 0 else (1.0 / y.shape[0] if y.shape[0] else 0.0)
+            value = float(reg(y)) * scale
+            values.append(value)
+            if tape is not None:
+                tape.add_penalty(y, reg, scale, value)
+        serial = run.serial if run is not None else _tape.new_serial()
+        kept = self.__dict__.get("_activity_losses")
+        if kept is not None and kept[0] == serial:
+            kept[1].extend(values)
+        else:
+            self._activity_losses = (serial, values)
+
+    def _weight_penalties(self) -> list[tuple[Layer, str, _regularizers.Regularizer]]:
+        """``(layer, key, regularizer)`` of every regularized trainable weight, each once."""
+        out = []
+        for layer, key in self._trainable_entries():
+            reg = layer.__dict__.get("_regularizers", {}).get(key)
+            if reg is not None:
+                out.append((layer, key, reg))
+        return out
+
+    @property
+    def losses(self) -> list[float]:
+        """The current penalties, as in Keras: the activity penalties of this layer and the
+        layers inside it from their latest pass, then one weight penalty per regularized
+        trainable weight, computed from the weights now."""
+        kept = [layer.__dict__["_activity_losses"] for layer in [self, *self._flatten_layers()]
+                if "_activity_losses" in layer.__dict__]
+        latest = max((serial for serial, _ in kept), default=None)
+        out = [v for serial, values in kept if serial == latest for v in values]
+        return out + [reg(layer.params[key]) for layer, key, reg in self._weight_penalties()]
+
+    def _penalty(self, tape: _tape.Tape | None, grads: bool) -> tuple[float, dict[int, np.ndarray]]:
+        """The sum of the penalties of the pass recorded on ``tape`` and of the weights, and
+        (with ``grads``) the activity gradients that seed the backward pass. The weight
+        penalties' gradients are left to ``tape.backward``, which adds each once."""
+        total = 0.0
+        seeds: dict[int, np.ndarray] = {}
+        for array, reg, scale, value in [] if tape is None else tape.penalties:
+            total += value
+            if grads:
+                g = _regularizers.gradient_of(reg, array, f"{self._owner} activity penalty")
+                if scale != 1.0:
+                    g = g * np.asarray(scale, dtype=g.dtype)
+                seeds[id(array)] = seeds[id(array)] + g if id(array) in seeds else g
+        terms = self._weight_penalties()
+        total += sum(float(reg(layer.params[key])) for layer, key, reg in terms)
+        if grads and tape is not None:
+            tape.weight_penalties = terms
+        return total, seeds
+
+    def _apply_constraints(self) -> None:
+        """Project every constrained trainable weight in place (after an optimizer update)."""
+        for layer, key in self._trainable_entries():
+            con = layer.__dict__.get("_constraints", {}).get(key)
+            if con is not None:
+                _constraints.apply(con, layer.params[key], f"{layer._owner} weight {key!r}")
+
     # ------------------------------------------------------------------ config
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-safe; ``type(self).from_config(cfg)`` rebuilds the layer."""
-        return {"name": self.name, "trainable": self.trainable}
+        config: dict[str, Any] = {"name": self.name, "trainable": self.trainable}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = _regularizers.serialize(self.activity_regularizer)
+        return config
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Layer:
         """Create a layer from the output of :meth:`get_config`."""
-        return cls(**config)
+        config = dict(config)
+        activity = None
+        if "activity_regularizer" in config and "activity_regularizer" not in inspect.signature(cls).parameters:
+            activity = config.pop("activity_regularizer")  # set on the layer, not a constructor argument
+        layer = cls(**config)
+        if activity is not None:
+            layer.activity_regularizer = activity
+        return layer
 
     # ------------------------------------------------------------------ kept arrays
     def _new_array(self, key: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
@@ -635,3 +746,21 @@ class Layer:
     def _seed_from(self, rng: np.random.Generator, epoch: int) -> None:
         """Hook called by ``fit`` at the start of each epoch: layers with randomness take a
         stream derived from their own seed and ``epoch``, or from ``rng`` without a seed."""
+
+
+def set_weight_options(layer: Layer, owner: str, **options: Any) -> None:
+    """Store regularizer and constraint arguments (``kernel_regularizer=``, ``bias_constraint=``,
+    ``activity_regularizer=``, ...) on ``layer`` as objects, each under its own name."""
+    for name, value in options.items():
+        if name == "activity_regularizer":
+            layer.activity_regularizer = _regularizers.get(value, owner=owner)
+        elif name.endswith("_regularizer"):
+            setattr(layer, name, _regularizers.get(value, owner=owner))
+        else:
+            setattr(layer, name, _constraints.get(value, owner=owner))
+
+
+def weight_options_config(layer: Layer, *names: str) -> dict[str, Any]:
+    """The serialized regularizers and constraints ``names`` of ``layer``, for its config."""
+    return {name: (_regularizers.serialize(getattr(layer, name)) if name.endswith("_regularizer")
+                   else _constraints.serialize(getattr(layer, name))) for name in names}

@@ -19,7 +19,7 @@ import numpy as np
 from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
 from .activation import _Activated
-from .base import InputSpec, Layer
+from .base import InputSpec, Layer, set_weight_options, weight_options_config
 
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
 
@@ -88,6 +88,13 @@ class Conv2D(_Activated, Layer):
     activation : str, optional
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str or Initializer
+    kernel_regularizer, bias_regularizer : str or Regularizer, optional
+        Weight penalties added to the training loss (see :mod:`npnet.regularizers`).
+    activity_regularizer : str or Regularizer, optional
+        Penalty on the output, divided by the batch size.
+    kernel_constraint, bias_constraint : str or Constraint, optional
+        Projections applied after each optimizer update (see :mod:`npnet.constraints`);
+        ``MaxNorm(axis=(0, 1, 2))`` bounds the norm of each filter.
 
     Examples
     --------
@@ -101,7 +108,9 @@ class Conv2D(_Activated, Layer):
 
     def __init__(self, filters: int, kernel_size: Any, strides: Any = 1, padding: str = "valid", dilation_rate: Any = 1,
                  activation: str | None = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
-                 bias_initializer: Any = "zeros", name: str | None = None, trainable: bool = True) -> None:
+                 bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
+                 activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.filters = check_int(filters, "filters", minimum=1, owner=owner)
@@ -112,6 +121,9 @@ class Conv2D(_Activated, Layer):
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported (as in Keras)")
         self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
+        set_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                           bias_constraint=bias_constraint)
 
     def _geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate
@@ -134,9 +146,11 @@ class Conv2D(_Activated, Layer):
                 f"with padding='valid'"
             )
         kh, kw = self.kernel_size
-        self.add_weight("kernel", (kh, kw, c, self.filters), self.kernel_initializer)
+        self.add_weight("kernel", (kh, kw, c, self.filters), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer)
+            self.add_weight("bias", (self.filters,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self.input_spec = InputSpec(ndim=4, axes={-1: c}, layout=_LAYOUT)
         super().build(input_shape)
 
@@ -214,4 +228,6 @@ class Conv2D(_Activated, Layer):
             "activation": self.activation, "use_bias": self.use_bias,
             "kernel_initializer": _initializers.serialize(self.kernel_initializer),
             "bias_initializer": _initializers.serialize(self.bias_initializer),
+            **weight_options_config(self, "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                    "kernel_constraint", "bias_constraint"),
         }

@@ -11,7 +11,7 @@ from .. import initializers as _initializers
 from .._validation import as_rng, check_float, check_int, check_seed
 from ._symbolic import Input, InputLayer
 from .activation import ACTIVATIONS, _Activated, get_activation
-from .base import InputSpec, Layer
+from .base import InputSpec, Layer, set_weight_options, weight_options_config
 
 __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
 
@@ -39,6 +39,12 @@ class Dense(_Activated, Layer):
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str or Initializer
         Defaults ``"glorot_uniform"`` and ``"zeros"``, as Keras.
+    kernel_regularizer, bias_regularizer : str or Regularizer, optional
+        Weight penalties added to the training loss (see :mod:`npnet.regularizers`).
+    activity_regularizer : str or Regularizer, optional
+        Penalty on the output, divided by the batch size.
+    kernel_constraint, bias_constraint : str or Constraint, optional
+        Projections applied after each optimizer update (see :mod:`npnet.constraints`).
 
     Examples
     --------
@@ -54,19 +60,26 @@ class Dense(_Activated, Layer):
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
+                 kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.units = check_int(units, "units", minimum=1, owner=owner)
         self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
+        set_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                           bias_constraint=bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 2:
             raise ValueError(f"{self._owner}: expected input of rank >= 2 (batch, features), received shape {tuple(input_shape)}")
         n_in = input_shape[-1]
-        self.add_weight("kernel", (n_in, self.units), self.kernel_initializer)
+        self.add_weight("kernel", (n_in, self.units), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer)
+            self.add_weight("bias", (self.units,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self.input_spec = InputSpec(min_ndim=2, axes={-1: n_in})
         super().build(input_shape)
 
@@ -101,6 +114,8 @@ class Dense(_Activated, Layer):
             "use_bias": self.use_bias,
             "kernel_initializer": _initializers.serialize(self.kernel_initializer),
             "bias_initializer": _initializers.serialize(self.bias_initializer),
+            **weight_options_config(self, "kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                    "kernel_constraint", "bias_constraint"),
         }
 
 

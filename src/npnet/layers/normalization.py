@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import _parallel
 from .._validation import check_float, check_int
-from .base import InputSpec, Layer
+from .base import InputSpec, Layer, set_weight_options, weight_options_config
 
 __all__ = ["BatchNormalization"]
 
@@ -69,16 +71,24 @@ class BatchNormalization(Layer):
     epsilon : float, default 1e-3
     center, scale : bool, default True
         Learn :math:`\beta` / :math:`\gamma`.
+    beta_regularizer, gamma_regularizer : str or Regularizer, optional
+        Penalties on :math:`\beta` and :math:`\gamma` (see :mod:`npnet.regularizers`).
+    beta_constraint, gamma_constraint : str or Constraint, optional
+        Projections after each optimizer update (see :mod:`npnet.constraints`).
     """
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
-                 scale: bool = True, name: str | None = None, trainable: bool = True) -> None:
+                 scale: bool = True, beta_regularizer: Any = None, gamma_regularizer: Any = None,
+                 beta_constraint: Any = None, gamma_constraint: Any = None,
+                 name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.axis = check_int(axis, "axis", owner=owner)
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=owner)
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self.center, self.scale = bool(center), bool(scale)
+        set_weight_options(self, owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                           beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -87,9 +97,11 @@ class BatchNormalization(Layer):
         ax = self.axis % ndim
         size = input_shape[ax]
         if self.scale:
-            self.add_weight("gamma", (size,), "ones")
+            self.add_weight("gamma", (size,), "ones", regularizer=self.gamma_regularizer,
+                            constraint=self.gamma_constraint)
         if self.center:
-            self.add_weight("beta", (size,), "zeros")
+            self.add_weight("beta", (size,), "zeros", regularizer=self.beta_regularizer,
+                            constraint=self.beta_constraint)
         self.add_weight("moving_mean", (size,), "zeros", trainable=False)
         self.add_weight("moving_variance", (size,), "ones", trainable=False)
         self._ax = ax
@@ -217,4 +229,6 @@ class BatchNormalization(Layer):
 
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale,
+                **weight_options_config(self, "beta_regularizer", "gamma_regularizer", "beta_constraint",
+                                        "gamma_constraint")}

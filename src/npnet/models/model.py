@@ -632,7 +632,10 @@ class Model(Layer):
                     seeds[id(out)] = seeds[id(out)] + g if id(out) in seeds else g
             parts[head.name] = float(value)
             total += head.weight * float(value)
-        return total, parts, seeds, fused
+        penalty, extra = self._penalty(tape, grads)  # regularizers: model.losses, as Keras adds them
+        for k, g in extra.items():
+            seeds[k] = seeds[k] + g if k in seeds else g
+        return total + penalty, parts, seeds, fused
 
     def _fused_outputs(self, x: Any) -> list[bool]:
         """For each output, whether its loss is computed from logits (fused) on input ``x``."""
@@ -665,6 +668,7 @@ class Model(Layer):
             if id(layer) not in visited:
                 g.fill(0)  # not reached this step (an untaken branch): no gradient
         self.optimizer.step(params, grads)
+        self._apply_constraints()
         return total, parts, outs
 
     # ------------------------------------------------------------------ training
