@@ -152,7 +152,9 @@ def _compile_config(model: Any) -> dict | None:
     return {
         "optimizer": _optimizers.serialize(model.optimizer),
         "heads": [{"name": h.name, "loss": None if h.loss is None else _losses.serialize(h.loss), "weight": h.weight,
-                   "metrics": [{"class_name": type(m).__name__, "config": m.get_config()} for m in h.metrics]}
+                   "metrics": [{"class_name": type(m).__name__, "config": m.get_config()} for m in h.metrics],
+                   "weighted_metrics": [{"class_name": type(m).__name__, "config": m.get_config()}
+                                        for m in h.weighted]}
                   for h in model._heads],
     }
 
@@ -169,16 +171,21 @@ def _compile_from(model: Any, comp: Any, custom_objects: dict[str, type] | None 
     heads = comp["heads"]
     if not isinstance(heads, list) or not heads or not all(isinstance(h, dict) for h in heads):
         raise SavedModelError("load: malformed compile settings")
+    def metrics_of(h: dict, what: str) -> list:
+        return [_metric_from(m, custom_objects) for m in h.get(what, [])]
+
     if len(heads) == 1:
         h = heads[0]
         model.compile(optimizer=optimizer, loss=_losses.get(h["loss"]), loss_weights=None if h["weight"] == 1.0
-                      else [h["weight"]], metrics=[_metric_from(m, custom_objects) for m in h.get("metrics", [])])
+                      else [h["weight"]], metrics=metrics_of(h, "metrics"),
+                      weighted_metrics=metrics_of(h, "weighted_metrics"))
         return
     model.compile(
         optimizer=optimizer,
         loss={h["name"]: None if h["loss"] is None else _losses.get(h["loss"]) for h in heads},
         loss_weights={h["name"]: h["weight"] for h in heads},
-        metrics={h["name"]: [_metric_from(m, custom_objects) for m in h.get("metrics", [])] for h in heads},
+        metrics={h["name"]: metrics_of(h, "metrics") for h in heads},
+        weighted_metrics={h["name"]: metrics_of(h, "weighted_metrics") for h in heads},
     )
 
 

@@ -234,3 +234,59 @@ def test_per_time_step_weights_for_an_output_with_time_steps():
     w = np.array([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [2.0, 0.0, 1.0]])
     # Keras: sum of the weighted per-step losses over their number, 4 x 3.
     assert model.evaluate(x, y, sample_weight=w, verbose=0) == pytest.approx(7 / 12)
+
+
+def _mae_model(**compile_kwargs):
+    """y_pred = x, compiled with MAE metrics: per-sample absolute errors are 1, 2, 3, 4."""
+    model = npnet.Sequential([npnet.Input(shape=(1,)), npnet.Dense(1)], seed=0)
+    model.compile(npnet.SGD(learning_rate=0.0), "mse", **compile_kwargs)
+    model.set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)])
+    return model
+
+
+def test_weighted_metrics_count_each_sample_with_its_weight():
+    # Keras: `metrics` ignore sample_weight, `weighted_metrics` take it.
+    # Unweighted MAE = (1 + 2 + 3 + 4) / 4 = 2.5.
+    # Weighted MAE (Keras' weighted mean) = (1*1 + 0*2 + 2*3 + 0.5*4) / (1 + 0 + 2 + 0.5) = 9 / 3.5.
+    # The same metric in both lists: the weighted one is logged as weighted_<name>.
+    model = _mae_model(metrics=["mae"], weighted_metrics=["mae"])
+    logs = model.evaluate(X, Y, sample_weight=SW, batch_size=3, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(6.75)
+    assert logs["mae"] == pytest.approx(2.5)
+    assert logs["weighted_mae"] == pytest.approx(9 / 3.5)
+    h = model.fit(X, Y, sample_weight=SW, batch_size=2, shuffle=False, verbose=0)
+    assert sorted(h.history) == ["loss", "mae", "weighted_mae"]
+    assert h.history["weighted_mae"] == [pytest.approx(9 / 3.5)]
+    # Without sample weights a weighted metric is the plain mean.
+    assert model.evaluate(X, Y, verbose=0, return_dict=True)["weighted_mae"] == pytest.approx(2.5)
+
+
+def test_weighted_metrics_alone_keep_their_name_and_take_class_weight():
+    model = _uniform_classifier(metrics=None)
+    model.compile(npnet.SGD(learning_rate=0.0), "sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
+    model.set_weights([np.zeros((2, 3), np.float32), np.array([0.0, 0.0, 1.0], np.float32)])  # always class 2
+    x, y = np.ones((4, 2), np.float32), np.array([2, 2, 0, 1])
+    # Accuracy with class weights {2: 3}: (3 + 3 + 0 + 0) / (3 + 3 + 1 + 1) = 0.75; unweighted 0.5.
+    h = model.fit(x, y, class_weight={2: 3.0}, batch_size=4, verbose=0)
+    assert h.history["accuracy"] == [pytest.approx(0.75)]
+    assert model.evaluate(x, y, verbose=0, return_dict=True)["accuracy"] == pytest.approx(0.5)
+
+
+def test_weighted_metrics_per_output_and_saved(tmp_path):
+    inp = npnet.Input(shape=(1,))
+    a = npnet.Dense(1, name="a")(inp)
+    b = npnet.Dense(1, name="b")(inp)
+    model = npnet.Model(inp, [a, b])
+    model.compile(npnet.SGD(learning_rate=0.0), "mse", weighted_metrics={"a": ["mae"]})
+    model.set_weights([np.ones((1, 1), np.float32), np.zeros(1, np.float32)] * 2)
+    logs = model.evaluate(X, [Y, Y], sample_weight=SW, verbose=0, return_dict=True)
+    assert logs["a_mae"] == pytest.approx(9 / 3.5)
+    assert "b_mae" not in logs
+    model.save(tmp_path / "m.npnet")
+    again = npnet.models.load_model(tmp_path / "m.npnet")
+    assert again.evaluate(X, [Y, Y], sample_weight=SW, verbose=0, return_dict=True) == pytest.approx(logs)
+
+
+def test_weighted_metric_named_loss_is_refused():
+    with pytest.raises(ValueError, match="named 'loss'"):
+        _mae_model(weighted_metrics=[npnet.metrics.MeanAbsoluteError(name="loss")])

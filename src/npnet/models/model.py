@@ -179,10 +179,21 @@ def _should_eval(epoch: int, validation_freq: Any) -> bool:
 
 
 class _Head:
-    """One model output as the loss sees it: its name, loss, weight and metrics."""
+    """One model output as the loss sees it: its name, loss, weight, metrics, and the
+    metrics that count each sample with its ``sample_weight`` (``weighted``)."""
 
-    def __init__(self, name: str, loss: _losses.Loss | None, weight: float, metrics: list[_metrics.Metric]) -> None:
+    def __init__(self, name: str, loss: _losses.Loss | None, weight: float, metrics: list[_metrics.Metric],
+                 weighted: list[_metrics.Metric] | None = None) -> None:
         self.name, self.loss, self.weight, self.metrics = name, loss, weight, metrics
+        self.weighted = weighted or []
+        # A weighted metric's log name: its own, or weighted_<name> when an unweighted
+        # metric of the same output already has that name (Keras' rule).
+        taken = {m.name for m in metrics}
+        self.weighted_names = [f"weighted_{m.name}" if m.name in taken else m.name for m in self.weighted]
+
+    def named_metrics(self) -> list[tuple[str, _metrics.Metric]]:
+        """Every metric with its log name (unprefixed by the output name)."""
+        return [(m.name, m) for m in self.metrics] + list(zip(self.weighted_names, self.weighted))
 
 
 class Model(Layer):
@@ -296,7 +307,7 @@ class Model(Layer):
 
     # ------------------------------------------------------------------ compile
     def compile(self, optimizer: Any = "rmsprop", loss: Any = None, loss_weights: Any = None,
-                metrics: Any = None) -> None:
+                metrics: Any = None, weighted_metrics: Any = None) -> None:
         """Configure training.
 
         Parameters
@@ -313,7 +324,11 @@ class Model(Layer):
         metrics : list or dict, optional
             Names such as ``"accuracy"`` or metric objects. With several outputs: a list
             applied to every output, a list of lists in output order, or a dict keyed by
-            output name.
+            output name. They count every sample once, whatever its ``sample_weight``.
+        weighted_metrics : list or dict, optional
+            Like ``metrics``, but each sample counts with its ``sample_weight`` (or
+            ``class_weight``), as in Keras. A weighted metric is logged under its own name,
+            or ``weighted_<name>`` when an unweighted metric of the output has that name.
 
         Notes
         -----
@@ -327,13 +342,15 @@ class Model(Layer):
             raise ValueError("compile: `loss` is required, for example loss='sparse_categorical_crossentropy'")
         opt = _optimizers.get(optimizer)
         _check_nested(loss, "loss", lambda v: _losses.get(v))
-        if metrics is not None:
-            _check_nested(metrics, "metrics", lambda v: _metrics.get(v))
+        for what, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
+            if value is not None:
+                _check_nested(value, what, lambda v: _metrics.get(v))
         if loss_weights is not None:
             _check_nested(loss_weights, "loss_weights",
                           lambda v: check_float(v, "loss_weights", low=0.0, owner="compile"))
         self.optimizer = opt
-        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics}
+        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                              "weighted_metrics": weighted_metrics}
         self._heads = None
         self.compiled = True
         names = self._known_output_names()
@@ -362,27 +379,32 @@ class Model(Layer):
 
         losses = per_output(args["loss"], "loss")
         weights = per_output(args["loss_weights"], "loss_weights") if args["loss_weights"] is not None else [1.0] * n
-        raw_metrics = args["metrics"]
-        if raw_metrics is None:
-            metric_lists: list[Any] = [[] for _ in names]
-        elif isinstance(raw_metrics, dict):
-            metric_lists = per_output(raw_metrics, "metrics")
-        elif isinstance(raw_metrics, (list, tuple)) and raw_metrics and all(
-                isinstance(m, (list, tuple)) for m in raw_metrics):
-            if len(raw_metrics) != n:
-                raise ValueError(f"compile: `metrics` has {len(raw_metrics)} lists for {n} outputs {names}")
-            metric_lists = list(raw_metrics)
-        else:
-            metric_lists = [raw_metrics] * n
+        def metric_lists(what: str) -> list[list[_metrics.Metric]]:
+            raw = args.get(what)
+            if raw is None:
+                lists: list[Any] = [[] for _ in names]
+            elif isinstance(raw, dict):
+                lists = per_output(raw, what)
+            elif isinstance(raw, (list, tuple)) and raw and all(isinstance(m, (list, tuple)) for m in raw):
+                if len(raw) != n:
+                    raise ValueError(f"compile: `{what}` has {len(raw)} lists for {n} outputs {names}")
+                lists = list(raw)
+            else:
+                lists = [raw] * n
+            out = []
+            for ms in lists:
+                if ms is None:
+                    ms = []
+                if isinstance(ms, (str, _metrics.Metric)):
+                    ms = [ms]
+                out.append([copy.deepcopy(_metrics.get(m)) for m in ms])
+            return out
+
         heads = []
-        for name, loss, w, ms in zip(names, losses, weights, metric_lists):
+        for name, loss, w, ms, wms in zip(names, losses, weights, metric_lists("metrics"),
+                                          metric_lists("weighted_metrics")):
             loss_obj = None if loss is None else copy.deepcopy(_losses.get(loss))
-            if ms is None:
-                ms = []
-            if isinstance(ms, (str, _metrics.Metric)):
-                ms = [ms]
-            metric_objs = [copy.deepcopy(_metrics.get(m)) for m in ms]
-            heads.append(_Head(name, loss_obj, 1.0 if w is None else float(w), metric_objs))
+            heads.append(_Head(name, loss_obj, 1.0 if w is None else float(w), ms, wms))
         if all(h.loss is None for h in heads):
             raise ValueError(f"compile: no output has a loss; outputs: {names}")
         self._check_log_keys(heads)
@@ -391,8 +413,8 @@ class Model(Layer):
     def _check_log_keys(self, heads: list[_Head]) -> None:
         """Refuse metrics whose log keys would overwrite the loss or each other."""
         for h in heads:
-            for m in h.metrics:
-                if m.name == "loss":
+            for key, _ in h.named_metrics():
+                if key == "loss":
                     raise ValueError(
                         f"compile: a metric of output {h.name!r} is named 'loss', the key of the loss in the logs; "
                         "give it another name")
@@ -406,9 +428,9 @@ class Model(Layer):
 
     def _log_keys(self, heads: list[_Head]) -> list[str]:
         if len(heads) == 1:
-            return ["loss"] + [m.name for m in heads[0].metrics]
+            return ["loss"] + [key for key, _ in heads[0].named_metrics()]
         keys = ["loss"] + [f"{h.name}_loss" for h in heads if h.loss is not None]
-        return keys + [f"{h.name}_{m.name}" for h in heads for m in h.metrics]
+        return keys + [f"{h.name}_{key}" for h in heads for key, _ in h.named_metrics()]
 
     @property
     def loss(self) -> Any:
@@ -420,8 +442,8 @@ class Model(Layer):
 
     @property
     def metrics(self) -> list[_metrics.Metric]:
-        """The compiled metric objects, every output's."""
-        return [m for h in self._heads or [] for m in h.metrics]
+        """The compiled metric objects, every output's (``metrics``, then ``weighted_metrics``)."""
+        return [m for h in self._heads or [] for _, m in h.named_metrics()]
 
     def _require_compiled(self, what: str) -> None:
         if not self.compiled:
@@ -954,22 +976,27 @@ class Model(Layer):
 
     def _update_metrics(self, heads: list[_Head], ys: list[np.ndarray | None], outs: list[np.ndarray],
                         sws: list[np.ndarray | None] | None = None) -> None:
-        """Update the compiled metrics with one batch (``metrics`` are not sample-weighted, as in Keras)."""
-        for h, y, out in zip(heads, ys, outs):
+        """Update the compiled metrics with one batch: ``metrics`` unweighted and
+        ``weighted_metrics`` with each output's sample weights, as in Keras."""
+        for i, (h, y, out) in enumerate(zip(heads, ys, outs)):
             if y is not None:
                 for m in h.metrics:
                     m.update_state(y, out)
+                if h.weighted:
+                    sw = None if sws is None else sws[i]
+                    for m in h.weighted:
+                        m.update_state(y, out, sample_weight=sw)
 
     def _logs(self, heads: list[_Head], totals: dict[str, float], seen: int) -> dict[str, float]:
         logs = {"loss": totals["loss"] / seen}
         if len(heads) == 1:
-            logs.update({m.name: m.result() for m in heads[0].metrics})
+            logs.update({key: m.result() for key, m in heads[0].named_metrics()})
             return logs
         for h in heads:
             if h.loss is not None:
                 logs[f"{h.name}_loss"] = totals[h.name] / seen
         for h in heads:
-            logs.update({f"{h.name}_{m.name}": m.result() for m in h.metrics})
+            logs.update({f"{h.name}_{key}": m.result() for key, m in h.named_metrics()})
         return logs
 
     # ------------------------------------------------------------------ inference
