@@ -1,6 +1,6 @@
 """npnet: a Keras-like deep-learning library in NumPy with hand-written, gradient-checked backprop."""
 
-from . import callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing, utils
+from . import activations, callbacks, initializers, layers, losses, metrics, models, optimizers, saving, schedules, testing, utils
 from ._config import floatx, set_floatx
 from ._parallel import get_num_threads, set_num_threads
 from .layers import (
@@ -37,6 +37,7 @@ __version__ = "0.2.0.dev0"
 __all__ = [
     "__version__",
     "Activation",
+    "activations",
     "Adam",
     "AdamW",
     "AveragePooling2D",

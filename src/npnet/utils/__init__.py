@@ -2,4 +2,8 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from .._config import set_random_seed
+from ._numerical import normalize, to_categorical
+from ._split import split_dataset
+
+__all__: list[str] = ["normalize", "set_random_seed", "split_dataset", "to_categorical"]
