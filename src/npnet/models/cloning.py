@@ -40,10 +40,12 @@ def _checked(clone_function: Callable[[Layer], Layer]) -> Callable[[Layer], Laye
     return clone
 
 
-def _input_tensor(value: Any, what: str) -> SymbolicTensor:
+def _input_tensor(value: Any, where: str = "") -> SymbolicTensor:
     if isinstance(value, SymbolicTensor) and isinstance(value.node.layer, InputLayer):
         return value
-    raise TypeError(f"clone_model: `input_tensors` must hold tensors from npnet.Input, received {what} {value!r}")
+    got = (f"the output of layer {value.node.layer.name!r}" if isinstance(value, SymbolicTensor)
+           else type(value).__name__)
+    raise TypeError(f"clone_model: `input_tensors` must hold tensors from npnet.Input{where}, received {got}")
 
 
 def _copy_compile(source: Model, target: Model) -> None:
@@ -61,7 +63,7 @@ def _clone_sequential(model: Sequential, clone: Callable[[Layer], Layer], input_
         if len(tensors) != 1:
             raise ValueError(
                 f"clone_model: a Sequential model takes one input tensor in `input_tensors`, received {len(tensors)}")
-        layers.append(_input_tensor(tensors[0], "a"))
+        layers.append(_input_tensor(tensors[0]))
     elif model.input_shape is not None:
         layers.append(Input(shape=model.input_shape[1:]))
     layers += [clone(layer) for layer in model.layers]
@@ -78,7 +80,7 @@ def _clone_functional(model: Functional, clone: Callable[[Layer], Layer], input_
             raise ValueError(
                 f"clone_model: `input_tensors` must hold {len(old_inputs)} tensors, one per input of "
                 f"{model.name!r} ({model.input_names}), received {len(given)}")
-        new_inputs = [_input_tensor(t, f"for input {old.name!r}") for t, old in zip(given, old_inputs)]
+        new_inputs = [_input_tensor(t, f" (for input {old.name!r})") for t, old in zip(given, old_inputs)]
         for t, old in zip(new_inputs, old_inputs):
             if tuple(t.shape[1:]) != tuple(old.shape[1:]):
                 raise ValueError(
