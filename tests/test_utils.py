@@ -47,6 +47,7 @@ def test_to_categorical_values_shapes_and_dtype():
     ([0], {"num_classes": 0}, ValueError, r"to_categorical: `num_classes` must be >= 1, received 0"),
     ([0], {"num_classes": 2.0}, TypeError, r"to_categorical: `num_classes` must be an int or None, received 2.0"),
     ([], {}, ValueError, r"to_categorical: `x` is empty; give `num_classes`"),
+    ([[0], [1, 2]], {}, ValueError, r"to_categorical: `x` must be an array of class ids, received list"),
 ])
 def test_to_categorical_rejects_bad_labels(x, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -340,7 +340,7 @@ def deserialize(config: Any, custom_objects: dict[str, type] | None = None) -> A
         from .layers.base import get_layer_class
 
         name = config["class_name"]
-        cls = (custom_objects or {}).get(name) or get_layer_class(name)
+        cls: Any = (custom_objects or {}).get(name) or get_layer_class(name)
         return cls.from_config(dict(config.get("config", {})))
     raise ValueError(
         "activations.deserialize: expected a name or a dict {'class_name': ..., 'config': {...}}, "

@@ -57,10 +57,10 @@ def to_categorical(x: Any, num_classes: int | None = None) -> np.ndarray:
     try:
         a = np.asarray(x)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"to_categorical: `x` must be an array of class ids, received {type(x).__name__}: {exc}")
-    if a.dtype.kind == "b" or a.dtype.kind not in "iuf":
-        if not (a.dtype.kind == "O" and a.size == 0):
-            raise ValueError(f"to_categorical: `x` must hold integer class ids, received dtype {a.dtype}")
+        raise ValueError(
+            f"to_categorical: `x` must be an array of class ids, received {type(x).__name__}: {exc}") from None
+    if a.dtype.kind not in "iuf":
+        raise ValueError(f"to_categorical: `x` must hold integer class ids, received dtype {a.dtype}")
     if a.dtype.kind == "f":
         if not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
             bad = a[~np.isfinite(a) | (a != np.round(a))].ravel()[:3].tolist()

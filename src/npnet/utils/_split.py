@@ -61,12 +61,13 @@ def _sizes(left_size: Any, right_size: Any, total: int) -> tuple[int, int]:
     if lk == rk == "float" and left_size + right_size > 1:
         raise ValueError(
             f"split_dataset: `left_size` + `right_size` must be <= 1, received {left_size} + {right_size}")
-    left = None if lk is None else (round(left_size * total) if lk == "float" else int(left_size))
-    right = None if rk is None else (round(right_size * total) if rk == "float" else int(right_size))
-    if left is None:
-        left = total - right
-    elif right is None:
-        right = total - left
+    def count(size: Any, kind: str | None) -> int | None:
+        return None if kind is None else round(size * total) if kind == "float" else int(size)
+
+    given_left, given_right = count(left_size, lk), count(right_size, rk)
+    # at least one is given: a missing one is the complement of the other
+    left = total - (given_right or 0) if given_left is None else given_left
+    right = total - left if given_right is None else given_right
     if left + right > total:
         raise ValueError(
             f"split_dataset: `left_size` and `right_size` give {left} + {right} samples, more than the {total} "
