@@ -29,7 +29,7 @@ def test_save_model_and_the_three_load_model_names(tmp_path):
 
 
 @saving.register_keras_serializable(package="Tests")
-class Scale(npnet.layers.Layer):
+class SavingNamesScale(npnet.layers.Layer):
     """y = factor * x, a layer of the test's own."""
 
     def __init__(self, factor=2.0, **kwargs):
@@ -47,7 +47,7 @@ class Scale(npnet.layers.Layer):
 
 
 @saving.register_keras_serializable
-class Bare(npnet.layers.Layer):
+class SavingNamesBare(npnet.layers.Layer):
     def forward(self, x, training=False):
         return self._enter(x), ()
 
@@ -56,24 +56,25 @@ class Bare(npnet.layers.Layer):
 
 
 def test_register_keras_serializable_makes_a_layer_loadable(tmp_path):
-    model = npnet.Sequential([npnet.Input(shape=(3,)), Scale(3.0, name="scale"), Bare(name="bare")])
+    model = npnet.Sequential([npnet.Input(shape=(3,)), SavingNamesScale(3.0, name="scale"),
+                              SavingNamesBare(name="bare")])
     saving.save_model(model, tmp_path / "m.npnet")
     loaded = saving.load_model(tmp_path / "m.npnet")
-    assert isinstance(loaded.get_layer("scale"), Scale) and loaded.get_layer("scale").factor == 3.0
+    assert isinstance(loaded.get_layer("scale"), SavingNamesScale) and loaded.get_layer("scale").factor == 3.0
     np.testing.assert_array_equal(loaded.predict(np.ones((1, 3), np.float32), verbose=0), [[3.0, 3.0, 3.0]])
     custom = saving.get_custom_objects()
-    assert custom["Scale"] is Scale and custom["Bare"] is Bare
+    assert custom["SavingNamesScale"] is SavingNamesScale and custom["SavingNamesBare"] is SavingNamesBare
     assert "Dense" not in custom and "Sequential" not in custom
     custom.clear()  # a copy: the registry is untouched
-    assert saving.get_custom_objects()["Scale"] is Scale
+    assert saving.get_custom_objects()["SavingNamesScale"] is SavingNamesScale
 
 
 def test_register_keras_serializable_with_the_class_name_and_bad_uses():
-    class Named(npnet.layers.Layer):
+    class SavingNamesNamed(npnet.layers.Layer):
         pass
 
-    assert saving.register_keras_serializable(name="Named")(Named) is Named
-    assert npnet.layers.get_layer_class("Named") is Named
+    assert saving.register_keras_serializable(name="SavingNamesNamed")(SavingNamesNamed) is SavingNamesNamed
+    assert npnet.layers.get_layer_class("SavingNamesNamed") is SavingNamesNamed
 
     class Other(npnet.layers.Layer):
         pass

@@ -107,7 +107,7 @@ def test_compiled_model_clone_is_compiled_with_a_fresh_optimizer():
 
 
 @npnet.register_layer
-class Configured(npnet.Model):
+class CloneConfigured(npnet.Model):
     def __init__(self, units=3, **kwargs):
         super().__init__(**kwargs)
         self.units = units
@@ -120,7 +120,7 @@ class Configured(npnet.Model):
         return {**super().get_config(), "units": self.units}
 
 
-class Unconfigured(npnet.Model):
+class CloneUnconfigured(npnet.Model):
     def __init__(self, units):
         super().__init__()
         self.dense = L.Dense(units)
@@ -130,15 +130,15 @@ class Unconfigured(npnet.Model):
 
 
 def test_subclassed_models():
-    model = Configured(units=5, name="sub")
+    model = CloneConfigured(units=5, name="sub")
     model.predict(_x(), verbose=0)
     clone = clone_model(model)
-    assert type(clone) is Configured and clone.units == 5 and clone.name == "sub" and clone.built
+    assert type(clone) is CloneConfigured and clone.units == 5 and clone.name == "sub" and clone.built
     assert clone.dense is not model.dense
     _same_predictions(model, clone, _x())
-    with pytest.raises(ValueError, match=r"clone_model: Unconfigured is a subclassed model, cloned as "
-                                         r"Unconfigured.from_config\(model.get_config\(\)\), which fails \(TypeError"):
-        clone_model(Unconfigured(2))
+    with pytest.raises(ValueError, match=r"clone_model: CloneUnconfigured is a subclassed model, cloned as "
+                                         r"CloneUnconfigured.from_config\(model.get_config\(\)\), which fails \(TypeError"):
+        clone_model(CloneUnconfigured(2))
     with pytest.raises(ValueError, match="`clone_function` and `input_tensors` work with Sequential and functional"):
         clone_model(model, clone_function=lambda layer: layer)
 
