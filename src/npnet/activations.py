@@ -1,4 +1,4 @@
-"""Activation functions on arrays, under Keras' names, formulas and defaults.
+r"""Activation functions on arrays, under Keras' names, formulas and defaults.
 
 Each function computes the forward values of one activation on a NumPy array. Every
 activation here is also a layer with a hand-written backward (:mod:`npnet.layers`), and
@@ -10,14 +10,14 @@ activation layer and saves the name.
 function                formula                                      layer
 ======================  ===========================================  =====================
 ``linear(x)``           :math:`x`                                    ``Linear``
-``relu(x)``             :math:`\\max(x, 0)` (see its arguments)       ``ReLU``
+``relu(x)``             :math:`\max(x, 0)` (see its arguments)       ``ReLU``
 ``leaky_relu(x, 0.2)``  :math:`x` if :math:`x > 0` else :math:`a x`  ``LeakyReLU(0.2)``
 ``elu(x, 1.0)``         :math:`x` or :math:`a (e^x - 1)`             ``ELU``
 ``sigmoid(x)``          :math:`1 / (1 + e^{-x})`                     ``Sigmoid``
-``tanh(x)``             :math:`\\tanh x`                              ``Tanh``
-``softplus(x)``         :math:`\\log(1 + e^x)`                        ``Softplus``
-``silu(x)``, ``swish``  :math:`x \\sigma(x)`                          ``Swish``
-``softmax(x, -1)``      :math:`e^{x_i} / \\sum_j e^{x_j}`              ``Softmax``
+``tanh(x)``             :math:`\tanh x`                              ``Tanh``
+``softplus(x)``         :math:`\log(1 + e^x)`                        ``Softplus``
+``silu(x)``, ``swish``  :math:`x \sigma(x)`                          ``Swish``
+``softmax(x, -1)``      :math:`e^{x_i} / \sum_j e^{x_j}`             ``Softmax``
 ======================  ===========================================  =====================
 
 Examples
