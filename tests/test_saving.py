@@ -49,7 +49,7 @@ def test_file_is_a_zip_of_json_and_npy_without_pickle(tmp_path):
         for name in names[1:]:
             np.load(io.BytesIO(zf.read(name)), allow_pickle=False)
     assert names[0] == "config.json" and all(n.startswith("weights/") for n in names[1:])
-    assert header["format_version"] == 2 and header["npnet_version"] == npnet.__version__
+    assert header["format_version"] == npnet.saving.FORMAT_VERSION == 3 and header["npnet_version"] == npnet.__version__
     assert header["model"]["class_name"] == "Sequential"
     assert [layer["class_name"] for layer in header["model"]["config"]["layers"]] == ["Dense", "Dropout", "Dense"]
     assert [w["path"] for w in header["weights"]] == [f"{n}/{k}" for n in (model.layers[0].name, model.layers[2].name)
@@ -175,7 +175,7 @@ BAD_FILES = {
     "unknown layer": (_header_edit(lambda h: h["model"]["config"]["layers"][0].update(class_name="os.system")),
                       r"unknown layer class 'os.system'"),
     "newer format": (_header_edit(lambda h: h.update(format_version=99)),
-                     r"uses format version 99, newer than this npnet supports \(2\); upgrade npnet"),
+                     r"uses format version 99, newer than this npnet supports \(3\); upgrade npnet"),
     "no config": (lambda e: e.pop("config.json"), r"has no config.json"),
     "bad json": (lambda e: e.update({"config.json": b"{not json"}), r"config.json is unreadable"),
     "bad layer config": (_header_edit(lambda h: h["model"]["config"]["layers"][0]["config"].update(units=-3)),

@@ -1,6 +1,7 @@
 """npnet: a Keras-like deep-learning library in NumPy with hand-written, gradient-checked backprop."""
 
 from . import (
+    activations,
     callbacks,
     constraints,
     initializers,
@@ -67,6 +68,7 @@ __all__ = [
     "Activation",
     "Adadelta",
     "Adagrad",
+    "activations",
     "Adam",
     "Adamax",
     "AdamW",

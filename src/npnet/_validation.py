@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from ._config import fresh_rng
+
 
 def owner_prefix(owner: str | None) -> str:
     return f"{owner}: " if owner else ""
@@ -110,12 +112,13 @@ def as_rng(seed: Any, name: str = "seed", owner: str | None = None) -> np.random
     """Resolve ``seed`` (None, an int >= 0 or a Generator) to a ``np.random.Generator``.
 
     This is the single place where npnet turns seeds into random streams; nothing uses
-    NumPy's global random state.
+    NumPy's global random state. Without a seed the stream comes from the seed source
+    (see :func:`npnet.utils.set_random_seed`).
     """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
-        return np.random.default_rng()
+        return fresh_rng()
     return np.random.default_rng(check_int(seed, name, minimum=0, owner=owner))
 
 

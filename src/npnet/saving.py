@@ -15,7 +15,10 @@ name; inside a subclassed model or composite layer it is the attribute that hold
 (``blocks/0`` for the first layer of a list ``self.blocks``).
 
 Format version 2 stores any model (Sequential, functional, subclassed); files of
-version 1 (npnet 0.1, Sequential only) still load.
+version 1 (npnet 0.1, Sequential only) still load. Format version 3 marks files written
+since ``activation="leaky_relu"`` means Keras' function (slope 0.2); in older files that
+name meant the ``LeakyReLU`` layer's default slope 0.3, and they load with 0.3 (see
+:func:`load_model`).
 
 Why no pickle: unpickling can run arbitrary code, so a model file from the internet
 would be a program. Here arrays are read with ``allow_pickle=False`` and layer classes
@@ -44,9 +47,10 @@ from . import optimizers as _optimizers
 from ._config import floatx
 from .layers import base as _base
 
-__all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION"]
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION",
+           "register_keras_serializable", "get_custom_objects"]
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _MODEL_FORMAT = "npnet.model"
 _WEIGHTS_FORMAT = "npnet.weights"
 _MAX_CONFIG_BYTES = 16 * 2**20
@@ -409,6 +413,32 @@ def _class_names(config: Any) -> list[Any]:
     return found
 
 
+def _keep_old_leaky_relu(entry: Any, custom_objects: dict[str, type] | None) -> Any:
+    """A config from a file of format 1 or 2 with every ``activation="leaky_relu"`` made
+    explicit as the slope it had then (0.3, the LeakyReLU layer's default): in a Dense,
+    Conv2D or other layer with an ``activation`` argument it becomes
+    ``{"class_name": "LeakyReLU", "config": {"negative_slope": 0.3}}``, and an
+    ``Activation("leaky_relu")`` layer becomes a ``LeakyReLU`` layer of the same name."""
+    from .layers.activation import _Activated
+    from .layers.core import Activation
+
+    if isinstance(entry, list):
+        return [_keep_old_leaky_relu(v, custom_objects) for v in entry]
+    if not isinstance(entry, dict):
+        return entry
+    out = {k: _keep_old_leaky_relu(v, custom_objects) for k, v in entry.items()}
+    config, name = out.get("config"), out.get("class_name")
+    if isinstance(config, dict) and isinstance(name, str) and config.get("activation") == "leaky_relu":
+        cls = (custom_objects or {}).get(name) or _base.layer_classes().get(name)
+        old = {"negative_slope": 0.3}
+        if isinstance(cls, type) and issubclass(cls, Activation):
+            kept = {k: config[k] for k in ("name", "trainable") if k in config}
+            return {**out, "class_name": "LeakyReLU", "config": {**kept, **old}}
+        if isinstance(cls, type) and issubclass(cls, _Activated):
+            return {**out, "config": {**config, "activation": {"class_name": "LeakyReLU", "config": old}}}
+    return out
+
+
 def _build_model(reader: _Reader, custom_objects: dict[str, type] | None) -> Any:
     from .models import Sequential
     from .models.sequential import _layer_from
@@ -423,6 +453,8 @@ def _build_model(reader: _Reader, custom_objects: dict[str, type] | None) -> Any
         entry = {"class_name": "Sequential", "config": entry, "build_shapes": None}
     if not isinstance(entry, dict) or not isinstance(entry.get("config"), dict):
         raise SavedModelError(f"load: {reader.path!r}: config.json has no model description")
+    if version < 3:
+        entry = _keep_old_leaky_relu(entry, custom_objects)
     for name in _class_names(entry):
         if not (custom_objects and name in custom_objects) and name not in _base.layer_classes():
             raise SavedModelError(
@@ -460,6 +492,15 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | No
     SavedModelError
         For anything but a valid file: not a zip, truncated, missing or extra arrays, wrong
         shapes or dtypes, object arrays, unknown layer classes, a newer format version.
+
+    Notes
+    -----
+    In files written before format version 3, ``activation="leaky_relu"`` meant slope 0.3;
+    such layers load with that slope, stored explicitly as
+    ``{"class_name": "LeakyReLU", "config": {"negative_slope": 0.3}}`` (an
+    ``Activation("leaky_relu")`` layer loads as a ``LeakyReLU`` layer of the same name),
+    so the model computes what it computed when it was saved, and saving it again keeps
+    that slope.
     """
     path = os.fspath(filepath)
     reader = _Reader(path)
@@ -552,3 +593,76 @@ def load_weights(model: Any, filepath: str | os.PathLike) -> None:
         raise
     except Exception as exc:
         raise SavedModelError(f"load_weights: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
+
+
+def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Any:
+    """Keras' decorator for making a class loadable by name: here the same as
+    :func:`npnet.register_layer`, for layer and model classes.
+
+    Parameters
+    ----------
+    package : str, default "Custom"
+        Accepted for Keras compatibility; npnet registers classes by class name alone.
+    name : str, optional
+        Must be ``None`` or the class name: a saved file names a class by its class name.
+
+    Returns
+    -------
+    callable
+        A decorator that registers the class and returns it unchanged.
+
+    Raises
+    ------
+    TypeError
+        If the decorated object is not a subclass of :class:`npnet.layers.Layer` (npnet
+        saves activations, losses and metrics by name; a custom activation is a layer).
+    ValueError
+        If ``name`` differs from the class name.
+
+    Examples
+    --------
+    >>> import npnet
+    >>> @npnet.saving.register_keras_serializable(package="MyLayers")
+    ... class Twice(npnet.layers.Layer):
+    ...     def forward(self, x, training=False):
+    ...         return 2 * x, ()
+    ...     def backward(self, cache, dy):
+    ...         return 2 * dy
+    >>> npnet.layers.get_layer_class("Twice") is Twice
+    True
+    """
+    if isinstance(package, type):  # used without parentheses
+        return register_keras_serializable()(package)
+    if not isinstance(package, str):
+        raise TypeError(f"register_keras_serializable: `package` must be a string, received {package!r}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"register_keras_serializable: `name` must be a string or None, received {name!r}")
+
+    def decorate(obj: Any) -> Any:
+        if not (isinstance(obj, type) and issubclass(obj, _base.Layer)):
+            raise TypeError(
+                f"register_keras_serializable: npnet registers layer and model classes (subclasses of "
+                f"npnet.layers.Layer), received {obj!r}; a custom activation is a layer with a backward "
+                "(see the 'Write your own layer' guide)")
+        if name is not None and name != obj.__name__:
+            raise ValueError(
+                f"register_keras_serializable: npnet saves a class under its class name {obj.__name__!r}; "
+                f"received name={name!r} (leave `name` out)")
+        return _base.register_layer(obj)
+
+    return decorate
+
+
+def get_custom_objects() -> dict[str, type]:
+    """The layer and model classes registered by the user, by class name (a copy).
+
+    Register classes with :func:`register_keras_serializable` or
+    :func:`npnet.register_layer`; npnet's own classes are not listed.
+
+    Examples
+    --------
+    >>> import npnet
+    >>> "Dense" in npnet.saving.get_custom_objects()
+    False
+    """
+    return {k: c for k, c in _base.layer_classes().items() if not c.__module__.startswith("npnet.")}

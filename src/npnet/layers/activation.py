@@ -87,7 +87,9 @@ class LeakyReLU(_Elementwise):
     Parameters
     ----------
     negative_slope : float, default 0.3
-        The slope :math:`\alpha` for negative inputs (Keras' default).
+        The slope :math:`\alpha` for negative inputs (the Keras layer's default). The
+        activation *name* ``"leaky_relu"`` (``Dense(..., activation="leaky_relu")``) means
+        Keras' function :func:`npnet.activations.leaky_relu`, whose slope is 0.2.
     """
 
     def __init__(self, negative_slope: float = 0.3, name: str | None = None, trainable: bool = True) -> None:
@@ -270,8 +272,10 @@ class _Activated:
         from .. import initializers
 
         owner = type(self).__name__
-        self.activation = activation
         self._act = get_activation(activation, owner=owner)
+        # Stored in its saved form: a name ("relu" also for npnet.activations.relu) or,
+        # for an activation layer, its class and config.
+        self.activation = _saved_form(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
@@ -283,6 +287,10 @@ class _Activated:
         if self._act is None:
             return z, (lin, z, None)
         y, act = self._act.forward(z, training)
+        if self._act.params:
+            raise ValueError(
+                f"{self._owner}: its activation layer {self._act.name!r} has weights, which the layer would not "
+                "train; add that layer after this one instead (with activation=None)")
         return y, (lin, z, act)
 
     def backward(self, cache, dy):
@@ -314,12 +322,62 @@ ACTIVATIONS: dict[str, type[Layer]] = {
     "softmax": Softmax,
 }
 
+#: Arguments that make a layer compute what the function of that name computes with its
+#: defaults (``activations.leaky_relu`` has slope 0.2, the ``LeakyReLU`` layer 0.3).
+_NAME_ARGS: dict[str, dict[str, Any]] = {"leaky_relu": {"negative_slope": 0.2}}
+
+
+def _custom_hint(identifier: Any) -> str:
+    return (f"{identifier!r} is not one of npnet's activations ({sorted(ACTIVATIONS)}), and npnet needs a "
+            "hand-written backward for every activation. Make it a layer: subclass npnet.layers.Layer with "
+            "forward(x, training) -> (y, cache) and backward(cache, dy) -> dx (see the 'Write your own layer' "
+            "guide), register it with npnet.register_layer, and pass an instance as activation=..., or add it "
+            "after this layer, which then takes activation=None")
+
 
 def get_activation(identifier: Any, owner: str | None = None) -> Layer | None:
-    """Return a fresh activation layer for a name such as ``"relu"``; ``None`` stays ``None``."""
+    """The activation layer for an ``activation=`` argument; ``None`` stays ``None``.
+
+    ``identifier`` is a name such as ``"relu"``, one of the functions of
+    :mod:`npnet.activations` (the same as its name), a primitive activation layer (used
+    as it is), or the saved form of one (``{"class_name": "LeakyReLU", "config": {...}}``).
+    """
+    from .. import activations as _fns
+
     if identifier is None:
         return None
-    if isinstance(identifier, str) and identifier in ACTIVATIONS:
-        return ACTIVATIONS[identifier](name=f"{identifier}_activation")
     prefix = f"{owner}: " if owner else ""
+    name = identifier if isinstance(identifier, str) else _fns._name_of(identifier)
+    if name is not None and name in ACTIVATIONS:
+        return ACTIVATIONS[name](name=f"{name}_activation", **_NAME_ARGS.get(name, {}))
+    if isinstance(identifier, dict):
+        try:
+            identifier = _fns.deserialize(identifier)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{prefix}invalid activation {identifier!r}: {exc}") from None
+        if not isinstance(identifier, Layer):
+            raise ValueError(f"{prefix}invalid activation: the config names {identifier!r}, not a layer")
+    if isinstance(identifier, Layer):
+        if identifier._is_composite() or type(identifier).forward is Layer.forward:
+            raise TypeError(
+                f"{prefix}an activation layer must be a primitive layer with forward() and backward(), "
+                f"received {identifier._owner}; add it after this layer instead (with activation=None)")
+        if identifier.params:
+            raise ValueError(
+                f"{prefix}activation layer {identifier._owner} has weights, which this layer would not train; "
+                "add it after this layer instead (with activation=None)")
+        return identifier
+    if callable(identifier):
+        raise TypeError(f"{prefix}activation {_custom_hint(identifier)}")
     raise ValueError(f"{prefix}unknown activation {identifier!r}; known names: {sorted(ACTIVATIONS)}")
+
+
+def _saved_form(identifier: Any) -> Any:
+    """The saved form of a valid ``activation=`` argument: ``None``, a name, or a dict."""
+    from .. import activations as _fns
+
+    if identifier is None or isinstance(identifier, str):
+        return identifier
+    if isinstance(identifier, dict):
+        return identifier
+    return _fns.serialize(identifier)

@@ -45,6 +45,14 @@ class BatchNormalization(Layer):
     and the moving statistics follow ``moving = momentum * moving + (1 - momentum) * batch``.
     At inference the moving statistics replace the batch ones.
 
+    A frozen layer (``trainable=False``, set on the layer or on a layer or model that holds
+    it) runs in inference mode even when called with ``training=True``, as Keras does: it
+    normalizes with the moving statistics and leaves them unchanged, so a pretrained base
+    can be frozen and a new head trained on top of it. Its backward is then the gradient
+    of the fixed affine map :math:`y = x \cdot \gamma / \sqrt{\sigma^2_{moving} + \epsilon} + \text{shift}`,
+    :math:`\partial L / \partial x = dy \cdot \gamma / \sqrt{\sigma^2_{moving} + \epsilon}`.
+    Setting ``trainable = True`` again restores the training behaviour.
+
     Backward in training, over the :math:`m` reduced elements:
 
     .. math::
@@ -117,6 +125,9 @@ class BatchNormalization(Layer):
         x = self._enter(x)
         nd = x.ndim
         red = tuple(i for i in range(nd) if i != self._ax)
+        # A frozen layer (trainable=False, or inside a frozen layer or model) runs in
+        # inference mode even in training, as in Keras: fine-tuning keeps its statistics.
+        training = bool(training) and self.trainable
         if training:
             mean, var = self._batch_moments(x, red)
             mom = self.momentum

@@ -1,10 +1,11 @@
-"""Models: :class:`Model` (functional and subclassed), :class:`Sequential`, and loading."""
+"""Models: :class:`Model` (functional and subclassed), :class:`Sequential`, loading and cloning."""
 
+from .cloning import clone_model
 from .functional import Functional
 from .model import Model
 from .sequential import Sequential
 
-__all__ = ["Model", "Functional", "Sequential", "load_model"]
+__all__ = ["Model", "Functional", "Sequential", "clone_model", "load_model"]
 
 
 def load_model(filepath, custom_objects=None, compile=True):  # noqa: A002 - Keras' argument name

@@ -27,7 +27,7 @@ from .. import _tape
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
-from .._config import floatx
+from .._config import floatx, fresh_seed
 from .._progress import ProgressBar, resolve_verbose
 from .._validation import check_float, check_int
 from ..callbacks import Callback, CallbackList, History
@@ -44,7 +44,7 @@ __all__ = ["Model"]
 def _root_seed(seed: Any) -> int:
     """An integer root for all of fit's random streams."""
     if seed is None:
-        return int(np.random.default_rng().integers(2**63))  # fresh OS entropy
+        return fresh_seed()  # OS entropy, or the stream of npnet.utils.set_random_seed
     if isinstance(seed, np.random.Generator):
         return int(seed.integers(2**63))
     value: int = check_int(seed, "seed", minimum=0, owner="fit")
