@@ -218,3 +218,20 @@ def test_the_same_tensor_twice_as_outputs_gets_two_names():
     model.compile("sgd", ["mse", "mae"])
     assert set(model.evaluate(np.ones((2, 3)), [np.zeros((2, 2))] * 2, verbose=0, return_dict=True)) == {
         "loss", "p_loss", "p_1_loss"}
+
+
+def test_a_metrics_list_has_one_entry_per_output_as_in_keras():
+    xa, xb, yc, yr = _data(40)
+    model = _two_in_two_out()
+    model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=["accuracy", ["mae", "mse"]])
+    logs = model.evaluate([xa, xb], [yc, yr], verbose=0, return_dict=True)
+    assert sorted(logs) == ["cls_accuracy", "cls_loss", "loss", "reg_loss", "reg_mae", "reg_mse"]
+    out = model.predict([xa, xb], verbose=0)
+    assert logs["reg_mae"] == pytest.approx(float(np.mean(np.abs(out[1] - yr))), rel=1e-5)
+    model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=[None, "mae"])
+    assert sorted(model.evaluate([xa, xb], [yc, yr], verbose=0, return_dict=True)) == [
+        "cls_loss", "loss", "reg_loss", "reg_mae"]
+    with pytest.raises(ValueError, match=r"2 outputs \['cls', 'reg'\], so `metrics` takes one entry per output"):
+        model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=["accuracy"])
+    with pytest.raises(ValueError, match="`weighted_metrics` takes one entry per output"):
+        model.compile("sgd", loss="mse", weighted_metrics=["mae", "mae", "mae"])

@@ -322,9 +322,10 @@ class Model(Layer):
         loss_weights : list or dict, optional
             The total loss is :math:`\\sum_k w_k L_k` (default weights 1).
         metrics : list or dict, optional
-            Names such as ``"accuracy"`` or metric objects. With several outputs: a list
-            applied to every output, a list of lists in output order, or a dict keyed by
-            output name. They count every sample once, whatever its ``sample_weight``.
+            Names such as ``"accuracy"`` or metric objects. With several outputs, as in
+            Keras: a list with one entry per output in output order (a metric, a list of
+            metrics, or None), or a dict keyed by output name. They count every sample
+            once, whatever its ``sample_weight``.
         weighted_metrics : list or dict, optional
             Like ``metrics``, but each sample counts with its ``sample_weight`` (or
             ``class_weight``), as in Keras. A weighted metric is logged under its own name,
@@ -385,9 +386,14 @@ class Model(Layer):
                 lists: list[Any] = [[] for _ in names]
             elif isinstance(raw, dict):
                 lists = per_output(raw, what)
-            elif isinstance(raw, (list, tuple)) and raw and all(isinstance(m, (list, tuple)) for m in raw):
+            elif n > 1 and isinstance(raw, (list, tuple)):
+                # As Keras: with several outputs, a list has one entry (a metric, a list of
+                # them, or None) per output, in output order.
                 if len(raw) != n:
-                    raise ValueError(f"compile: `{what}` has {len(raw)} lists for {n} outputs {names}")
+                    raise ValueError(
+                        f"compile: the model has {n} outputs {names}, so `{what}` takes one entry per output (a "
+                        f"metric, a list of metrics or None) or a dict keyed by output name; received {len(raw)} "
+                        f"entries {list(raw)!r}")
                 lists = list(raw)
             else:
                 lists = [raw] * n
