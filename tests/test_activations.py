@@ -234,3 +234,15 @@ def test_files_before_format_3_keep_slope_0_3(tmp_path, kind):
     # a file of format 3 means what it says
     np.testing.assert_allclose(npnet.load_model(tmp_path / "new.npnet").predict(x, verbose=0), forward(0.2),
                                rtol=1e-5, atol=1e-6)
+
+
+def test_activation_layer_takes_the_function_of_a_name_and_saves_the_name():
+    x = np.array([[-2.0, 0.5, 3.0]], np.float32)
+    layer = npnet.layers.Activation(npnet.activations.leaky_relu)
+    assert layer.get_config()["activation"] == "leaky_relu"
+    np.testing.assert_allclose(layer(x), [[-0.4, 0.5, 3.0]], rtol=1e-6)  # Keras' slope 0.2 by name
+    assert npnet.layers.Activation.from_config(layer.get_config())(x).tolist() == layer(x).tolist()
+    with pytest.raises(ValueError, match=r"Activation: unknown activation <function .*>; expected one of"):
+        npnet.layers.Activation(lambda v: v)
+    with pytest.raises(ValueError, match="Activation: unknown activation 'gelu'"):
+        npnet.layers.Activation("gelu")

@@ -514,3 +514,33 @@ def test_model_checkpoint_keras_argument_order():
             cb.initial_value_threshold) == ("loss", 1, True, True, "min", 5, 0.3)
     with pytest.raises(TypeError, match=r"ModelCheckpoint: `filepath` must be a str or path, received None"):
         ModelCheckpoint(None)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: npnet.callbacks.EarlyStopping(monitor="f1_score", mode="max"),
+    lambda: npnet.callbacks.ReduceLROnPlateau(monitor="f1_score", mode="max"),
+    lambda: npnet.callbacks.ModelCheckpoint("/nonexistent/never-written.npnet", monitor="f1_score", mode="max",
+                                            save_best_only=True),
+])
+def test_monitoring_a_per_class_metric_is_refused(make):
+    x = np.random.default_rng(0).normal(size=(40, 3)).astype("float32")
+    y = np.eye(2, dtype="float32")[(x[:, 0] > 0).astype(int)]
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.Dense(2, activation="softmax")], seed=0)
+    model.compile("sgd", "categorical_crossentropy", metrics=[npnet.metrics.F1Score(average=None)])
+    with pytest.raises(ValueError, match=r"monitor 'f1_score' has one value per class \(\(2,\)\)"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[make()])
+
+
+def test_progress_bar_draws_a_per_class_metric(monkeypatch):
+    stream = TtyStream()
+    monkeypatch.setattr(sys, "stdout", stream)
+    monkeypatch.setattr(npnet.callbacks.ProgressBar, "min_interval", 0.0)
+    x = np.array([[1.0], [-1.0], [2.0], [-2.0]], np.float32)
+    y = np.eye(2, dtype=np.float32)[[1, 0, 1, 0]]
+    model = npnet.Sequential([npnet.Input(shape=(1,)), npnet.Dense(2, activation="softmax")], seed=0)
+    model.compile(npnet.SGD(learning_rate=0.0), "categorical_crossentropy",
+                  metrics=[npnet.metrics.F1Score(average=None)])
+    model.set_weights([np.array([[-1.0, 1.0]], np.float32), np.zeros(2, np.float32)])  # every sample right
+    model.fit(x, y, epochs=1, batch_size=2, verbose=1, shuffle=False)
+    frames = stream.getvalue().split("\r")
+    assert "f1_score: [1.0000 1.0000]" in frames[1] and frames[-1].rstrip().endswith("f1_score: [1.0000 1.0000]")

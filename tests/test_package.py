@@ -24,7 +24,8 @@ def test_every_public_name_has_a_docstring():
 
     modules = [npnet, npnet.data, npnet.datasets.chinese_mnist] + [
         getattr(npnet, m) for m in ("layers", "losses", "optimizers", "schedules", "callbacks", "metrics",
-                                    "initializers", "saving", "testing")]
+                                    "initializers", "saving", "testing", "activations", "utils", "models",
+                                    "regularizers", "constraints")] + [npnet.optimizers.schedules]
     missing = []
     for mod in modules:
         for name in getattr(mod, "__all__", []):

@@ -267,6 +267,11 @@ class _Monitoring(Callback):
                 RuntimeWarning,
                 stacklevel=3,
             )
+        elif np.ndim(value) != 0:
+            raise ValueError(
+                f"{type(self).__name__}: monitor {self.monitor!r} has one value per class "
+                f"({np.shape(value)}), and a callback needs one number to compare; monitor a scalar, for example "
+                "F1Score(average='macro') instead of average=None")
         return value
 
 
@@ -460,6 +465,8 @@ class ModelCheckpoint(_Monitoring):
                     RuntimeWarning,
                     stacklevel=3,
                 )
+            elif np.ndim(current) != 0:
+                self._get(logs)  # raises: one value per class is not something to compare
             elif self._better(current, self.best):
                 if self.verbose > 0:
                     print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, "

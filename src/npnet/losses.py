@@ -316,9 +316,6 @@ class _CrossentropyBase(Loss):
             g = g * w[..., None]
         return g if self.axis in (-1, g.ndim - 1) else np.moveaxis(g, -1, self.axis)
 
-    def _prediction_from_logits(self) -> np.ndarray:
-        return self._cache[2]
-
     def get_config(self):
         return {"from_logits": self.from_logits, "axis": self.axis}
 
@@ -512,9 +509,6 @@ class BinaryCrossentropy(Loss):
         if self.axis not in (-1, g.ndim - 1):
             g = np.moveaxis(g, -1, self.axis)
         return g.reshape(shape)
-
-    def _prediction_from_logits(self):
-        return self._cache[2]
 
     def get_config(self):
         return {"from_logits": self.from_logits, "label_smoothing": self.label_smoothing, "axis": self.axis}

@@ -85,7 +85,8 @@ class Conv2D(_Activated, Layer):
     strides : int or (int, int), default 1
     padding : {"valid", "same"}
     dilation_rate : int or (int, int), default 1
-    activation : str, optional
+    activation : str, function, activation layer or None
+        As in :class:`npnet.layers.Dense`.
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str or Initializer
     kernel_regularizer, bias_regularizer : str or Regularizer, optional

@@ -34,8 +34,10 @@ class Dense(_Activated, Layer):
     ----------
     units : int
         Output size.
-    activation : str or None
-        Name of an activation (``"relu"``, ``"softmax"``, ...), applied after the affine map.
+    activation : str, function, activation layer or None
+        Applied after the affine map: a name (``"relu"``, ``"softmax"``, ...), the
+        :mod:`npnet.activations` function of that name, or a primitive activation layer
+        such as ``npnet.layers.LeakyReLU(0.1)``.
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str or Initializer
         Defaults ``"glorot_uniform"`` and ``"zeros"``, as Keras.
@@ -124,14 +126,20 @@ class Activation(Layer):
 
     Parameters
     ----------
-    activation : str
-        One of ``npnet.layers.ACTIVATIONS``.
+    activation : str or function
+        One of ``npnet.layers.ACTIVATIONS``, or the function of that name in
+        :mod:`npnet.activations` (``Activation(npnet.activations.relu)``); saved by name.
     """
 
-    def __init__(self, activation: str, name: str | None = None, trainable: bool = True) -> None:
+    def __init__(self, activation: Any, name: str | None = None, trainable: bool = True) -> None:
+        from .. import activations as _fns
+
         super().__init__(name=name, trainable=trainable)
-        if activation is None or activation not in ACTIVATIONS:
-            raise ValueError(f"Activation: unknown activation {activation!r}; known names: {sorted(ACTIVATIONS)}")
+        if callable(activation) and not isinstance(activation, Layer):
+            activation = _fns._name_of(activation) or activation
+        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+            raise ValueError(f"Activation: unknown activation {activation!r}; expected one of the names "
+                             f"{sorted(ACTIVATIONS)} or the npnet.activations function of that name")
         self.activation = activation
         self._act = get_activation(activation)
 
