@@ -154,3 +154,24 @@ def as_array(x: Any, name: str, *, owner: str | None = None, allow_int: bool = T
                 f"(first at index {tuple(int(i) for i in bad)}); clean the data before training"
             )
     return arr
+
+
+def check_array_like(value: Any, name: str, owner: str, expected: str | None = None) -> None:
+    """Raise a TypeError at once if ``value`` is not an array, an array-like or a number.
+
+    Converting an arbitrary object with ``np.asarray`` may walk it element by element
+    (an object with ``__len__`` and ``__getitem__``), so such objects are refused first.
+    """
+    if isinstance(value, (np.ndarray, np.generic, numbers.Number, str, bytes)):
+        return
+    if any(hasattr(value, a) for a in ("__array__", "__array_interface__", "__array_struct__")):
+        return
+    hint = ""
+    if hasattr(value, "__getitem__") and hasattr(value, "__len__"):
+        hint = (" It has __len__ and __getitem__, like a data set that hands out batches: make its class "
+                "inherit npnet.utils.PyDataset.")
+    elif hasattr(value, "__next__"):
+        hint = " An iterator or generator of batches goes alone in `x`, as fit(x=batches), with no `y`."
+    expected = expected or ("an array, a list or dict of arrays, a generator of batches or an "
+                            "npnet.utils.PyDataset")
+    raise TypeError(f"{owner}: `{name}` must be {expected}; received an object of type {type(value).__name__}.{hint}")

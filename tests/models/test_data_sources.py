@@ -365,3 +365,83 @@ def test_pydataset_arguments_are_checked():
 def test_an_empty_pydataset_is_refused():
     with pytest.raises(ValueError, match=r"fit: `x` \(a Batches\) has no batches: its len\(\) is 0"):
         _model().fit(Batches(X[:0], Y[:0]), verbose=0)
+
+
+class ValLog(npnet.callbacks.Callback):
+    """The validation loss of every epoch, and the rows each validation batch held."""
+
+    def __init__(self):
+        super().__init__()
+        self.val_loss = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.val_loss.append(logs["val_loss"])
+
+
+def _frozen():
+    """A model that does not change in fit (learning rate 0), so validation numbers are fixed."""
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.Dense(2, activation="softmax")], seed=0)
+    model.compile(npnet.SGD(learning_rate=0.0), "sparse_categorical_crossentropy")
+    return model
+
+
+def test_each_validation_pass_starts_at_the_first_batch_as_in_keras():
+    # validation_steps=1 with batches of 4: every epoch validates on rows 0-3 (Keras resets its
+    # evaluation iterator before each pass), not rows 0-3, then 4-7, then 8-11.
+    model = _frozen()
+    first_rows = model.evaluate(X[:4], Y[:4], verbose=0)
+    h = model.fit(X, Y, epochs=3, verbose=0, validation_data=(X, Y), validation_batch_size=4, validation_steps=1)
+    assert h.history["val_loss"] == [pytest.approx(first_rows)] * 3
+    data = Batches(X, Y, size=4)  # 3 batches; validation_steps=2 reads batches 0 and 1 every time
+    model.fit(X, Y, epochs=3, verbose=0, validation_data=data, validation_steps=2)
+    assert data.calls == [0, 1] * 3
+
+
+def test_validation_steps_without_a_batch_size_cover_the_validation_data():
+    # Keras: validation_batch_size, else batch_size as given, else ceil(n_val / validation_steps).
+    model = _frozen()
+    whole = model.evaluate(X, Y, verbose=0)
+    h = model.fit(X, Y, epochs=1, verbose=0, validation_data=(X, Y), validation_steps=1)
+    assert h.history["val_loss"] == [pytest.approx(whole)]
+    h = model.fit(X, Y, epochs=1, batch_size=4, verbose=0, validation_data=(X, Y), validation_steps=1)
+    assert h.history["val_loss"] == [pytest.approx(model.evaluate(X[:4], Y[:4], verbose=0))]
+
+
+def test_class_weight_does_not_weigh_the_validation_split():
+    # As Keras: class weights apply to the training batches only.
+    model = _frozen()
+    plain = model.fit(X, Y, epochs=1, verbose=0, validation_split=0.25, seed=1).history
+    weighted = model.fit(X, Y, epochs=1, verbose=0, validation_split=0.25, seed=1,
+                         class_weight={0: 10.0, 1: 0.0}).history
+    assert weighted["val_loss"] == plain["val_loss"]
+    assert weighted["loss"] != pytest.approx(plain["loss"])
+
+
+def test_an_endless_validation_pydataset_asks_for_validation_steps():
+    with pytest.raises(ValueError, match=r"fit: `validation_data` is an endless PyDataset \(no __len__\); give "
+                                         r"`validation_steps`"):
+        _model().fit(Endless(), validation_data=Endless(), steps_per_epoch=2, verbose=0)
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, d: m.fit(X, Y, sample_weight=d, verbose=0),
+    lambda m, d: m.fit(X, Y, validation_data=(X, Y, d), verbose=0),
+    lambda m, d: m.evaluate(X, Y, sample_weight=d, verbose=0),
+    lambda m, d: m.train_on_batch(X, Y, sample_weight=d),
+])
+def test_an_object_as_sample_weight_is_refused_at_once(call):
+    data = LooksLikeADataset()
+    with pytest.raises(TypeError, match=r"`(validation_data\[2\]|sample_weight)` must be an array.*received an object "
+                                        r"of type LooksLikeADataset"):
+        call(_model(), data)
+    assert data.reads == 0
+
+
+def test_an_object_given_to_a_model_or_layer_is_refused_at_once():
+    data = LooksLikeADataset()
+    with pytest.raises(TypeError, match=r"`inputs` must be an array.*LooksLikeADataset"):
+        _model()(data)
+    with pytest.raises(TypeError, match=r"Dense '.*': `inputs` must be an array or a list of arrays; received an "
+                                        r"object of type LooksLikeADataset"):
+        npnet.layers.Dense(2)(data)
+    assert data.reads == 0

@@ -102,7 +102,7 @@ def test_a_metric_named_loss_is_refused_at_compile():
     class Named(npnet.metrics.SparseCategoricalAccuracy):
         pass
 
-    with pytest.raises(ValueError, match=r"compile: a metric of output '.*' is named 'loss', the key of the loss"):
+    with pytest.raises(ValueError, match=r"compile: a metric is named 'loss', the key of the loss"):
         _model(metrics=[Named(name="loss")])
 
 
@@ -120,7 +120,7 @@ def test_log_keys_that_clash_are_refused_at_compile():
     with pytest.raises(ValueError, match=r"compile: the log keys \['a_b_acc'\] would be written twice"):
         _two_outputs({"a": [acc(name="b_acc")], "a_b": [acc(name="acc")]}, names=("a", "a_b"))
     # A metric of output "a" named "loss" would log "a_loss", the output's loss.
-    with pytest.raises(ValueError, match=r"compile: a metric of output 'a' is named 'loss'"):
+    with pytest.raises(ValueError, match=r"compile: a metric is named 'loss'"):
         _two_outputs({"a": [acc(name="loss")]})
     # Output "a"'s metric "b_loss" -> "a_b_loss"; fine. A metric logged as "val_..." of another key clashes.
     with pytest.raises(ValueError, match=r"compile: the log keys \['val_acc'\] would be written twice"):
@@ -128,3 +128,29 @@ def test_log_keys_that_clash_are_refused_at_compile():
     with pytest.raises(ValueError, match=r"compile: the log keys \['acc'\] would be written twice"):
         _model(metrics=[acc(name="acc"), acc(name="acc")])
     _two_outputs({"a": [acc(name="b_loss")]})  # "a_b_loss" clashes with nothing
+
+
+def test_a_metric_named_loss_is_refused_at_compile_for_a_subclassed_model_too():
+    class Net(npnet.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = npnet.layers.Dense(1)
+
+        def call(self, x, training=False):
+            return self.dense(x)
+
+    net = Net()
+    with pytest.raises(ValueError, match=r"compile: a metric is named 'loss'"):
+        net.compile("sgd", "mse", metrics=[npnet.metrics.MeanSquaredError(name="loss")])
+    assert not net.compiled
+
+
+def test_a_refused_compile_leaves_the_model_as_it_was():
+    model = _model(metrics=["accuracy"])
+    optimizer, metrics = model.optimizer, model.metrics
+    with pytest.raises(ValueError, match=r"compile: the log keys \['acc'\] would be written twice"):
+        acc = npnet.metrics.SparseCategoricalAccuracy
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=[acc(name="acc"), acc(name="acc")])
+    assert model.optimizer is optimizer and model.metrics == metrics
+    x = np.random.default_rng(0).normal(size=(8, 3)).astype(np.float32)
+    assert sorted(model.fit(x, (x[:, 0] > 0).astype(int), verbose=0).history) == ["accuracy", "loss"]

@@ -43,8 +43,17 @@ from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._config import floatx
 from .._nest import flatten as _flatten
+from .._validation import check_array_like
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
+
+
+def _as_input(value: Any, owner: str) -> np.ndarray:
+    """An input that is not yet an array, as one; an arbitrary object is refused before
+    NumPy walks it element by element."""
+    if not isinstance(value, (list, tuple)):
+        check_array_like(value, "inputs", owner, "an array or a list of arrays")
+    return np.asarray(value)
 
 _REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
@@ -321,7 +330,7 @@ class Layer:
 
     def _call_primitive(self, inputs: Any, training: bool, run: _tape.Run | None) -> Any:
         multi = self._check_arity(inputs)
-        xs = [a if isinstance(a, np.ndarray) else np.asarray(a) for a in (inputs if multi else [inputs])]
+        xs = [a if isinstance(a, np.ndarray) else _as_input(a, self._owner) for a in (inputs if multi else [inputs])]
         x: Any = xs if multi else xs[0]
         tape = run.tape if run is not None else None
         if tape is not None and tape.strict:
@@ -428,7 +437,7 @@ class Layer:
         if isinstance(x, (list, tuple)):
             self._check_arity(x)
         if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+            x = _as_input(x, self._owner)
         if not self.built:
             self._check_build_spec(x.shape)
             self._build_from((None,) + tuple(x.shape[1:]))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .._config import floatx
+from .._validation import check_array_like
 from ..utils._dataset import PyDataset
 
 __all__ = ["is_source", "Source", "Stream", "unpack", "sample_weight_arrays", "class_weight_array"]
@@ -140,6 +141,11 @@ class Stream:
         self._seen = 0
         self.exhausted = False
 
+    def reset(self) -> None:
+        """Start the next epoch at a new pass (each validation pass starts at the first
+        batch, as Keras' evaluation does; a generator goes on where it stopped)."""
+        self._it = None
+
     @property
     def steps_per_epoch(self) -> int | None:
         return self.steps if self.steps is not None else self.num_batches
@@ -185,6 +191,8 @@ def _weights(value: Any, n: int, owner: str, name: str) -> np.ndarray:
     """One checked weight array of shape (n,): finite and non-negative."""
     if isinstance(value, (numbers.Number, str)) or value is None:
         raise TypeError(f"{owner}: `{name}` must be an array of shape ({n},), received {value!r}")
+    if not isinstance(value, (list, tuple)):
+        check_array_like(value, name, owner)  # never walk an arbitrary object element by element
     try:
         w = np.asarray(value)
     except Exception as exc:

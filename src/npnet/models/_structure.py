@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import numbers
 from typing import Any
 
 import numpy as np
 
 from .._nest import flatten, pack
-from .._validation import as_array
+from .._validation import as_array, check_array_like
 
 __all__ = ["flatten", "pack", "as_arrays", "check_array_like"]
 
 # Rows checked for NaN at a time in a large float array: a whole memory-mapped file is
 # never copied or masked at once.
 _CHUNK_BYTES = 1 << 24
-
-
-def check_array_like(value: Any, name: str, owner: str) -> None:
-    """Raise a TypeError at once if ``value`` is not an array, an array-like or a number.
-
-    Converting an arbitrary object with ``np.asarray`` may walk it element by element
-    (an object with ``__len__`` and ``__getitem__``), so such objects are refused first.
-    """
-    if isinstance(value, (np.ndarray, np.generic, numbers.Number, str, bytes)):
-        return
-    if any(hasattr(value, a) for a in ("__array__", "__array_interface__", "__array_struct__")):
-        return
-    hint = ""
-    if hasattr(value, "__getitem__") and hasattr(value, "__len__"):
-        hint = (" It has __len__ and __getitem__, like a data set that hands out batches: make its class "
-                "inherit npnet.utils.PyDataset.")
-    elif hasattr(value, "__next__"):
-        hint = " An iterator or generator of batches goes alone in `x`, as fit(x=batches), with no `y`."
-    raise TypeError(
-        f"{owner}: `{name}` must be an array, a list or dict of arrays, a generator of batches or an "
-        f"npnet.utils.PyDataset; received an object of type {type(value).__name__}.{hint}")
 
 
 def _leaf(value: Any, name: str, owner: str) -> np.ndarray:

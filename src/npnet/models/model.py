@@ -29,7 +29,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .._config import floatx, fresh_seed
 from .._progress import ProgressBar, resolve_verbose
-from .._validation import check_float, check_int
+from .._validation import check_array_like, check_float, check_int
 from ..callbacks import Callback, CallbackList, History
 from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
@@ -298,9 +298,13 @@ class Model(Layer):
 
         if type(inputs) is np.ndarray or not any_symbolic(inputs):
             if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple, dict)):
+                check_array_like(inputs, "inputs", self._owner)
                 inputs = _cast(np.asarray(inputs))
             else:
-                inputs = pack(inputs, [_cast(np.asarray(a)) for a in flatten(inputs)])
+                leaves = flatten(inputs)
+                for a in leaves:
+                    check_array_like(a, "inputs", self._owner)
+                inputs = pack(inputs, [_cast(np.asarray(a)) for a in leaves])
             if self._build_shapes is None:
                 self._build_shapes = _shapes_of(inputs)
         return super().__call__(inputs, training=training, **kwargs)
@@ -345,18 +349,24 @@ class Model(Layer):
         _check_nested(loss, "loss", lambda v: _losses.get(v))
         for what, value in (("metrics", metrics), ("weighted_metrics", weighted_metrics)):
             if value is not None:
-                _check_nested(value, what, lambda v: _metrics.get(v))
+                _check_nested(value, what, lambda v: _not_named_loss(_metrics.get(v)))
         if loss_weights is not None:
             _check_nested(loss_weights, "loss_weights",
                           lambda v: check_float(v, "loss_weights", low=0.0, owner="compile"))
-        self.optimizer = opt
-        self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
-                              "weighted_metrics": weighted_metrics}
-        self._heads = None
-        self.compiled = True
-        names = self._known_output_names()
-        if names is not None:
-            self._heads = self._make_heads(names)
+        # A compile that is refused leaves the model as it was.
+        saved = (self.optimizer, self._compile_args, self._heads, self.compiled)
+        try:
+            self.optimizer = opt
+            self._compile_args = {"loss": loss, "loss_weights": loss_weights, "metrics": metrics,
+                                  "weighted_metrics": weighted_metrics}
+            self._heads = None
+            self.compiled = True
+            names = self._known_output_names()
+            if names is not None:
+                self._heads = self._make_heads(names)
+        except Exception:
+            self.optimizer, self._compile_args, self._heads, self.compiled = saved
+            raise
 
     def _known_output_names(self) -> list[str] | None:
         """Output names when they are known before the first call (functional, Sequential)."""
@@ -611,10 +621,10 @@ class Model(Layer):
         return Stream(make_pass, -(-data.n // batch_size), steps, owner, what)
 
     def _source_stream(self, source: Source, class_weight: dict[int, float] | None, steps: int | None,
-                       shuffle: bool, owner: str, targets: bool = True) -> Stream:
+                       shuffle: bool, owner: str, targets: bool = True, steps_name: str | None = None) -> Stream:
         """Epochs of batches of a generator or PyDataset."""
         if source.dataset is not None and source.num_batches is None and steps is None:
-            what = "steps_per_epoch" if owner == "fit" else "steps"
+            what = steps_name or ("steps_per_epoch" if owner == "fit" else "steps")
             raise ValueError(f"{owner}: {source.what} is an endless PyDataset (no __len__); give `{what}`")
 
         def make_pass(rng: np.random.Generator | None, skip: int = 0) -> Iterator[_Batch]:
@@ -811,6 +821,7 @@ class Model(Layer):
                 root, initial_epoch, skip = state["seed"], state["epoch"], state["step"]
         self._fit_seed = root
         rng = np.random.default_rng([root, 0])
+        given_batch_size = batch_size
         dtype = np.dtype(floatx())
         source: Source | None = None
         if is_source(x):
@@ -828,7 +839,7 @@ class Model(Layer):
                 table = self._class_weights(class_weight, None, heads, structure, xs, owner)
             train = self._source_stream(source, table, steps_per_epoch, shuffle, owner)
             n_inputs = len(xs)
-            batch_size = batch_size or 32  # the batch size of validation arrays
+            batch_size = batch_size or 32
         else:
             data = self._array_data(x, y, sample_weight, class_weight, owner, np.random.default_rng([root, 1]))
             heads = self._heads or []
@@ -840,11 +851,20 @@ class Model(Layer):
 
         val_source: Source | None = None
         val_stream: Stream | None = None
-        val_batch_size = validation_batch_size or batch_size
+
+        def val_batch_size(n_val: int) -> int:
+            # As Keras: validation_batch_size, else batch_size as given, else enough rows to
+            # cover the validation data in validation_steps batches, else 32.
+            chosen = validation_batch_size or given_batch_size
+            if chosen:
+                return int(chosen)
+            return -(-n_val // validation_steps) if validation_steps else 32
+
         if validation_data is not None:
             if is_source(validation_data):
                 val_source = Source(validation_data, owner, "`validation_data`")
-                val_stream = self._source_stream(val_source, None, validation_steps, False, owner)
+                val_stream = self._source_stream(val_source, None, validation_steps, False, owner,
+                                                 steps_name="validation_steps")
                 passes = sum(_should_eval(e, validation_freq) for e in range(initial_epoch, epochs))
                 if val_source.one_shot and validation_steps is None and passes > 1:
                     raise ValueError(
@@ -853,11 +873,14 @@ class Model(Layer):
                         "or use a PyDataset")
             else:
                 val = self._validation_arrays(validation_data, heads, owner)
-                val_stream = self._array_stream(val, val_batch_size, validation_steps, False, owner,
+                val_stream = self._array_stream(val, val_batch_size(val.n), validation_steps, False, owner,
                                                 "`validation_data`")
         elif validation_split > 0:
             data, val = _split(data, validation_split, rng)
-            val_stream = self._array_stream(val, val_batch_size, validation_steps, False, owner, "the validation split")
+            if class_weight is not None:
+                val.sws = None  # as Keras: class weights weigh the training batches only
+            val_stream = self._array_stream(val, val_batch_size(val.n), validation_steps, False, owner,
+                                            "the validation split")
 
         if source is None:
             gathers = [_BatchGather(a, batch_size, dtype) for a in data.xs]
@@ -1019,6 +1042,7 @@ class Model(Layer):
             cbs.on_test_begin({})
         if source is not None:
             source.on_epoch_begin()
+        stream.reset()
         for step, (structure, xb, yb, swb, size) in enumerate(stream.epoch(None)):
             if cbs is not None:
                 cbs.on_test_batch_begin(step, {})
@@ -1242,6 +1266,11 @@ class Model(Layer):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r} built={self.built}>"
+
+
+def _not_named_loss(metric: _metrics.Metric) -> None:
+    if metric.name == "loss":
+        raise ValueError("compile: a metric is named 'loss', the key of the loss in the logs; give it another name")
 
 
 def _result(logs: dict[str, float], return_dict: bool) -> Any:
