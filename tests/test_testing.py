@@ -175,3 +175,54 @@ def test_checker_loss_argument_errors():
     with pytest.raises(ValueError, match=r"Flat.backward\(\) returned shape \(3,\), expected the shape of y_pred "
                                          r"\(2, 1\)"):
         check_gradients(Flat(), y_true=np.ones((2, 1)), y_pred=np.ones((2, 1)))
+
+
+class TinyGain(npnet.layers.Layer):
+    """y = c * gamma * x with a tiny c; with ``factor`` != 1 the gradient of gamma is wrong."""
+
+    def __init__(self, c=1e-7, factor=1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.c, self.factor = c, factor
+
+    def build(self, input_shape):
+        self.add_weight("gamma", (input_shape[-1],), "ones")
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        return self.c * self.params["gamma"] * x, x
+
+    def backward(self, cache, dy):
+        self.grads["gamma"][...] = self.factor * self.c * (dy * cache).sum(axis=0)
+        return dy * self.c * self.params["gamma"]
+
+
+def _beside_a_big_layer(tiny):
+    inp = npnet.Input(shape=(4,))
+    out = npnet.layers.Concatenate()([tiny(inp), npnet.layers.Dense(64, name="big")(inp)])
+    return npnet.Model(inp, out, seed=0)
+
+
+def test_a_tiny_wrong_gradient_beside_a_large_output_is_still_caught():
+    # The tiny layer's gradients (~1e-7) are far below the rounding noise of the whole
+    # objective (~70 x machine epsilon / eps ~ 1e-6); the central differences are taken term
+    # by term, so the big layer's outputs, identical at +eps and -eps, add no noise.
+    x = np.random.default_rng(0).normal(size=(8, 4))
+    report = check_gradients(_beside_a_big_layer(TinyGain(name="tiny", factor=2.0)), x, raise_on_failure=False)
+    assert not report.passed
+    entry = next(e for e in report.entries if e.name.startswith("tiny"))
+    assert not entry.passed and np.abs(entry.numeric).max() < 1e-6
+    np.testing.assert_allclose(entry.analytic, 2 * entry.numeric, rtol=1e-4)
+    assert check_gradients(_beside_a_big_layer(TinyGain(name="tiny")), x).passed
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"eps": 0}, ValueError, r"check_gradients: `eps` must be in \(0, inf\), received 0"),
+    ({"eps": "1e-6"}, TypeError, r"check_gradients: `eps` must be a number"),
+    ({"atol": -1.0}, ValueError, r"check_gradients: `atol` must be in \[0, inf\), received -1.0"),
+    ({"rtol": float("nan")}, ValueError, r"check_gradients: `rtol`"),
+    ({"max_checks": 0}, ValueError, r"check_gradients: `max_checks` must be >= 1"),
+])
+def test_checker_settings_are_checked(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_gradients(npnet.layers.Dense(2), np.ones((2, 3)), **kwargs)

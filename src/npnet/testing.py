@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validation import check_float, check_int
 from .layers.base import Layer
 from .losses import Loss
 from .losses import get as _get_loss
@@ -152,21 +153,41 @@ def _sample(size: int, max_checks: int | None, rng: np.random.Generator) -> tupl
     return indices, mask
 
 
+def _difference(plus: tuple, minus: tuple) -> tuple[float, float]:
+    """``objective(+eps) - objective(-eps)`` and the magnitude its rounding error scales with.
+
+    An objective is ``(value, magnitude, terms)``. With ``terms`` (the projected outputs
+    ``o * r``), the difference is taken term by term: a term the perturbed element does not
+    reach is computed identically both times and cancels exactly, so only the terms it
+    reaches add rounding noise, and a gradient far smaller than the whole objective is
+    still resolved."""
+    if plus[2] is None:
+        return plus[0] - minus[0], max(plus[1], minus[1])
+    diff = magnitude = 0.0
+    for tp, tm in zip(plus[2], minus[2]):
+        changed = tp != tm
+        if changed.any():
+            diff += float(np.sum(tp[changed] - tm[changed]))
+            magnitude += float(np.sum(np.abs(tp[changed]) + np.abs(tm[changed])))
+    return diff, magnitude
+
+
 def _numeric(arr: np.ndarray, indices: np.ndarray, eps: float, objective: Any) -> tuple[np.ndarray, float]:
-    """Central differences of ``objective() -> (value, magnitude)`` for the elements ``indices``
-    of ``arr`` (perturbed in place and restored), and the largest magnitude seen."""
+    """Central differences of ``objective() -> (value, magnitude, terms)`` for the elements
+    ``indices`` of ``arr`` (perturbed in place and restored), and the largest magnitude seen."""
     numeric = np.zeros_like(arr)
     flat, num_flat = arr.reshape(-1), numeric.reshape(-1)
     magnitude = 0.0
     for i in indices:
         old = flat[i]
         flat[i] = old + eps
-        plus, m_plus = objective()
+        plus = objective()
         flat[i] = old - eps
-        minus, m_minus = objective()
+        minus = objective()
         flat[i] = old
-        num_flat[i] = (plus - minus) / (2 * eps)
-        magnitude = max(magnitude, m_plus, m_minus)
+        diff, m = _difference(plus, minus)
+        num_flat[i] = diff / (2 * eps)
+        magnitude = max(magnitude, m)
     return numeric, magnitude
 
 
@@ -211,9 +232,9 @@ def _check_loss(loss: Loss, y_true: Any, y_pred: Any, sample_weight: Any, eps: f
     lo = copy.deepcopy(loss)
     pred = np.array(y_pred, dtype=np.float64)
 
-    def objective() -> tuple[float, float]:
+    def objective() -> tuple[float, float, None]:
         value = float(lo(y_true, pred, sample_weight))
-        return value, abs(value)
+        return value, abs(value), None
 
     objective()
     analytic = np.asarray(lo.backward())
@@ -312,6 +333,11 @@ def check_gradients(
     from .models import Model
     from .models._structure import flatten
 
+    eps = check_float(eps, "eps", low=0.0, low_inclusive=False, owner="check_gradients")
+    atol = check_float(atol, "atol", low=0.0, owner="check_gradients")
+    rtol = check_float(rtol, "rtol", low=0.0, owner="check_gradients")
+    if max_checks is not None:
+        max_checks = check_int(max_checks, "max_checks", minimum=1, owner="check_gradients")
     rng = np.random.default_rng(seed)
     if isinstance(target, Loss):
         if x is not None or y is not None or loss is not None:
@@ -371,33 +397,35 @@ def check_gradients(
         ys = t._target_arrays(y, t._heads, "check_gradients")
     projections = [rng.normal(size=o.shape) for o in out0]
 
-    def objective_and_seeds(outs: list[np.ndarray], tape: Any, grads: bool) -> tuple[float, float, dict, dict]:
-        """The objective, its magnitude (for the rounding-noise estimate), and the seeds."""
+    def objective_and_seeds(outs: list[np.ndarray], tape: Any, grads: bool) -> tuple[float, float, dict, dict, Any]:
+        """The objective, its magnitude (for the rounding-noise estimate), the seeds, and
+        the projected output terms (None for a loss)."""
         if use_model_loss:
             value, _, seeds, fused = t._loss(outs, ys, tape, grads=grads)
-            return value, abs(value), seeds, fused
+            return value, abs(value), seeds, fused, None
         if loss_obj is None:
             terms = [o * r for o, r in zip(outs, projections)]
             value = float(sum(np.sum(v) for v in terms))
             magnitude = float(sum(np.sum(np.abs(v)) for v in terms))
-            return value, magnitude, {id(o): r for o, r in zip(outs, projections)} if grads else {}, {}
+            return value, magnitude, {id(o): r for o, r in zip(outs, projections)} if grads else {}, {}, terms
         if len(outs) != 1:
             raise ValueError("check_gradients: `loss` works with one output; compile the model with one loss per output")
         value = float(loss_obj.forward(y, outs[0]))
-        return value, abs(value), {id(outs[0]): loss_obj.backward()} if grads else {}, {}
+        return value, abs(value), {id(outs[0]): loss_obj.backward()} if grads else {}, {}, None
 
-    def objective() -> tuple[float, float]:
+    def objective() -> tuple[float, float, Any]:
         tape = _tape.Tape(strict=False)
         outs = run_forward(tape)
         with _tape.running(_tape.Run(training=training, tape=tape)):
-            return objective_and_seeds(outs, tape, grads=False)[:2]
+            value, magnitude, _, _, terms = objective_and_seeds(outs, tape, grads=False)
+            return value, magnitude, terms
 
     # Analytic pass, along the tape; twice on the same caches, to catch a backward that
     # adds to self.grads[k] instead of setting it.
     tape = _tape.Tape(input_grads=True)
     outs = run_forward(tape)
     with _tape.running(_tape.Run(training=training, tape=tape)):
-        _, _, seeds, fused = objective_and_seeds(outs, tape, grads=True)
+        _, _, seeds, fused, _ = objective_and_seeds(outs, tape, grads=True)
 
     def analytic_pass() -> list[np.ndarray]:
         with _tape.running(_tape.Run(training=training, tape=tape)):
