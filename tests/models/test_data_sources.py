@@ -445,3 +445,13 @@ def test_an_object_given_to_a_model_or_layer_is_refused_at_once():
                                         r"object of type LooksLikeADataset"):
         npnet.layers.Dense(2)(data)
     assert data.reads == 0
+
+
+def test_pydataset_settings_can_be_set_as_in_keras():
+    data = Batches(X, Y)
+    data.workers, data.use_multiprocessing, data.max_queue_size = 4, True, 3
+    assert (data.workers, data.use_multiprocessing, data.max_queue_size) == (4, True, 3)
+    with pytest.raises(ValueError, match=r"Batches: `max_queue_size` must be >= 1"):
+        data.max_queue_size = 0
+    with pytest.raises(TypeError, match=r"Batches: `use_multiprocessing` must be True or False"):
+        data.use_multiprocessing = "yes"

@@ -83,17 +83,29 @@ class PyDataset:
         self._warn_if_super_not_called()
         return self._workers
 
+    @workers.setter
+    def workers(self, value: int) -> None:
+        self._workers = check_int(value, "workers", minimum=0, owner=type(self).__name__)
+
     @property
     def use_multiprocessing(self) -> bool:
         """The ``use_multiprocessing`` given to the constructor (unused by npnet)."""
         self._warn_if_super_not_called()
         return self._use_multiprocessing
 
+    @use_multiprocessing.setter
+    def use_multiprocessing(self, value: bool) -> None:
+        self._use_multiprocessing = check_bool(value, "use_multiprocessing", owner=type(self).__name__)
+
     @property
     def max_queue_size(self) -> int:
         """The ``max_queue_size`` given to the constructor (unused by npnet)."""
         self._warn_if_super_not_called()
         return self._max_queue_size
+
+    @max_queue_size.setter
+    def max_queue_size(self, value: int) -> None:
+        self._max_queue_size = check_int(value, "max_queue_size", minimum=1, owner=type(self).__name__)
 
     @property
     def num_batches(self) -> int | None:
