@@ -603,3 +603,70 @@ def test_fusion_needs_the_last_class_axis_and_matches_the_unfused_value():
     model.compile("sgd", L.CategoricalCrossentropy(axis=1))  # the same axis, named otherwise: not fused
     assert model._fused_outputs(x) == [False]
     assert model.evaluate(x, y, verbose=0) == pytest.approx(fused, rel=1e-5)
+
+
+# ---------------------------------------------------------------- a loss class npnet cannot train with
+def test_compile_refuses_a_keras_style_loss_that_defines_only_call():
+    class KerasStyle(L.Loss):
+        def call(self, y_true, y_pred):
+            return np.mean((y_pred - y_true) ** 2, axis=-1)
+
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)])
+    match = (r"compile: loss KerasStyle overrides neither forward\(\) nor backward\(\) \(its call\(\) is Keras' "
+             r"method, which npnet does not use: it has no automatic differentiation\); npnet needs "
+             r"forward\(y_true, y_pred, sample_weight=None\) -> float and backward\(\) -> dL/dy_pred, the "
+             r"derivative written by hand \(see 'Write your own loss' in the docs\)")
+    with pytest.raises(TypeError, match=match):
+        model.compile("sgd", KerasStyle())
+    with pytest.raises(TypeError, match=match):
+        model.compile("sgd", KerasStyle)  # the class, as Keras also accepts
+    assert model.loss is None  # nothing was compiled
+
+    class Empty(L.Loss):
+        pass
+
+    with pytest.raises(TypeError, match=r"compile: loss Empty overrides neither forward\(\) nor backward\(\); npnet "
+                                        r"needs forward"):
+        L.get(Empty())
+
+
+def test_compile_refuses_a_loss_with_forward_but_no_backward_and_the_reverse():
+    class NoBackward(L.Loss):
+        def forward(self, y_true, y_pred, sample_weight=None):
+            return self.reduce(np.mean((y_pred - y_true) ** 2, axis=-1), sample_weight)
+
+    class NoForward(L.Loss):
+        def backward(self):
+            return np.zeros(1)
+
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)])
+    with pytest.raises(TypeError, match=r"compile: loss NoBackward defines forward\(\) but not backward\(\); npnet "
+                                        r"needs forward\(y_true, y_pred, sample_weight=None\) -> float and "
+                                        r"backward\(\) -> dL/dy_pred, the derivative written by hand \(see 'Write "
+                                        r"your own loss' in the docs\)"):
+        model.compile("sgd", NoBackward())
+    with pytest.raises(TypeError, match=r"compile: loss NoForward defines backward\(\) but not forward\(\)"):
+        model.compile("sgd", NoForward())
+    # calling one directly names what is missing
+    with pytest.raises(NotImplementedError, match=r"NoBackward: a Loss subclass must implement backward\(\), the "
+                                                  r"derivative of its forward\(\)"):
+        loss = NoBackward()
+        assert loss([[1.0]], np.array([[3.0]])) == 4.0
+        loss.backward()
+    with pytest.raises(NotImplementedError, match=r"NoForward: a Loss subclass must implement forward\(y_true, "
+                                                  r"y_pred, sample_weight=None\) and backward\(\); npnet does not "
+                                                  r"use Keras' call\(\)"):
+        NoForward()([[1.0]], np.array([[2.0]]))
+
+
+def test_every_builtin_loss_and_a_subclass_of_one_pass_the_check():
+    for name in sorted(L._BY_NAME):
+        assert isinstance(L.get(name), L.Loss)
+        assert type(L.get(L.serialize(L.get(name)))) is type(L.get(name))
+
+    class Halved(L.MeanSquaredError):  # inherits forward and backward
+        pass
+
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)])
+    model.compile("sgd", Halved())
+    assert type(model.loss) is Halved

@@ -179,6 +179,96 @@ def test_custom_metric_without_super_init_is_refused():
         Broken()
 
 
+class KerasTruePositives(M.Metric):
+    """Keras' own Metric docstring example, with npnet's initializer object and Keras' argument order."""
+
+    def __init__(self, name="binary_true_positives", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.true_positives = self.add_variable(shape=(), initializer="zeros", name="true_positives")
+        self.seen = self.add_variable(shape=(), initializer=npnet.initializers.Zeros(), name="seen")
+        self.offset = self.add_variable((2,), npnet.initializers.Constant(1.5), None, "mean", "offset")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        values = np.logical_and(np.asarray(y_true, bool), np.asarray(y_pred, bool)).astype(self.dtype or float)
+        if sample_weight is not None:
+            values = values * np.broadcast_to(np.asarray(sample_weight, float), values.shape)
+        self.true_positives.assign(self.true_positives + np.sum(values))
+        self.seen.assign_add(values.size)
+
+    def result(self):
+        return self.true_positives
+
+
+def test_add_variable_takes_keras_arguments_and_initializer_objects():
+    m = KerasTruePositives(dtype="float32")
+    assert m.name == "binary_true_positives" and m.dtype == "float32"
+    assert [(v.name, v.dtype, v.aggregation) for v in m.variables] == [
+        ("true_positives", np.float32, "sum"), ("seen", np.float32, "sum"), ("offset", np.float32, "mean")]
+    np.testing.assert_array_equal(m.offset.value, [1.5, 1.5])
+    m.update_state([1, 1, 0, 1], [1, 0, 1, 1], sample_weight=[0.5, 1.0, 1.0, 2.0])
+    assert m.result() == 2.5 and m.seen.value == 4.0
+    m.offset.assign([0.0, 0.0])
+    m.reset_state()
+    assert m.result() == 0.0 and m.seen.value == 0.0
+    np.testing.assert_array_equal(m.offset.value, [1.5, 1.5])  # back to its initializer's value
+    # every Keras aggregation, Keras' class-name string, a class, a function of (shape, dtype)
+    for agg, stored in [("none", "none"), ("mean", "mean"), ("sum", "sum"),
+                        ("only_first_replica", "only_first_replica"), (None, "none")]:
+        assert m.add_variable(shape=(), initializer="zeros", aggregation=agg).aggregation == stored
+    assert m.add_variable(shape=2, initializer="Ones").value.tolist() == [1.0, 1.0]
+    assert m.add_variable(shape=(2,), initializer=npnet.initializers.Ones).value.tolist() == [1.0, 1.0]
+    v = m.add_variable(shape=(2, 1), initializer=lambda shape, dtype: np.full(shape, 7, dtype=dtype), dtype="int64")
+    assert v.dtype == np.int64 and v.value.tolist() == [[7], [7]]
+    # add_weight: Keras' (shape, initializer, dtype, name) order, zeros by default
+    w = m.add_weight((3,), None, None, "w")
+    assert w.name == "w" and w.value.tolist() == [0.0, 0.0, 0.0] and w.aggregation == "sum"
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda m: m.add_variable(shape=(), initializer=object(), name="tp"), TypeError,
+     r"KerasTruePositives 'binary_true_positives': add_variable\(name='tp'\): `initializer` must be an initializer "
+     r"name or object \(npnet.initializers\), a function of \(shape, dtype\), a number or an array, received "
+     r"<object object at .*> of type object"),
+    (lambda m: m.add_variable(shape=(), initializer="zero", name="tp"), ValueError,
+     r"add_variable\(name='tp'\): `initializer`: unknown initializer 'zero'; known names: \["),
+    (lambda m: m.add_variable(shape=(3,), initializer=[1.0, 2.0], name="tp"), ValueError,
+     r"add_variable\(name='tp'\): `initializer` of shape \(2,\) does not broadcast to the variable's shape \(3,\)"),
+    (lambda m: m.add_variable(shape=(3,), initializer=lambda shape, dtype: np.zeros(2), name="tp"), ValueError,
+     r"add_variable\(name='tp'\): `initializer` <function .*> returned shape \(2,\), expected \(3,\)"),
+    (lambda m: m.add_variable(shape=(), initializer="zeros", aggregation="max"), ValueError,
+     r"add_variable\(name=None\): `aggregation` must be one of \['sum', 'mean', 'none', 'only_first_replica', "
+     r"None\], received 'max'"),
+    (lambda m: m.add_variable(shape=None, initializer="zeros"), TypeError,
+     r"`shape` must be an int or a tuple of non-negative ints, received None"),
+    (lambda m: m.add_variable(shape=(), initializer="zeros", dtype="foo"), ValueError,
+     r"add_variable\(name=None\): `dtype` must be a numeric dtype such as 'float64' or 'int64', received 'foo'"),
+    (lambda m: m.add_variable(shape=(), initializer="zeros", name=3), TypeError,
+     r"add_variable `name` must be a string, received 3"),
+], ids=["initializer-object", "initializer-name", "initializer-shape", "initializer-fn-shape", "aggregation",
+        "shape", "dtype", "name"])
+def test_add_variable_rejects_bad_arguments_naming_the_metric_and_argument(make, error, match):
+    with pytest.raises(error, match=match):
+        make(KerasTruePositives())
+
+
+def test_metric_dtype_is_checked_and_its_argument_order_explained():
+    with pytest.raises(ValueError, match=r"Mean 'mean': `dtype` must be a floating-point dtype such as 'float32' "
+                                         r"or 'float64', received 'foo'$"):
+        M.Mean(dtype="foo")
+    with pytest.raises(ValueError, match=r"Sum 'sum': `dtype` must be a floating-point dtype .*received 'int32'"):
+        M.Sum(dtype="int32")
+    with pytest.raises(TypeError, match=r"Precision 'precision': `dtype` must be a floating-point dtype .*received 3"):
+        M.Precision(dtype=3)
+    # Keras' base class takes (dtype, name); npnet's, like every concrete metric, (name, dtype)
+    with pytest.raises(ValueError, match=r"Metric 'float32': `dtype` must be a floating-point dtype such as 'float32' "
+                                         r"or 'float64', received 'my_metric'; npnet's Metric takes \(name, dtype\) "
+                                         r"in that order, Keras' base class \(dtype, name\): pass them by keyword"):
+        M.Metric("float32", "my_metric")
+    m = M.Metric("my_metric", "float32")
+    assert (m.name, m.dtype) == ("my_metric", "float32")
+    assert M.Mean(dtype=np.float32).dtype == "float32" and M.Mean().dtype is None
+
+
 def test_custom_metric_in_compile_and_fit():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 3)).astype("float32")
@@ -545,7 +635,8 @@ def test_fbeta_with_threshold():
 
 def test_f_score_bad_arguments():
     with pytest.raises(ValueError,
-                       match=r"F1Score \(or None\): `average` must be one of \['micro', 'macro', 'weighted'\], received 'samples'"):
+                       match=r"F1Score 'f1_score': `average` must be None, 'micro', 'macro' or 'weighted', "
+                             r"received 'samples'"):
         M.F1Score(average="samples")
     with pytest.raises(ValueError, match=r"FBetaScore: `beta` must be in \(0, inf\), received 0.0"):
         M.FBetaScore(beta=0.0)

@@ -96,10 +96,21 @@ def test_get_serialize_round_trip_and_defaults():
                                      r"npnet.regularizers.Regularizer, received 0.01 of type float"),
     (lambda: R.get(np.sum), TypeError, r"received the function 'sum'; subclass Regularizer and write its gradient"),
     (lambda: R.get({"class_name": "Nope"}), ValueError, r"unknown regularizer class 'Nope'"),
-    (lambda: npnet.layers.Dense(2, kernel_regularizer="l3"), ValueError, r"Dense: unknown regularizer 'l3'"),
-    (lambda: npnet.layers.Conv2D(2, 3, bias_regularizer=[1]), TypeError, r"Conv2D: a regularizer must be"),
+    # a layer's error names the argument
+    (lambda: npnet.layers.Dense(2, bias_regularizer="l3"), ValueError,
+     r"^`bias_regularizer` of Dense: unknown regularizer 'l3'; known names: \["),
+    (lambda: npnet.layers.Conv2D(2, 3, activity_regularizer=[1]), TypeError,
+     r"^`activity_regularizer` of Conv2D: a regularizer must be"),
     (lambda: npnet.layers.BatchNormalization(gamma_regularizer="nope"), ValueError,
-     r"BatchNormalization: unknown regularizer 'nope'"),
+     r"^`gamma_regularizer` of BatchNormalization: unknown regularizer 'nope'"),
+    (lambda: npnet.layers.Conv2D(2, 3, bias_constraint="max_nrom"), ValueError,
+     r"^`bias_constraint` of Conv2D: unknown constraint 'max_nrom'; known names: \["),
+    (lambda: npnet.layers.BatchNormalization(beta_constraint=3), TypeError,
+     r"^`beta_constraint` of BatchNormalization: a constraint must be"),
+    (lambda: npnet.layers.Dense(2, bias_initializer="zero"), ValueError,
+     r"^`bias_initializer` of Dense: unknown initializer 'zero'; known names: \["),
+    (lambda: npnet.layers.Conv2D(2, 3, kernel_initializer=3), ValueError,
+     r"^`kernel_initializer` of Conv2D: unknown initializer 3"),
 ])
 def test_bad_arguments_are_rejected_clearly(make, error, match):
     with pytest.raises(error, match=match):

@@ -173,11 +173,15 @@ class Loss:
 
     def forward(self, y_true: Any, y_pred: np.ndarray, sample_weight: Any = None) -> float:
         """Return the loss of ``y_pred`` against ``y_true``, weighted by ``sample_weight``."""
-        raise NotImplementedError(f"{type(self).__name__}: a Loss subclass must implement forward()")
+        raise NotImplementedError(
+            f"{type(self).__name__}: a Loss subclass must implement forward(y_true, y_pred, sample_weight=None) "
+            "and backward(); npnet does not use Keras' call() (see 'Write your own loss' in the docs)")
 
     def backward(self) -> np.ndarray:
         """Return :math:`\\partial L / \\partial y_{pred}` for the last :meth:`forward` call."""
-        raise NotImplementedError(f"{type(self).__name__}: a Loss subclass must implement backward()")
+        raise NotImplementedError(
+            f"{type(self).__name__}: a Loss subclass must implement backward(), the derivative of its "
+            "forward() with respect to y_pred (see 'Write your own loss' in the docs)")
 
     def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> float:
         if sample_weight is None:
@@ -938,16 +942,48 @@ def register_loss(cls: type[Loss]) -> type[Loss]:
     return cls
 
 
+def _check_implemented(cls: type[Loss]) -> None:
+    """Refuse a Loss class that does not define both ``forward`` and ``backward``: training
+    would otherwise fail only inside ``fit``."""
+    has_forward = cls.forward is not Loss.forward
+    has_backward = cls.backward is not Loss.backward
+    if has_forward and has_backward:
+        return
+    needs = ("npnet needs forward(y_true, y_pred, sample_weight=None) -> float and backward() -> dL/dy_pred, "
+             "the derivative written by hand")
+    if not has_forward and not has_backward:
+        keras = (" (its call() is Keras' method, which npnet does not use: it has no automatic "
+                 "differentiation)" if callable(getattr(cls, "call", None)) else "")
+        raise TypeError(f"compile: loss {cls.__name__} overrides neither forward() nor backward(){keras}; "
+                        f"{needs} (see 'Write your own loss' in the docs)")
+    missing, present = ("backward()", "forward()") if has_forward else ("forward()", "backward()")
+    raise TypeError(f"compile: loss {cls.__name__} defines {present} but not {missing}; {needs} "
+                    "(see 'Write your own loss' in the docs)")
+
+
 def get(identifier: Any) -> Loss:
     """Return a loss from a Keras name (``"sparse_categorical_crossentropy"``, ``"mse"``,
-    ``"Huber"``, ...), a ``{"class_name", "config"}`` dict, a Loss subclass, or an instance."""
+    ``"Huber"``, ...), a ``{"class_name", "config"}`` dict, a Loss subclass, or an instance.
+
+    Raises
+    ------
+    TypeError
+        For a plain function, or a Loss class that does not override both
+        :meth:`Loss.forward` and :meth:`Loss.backward` (a Keras-style loss that defines
+        only ``call``, for example).
+    ValueError
+        For an unknown name or class name.
+    """
     if isinstance(identifier, Loss):
+        _check_implemented(type(identifier))
         return identifier
     if isinstance(identifier, type) and issubclass(identifier, Loss):
+        _check_implemented(identifier)
         return identifier()
     if isinstance(identifier, str) and identifier in _BY_NAME:
         return _BY_NAME[identifier]()
     if isinstance(identifier, dict) and identifier.get("class_name") in _BY_CLASS:
+        _check_implemented(_BY_CLASS[identifier["class_name"]])
         return _BY_CLASS[identifier["class_name"]].from_config(identifier.get("config", {}))
     if callable(identifier) and not isinstance(identifier, (str, dict)):
         name = getattr(identifier, "__name__", repr(identifier))

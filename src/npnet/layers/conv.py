@@ -19,7 +19,8 @@ import numpy as np
 from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
 from .activation import _Activated
-from .base import InputSpec, Layer, set_weight_options, weight_options_config
+from .base import InputSpec, Layer, weight_options_config
+from .core import _set_named_weight_options
 
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
 
@@ -121,10 +122,12 @@ class Conv2D(_Activated, Layer):
         self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported (as in Keras)")
+        _set_named_weight_options(self, owner, {"kernel_initializer": kernel_initializer,
+                                                "bias_initializer": bias_initializer})
         self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
-        set_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+        _set_named_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                                  bias_constraint=bias_constraint)
 
     def _geometry(self, h: int, w: int) -> tuple[tuple[int, int], tuple[tuple[int, int], tuple[int, int]]]:
         (kh, kw), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation_rate

@@ -16,6 +16,16 @@ from .base import InputSpec, Layer, set_weight_options, weight_options_config
 __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
 
 
+def _set_named_weight_options(layer: Layer, owner: str, initializers: dict[str, Any] | None = None,
+                              **options: Any) -> None:
+    """Check the initializer arguments and store the regularizer and constraint arguments
+    (see ``set_weight_options``); an error names the argument: "`bias_regularizer` of Dense: ..."."""
+    for arg, value in (initializers or {}).items():
+        _initializers.get(value, owner=f"`{arg}` of {owner}")
+    for arg, value in options.items():
+        set_weight_options(layer, f"`{arg}` of {owner}", **{arg: value})
+
+
 class Dense(_Activated, Layer):
     r"""Fully connected layer: ``y = activation(x @ kernel + bias)``.
 
@@ -68,10 +78,12 @@ class Dense(_Activated, Layer):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.units = check_int(units, "units", minimum=1, owner=owner)
+        _set_named_weight_options(self, owner, {"kernel_initializer": kernel_initializer,
+                                                "bias_initializer": bias_initializer})
         self._set_affine(activation, use_bias, kernel_initializer, bias_initializer)
-        set_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
-                           activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
-                           bias_constraint=bias_constraint)
+        _set_named_weight_options(self, owner, kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+                                  activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+                                  bias_constraint=bias_constraint)
 
     def build(self, input_shape):
         if len(input_shape) < 2:

@@ -8,7 +8,8 @@ import numpy as np
 
 from .. import _parallel
 from .._validation import check_float, check_int
-from .base import InputSpec, Layer, set_weight_options, weight_options_config
+from .base import InputSpec, Layer, weight_options_config
+from .core import _set_named_weight_options
 
 __all__ = ["BatchNormalization"]
 
@@ -95,8 +96,8 @@ class BatchNormalization(Layer):
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=owner)
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self.center, self.scale = bool(center), bool(scale)
-        set_weight_options(self, owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                           beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        _set_named_weight_options(self, owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                                  beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
 
     def build(self, input_shape):
         ndim = len(input_shape)

@@ -45,9 +45,12 @@ class Variable(np.lib.mixins.NDArrayOperatorsMixin):
     array([2., 3.])
     """
 
-    def __init__(self, value: np.ndarray, name: str | None = None) -> None:
+    def __init__(self, value: np.ndarray, name: str | None = None, aggregation: str = "none") -> None:
         self.value = value
         self.name = name
+        #: How a distributed run would combine replicas' values (Keras' argument; npnet
+        #: runs in one process, so it is only stored).
+        self.aggregation = aggregation
         self._initial = value.copy()
 
     @property
@@ -125,9 +128,16 @@ class Metric:
     ----------
     name : str, optional
         Key in training logs. Defaults to the class name in snake case.
-    dtype : str, optional
-        dtype of the state. Defaults to float64, so long runs accumulate exactly
-        enough (Keras uses floatx).
+    dtype : str or numpy dtype, optional
+        A floating-point dtype for the state (``"float32"``, ``"float64"``, ...).
+        Defaults to float64, so long runs accumulate exactly enough (Keras uses floatx).
+
+    Notes
+    -----
+    The arguments are ``(name, dtype)``, in the order of every concrete metric (``Mean``,
+    ``Precision``, ...); Keras' base class alone takes ``(dtype, name)``. Pass them by
+    keyword, ``super().__init__(name=name, dtype=dtype)`` or
+    ``super().__init__(name=name, **kwargs)``, and the same code runs in both.
 
     Examples
     --------
@@ -158,7 +168,7 @@ class Metric:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: `name` must be a string, received {name!r}")
         self.name = name if name is not None else _snake(type(self).__name__)
-        self.dtype = None if dtype is None else np.dtype(dtype).name
+        self.dtype = None if dtype is None else _float_dtype(dtype, self._owner, name)
         self._variables: list[Variable] = []
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -181,33 +191,57 @@ class Metric:
         return np.dtype(self.dtype or "float64")
 
     def add_variable(self, shape: Any = (), initializer: Any = "zeros", dtype: Any = None,
-                     name: str | None = None) -> Variable:
-        """Create a state variable that :meth:`reset_state` sets back to ``initializer``.
+                     aggregation: str | None = "sum", name: str | None = None) -> Variable:
+        """Create a state variable that :meth:`reset_state` sets back to its initial value.
+
+        The arguments are Keras' ``Metric.add_variable``'s, in its order.
 
         Parameters
         ----------
-        shape : tuple of int
-        initializer : "zeros", "ones", a number or an array-like of ``shape``
+        shape : int or tuple of int, default ()
+        initializer : str, Initializer, callable, number or array-like, default "zeros"
+            A name or an object of :mod:`npnet.initializers` (``"zeros"``,
+            ``npnet.initializers.Zeros()``, ...), any ``fn(shape, dtype)`` returning an
+            array of ``shape``, or a value broadcast to ``shape``. ``None`` means zeros.
         dtype : str, optional
             Defaults to the metric's state dtype.
+        aggregation : {"sum", "mean", "none", "only_first_replica", None}, default "sum"
+            How a distributed run combines the replicas' values, as in Keras. npnet runs in
+            one process, so it is only stored (``variable.aggregation``); ``None`` is
+            ``"none"``.
         name : str, optional
+
+        Returns
+        -------
+        Variable
+
+        Examples
+        --------
+        >>> import npnet
+        >>> m = npnet.metrics.Metric(name="demo")
+        >>> v = m.add_variable(shape=(2,), initializer=npnet.initializers.Ones(), name="counts")
+        >>> v.value, v.aggregation
+        (array([1., 1.]), 'sum')
         """
         if "_variables" not in vars(self):
             raise RuntimeError(f"{type(self).__name__}: call super().__init__() in __init__ before add_variable()")
-        shape = (shape,) if isinstance(shape, int) else tuple(shape)
-        dt = np.dtype(dtype) if dtype is not None else self._state_dtype
-        if isinstance(initializer, str):
-            if initializer not in ("zeros", "ones"):
-                raise ValueError(f"{self._owner}: add_variable `initializer` must be 'zeros', 'ones', a number "
-                                 f"or an array, received {initializer!r}")
-            value = np.zeros(shape, dt) if initializer == "zeros" else np.ones(shape, dt)
-        else:
-            value = np.array(np.broadcast_to(np.asarray(initializer, dtype=dt), shape))
-        v = Variable(value, name)
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{self._owner}: add_variable `name` must be a string, received {name!r}")
+        where = f"{self._owner}: add_variable(name={name!r})"
+        shape = _variable_shape(shape, where)
+        if aggregation not in _AGGREGATIONS:
+            raise ValueError(f"{where}: `aggregation` must be one of {list(_AGGREGATIONS)}, received {aggregation!r}")
+        dt = self._state_dtype if dtype is None else _any_dtype(dtype, where)
+        value = _initial_value(initializer, shape, dt, where)
+        v = Variable(value, name, "none" if aggregation is None else aggregation)
         self._variables.append(v)
         return v
 
-    add_weight = add_variable
+    def add_weight(self, shape: Any = (), initializer: Any = None, dtype: Any = None,
+                   name: str | None = None) -> Variable:
+        """Keras' older name for :meth:`add_variable`, with its argument order
+        ``(shape, initializer, dtype, name)`` (no ``aggregation``)."""
+        return self.add_variable(shape=shape, initializer=initializer, dtype=dtype, name=name)
 
     @property
     def variables(self) -> list[Variable]:
@@ -252,6 +286,85 @@ class Metric:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}>"
+
+
+# ---------------------------------------------------------------- arguments of Metric
+_AGGREGATIONS = ("sum", "mean", "none", "only_first_replica", None)
+
+
+def _float_dtype(dtype: Any, owner: str, name: Any) -> str:
+    """The name of a floating-point ``dtype``, or an error naming ``owner`` and ``dtype``."""
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.kind != "f":
+        hint = ""
+        if isinstance(name, str) and re.fullmatch(r"b?float\d+|u?int\d+|bool|float|int", name):
+            hint = ("; npnet's Metric takes (name, dtype) in that order, Keras' base class (dtype, name): "
+                    "pass them by keyword")
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(f"{owner}: `dtype` must be a floating-point dtype such as 'float32' or 'float64', "
+                    f"received {dtype!r}{hint}")
+    return dt.name
+
+
+def _any_dtype(dtype: Any, where: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except (TypeError, ValueError):
+        dt = None
+    if dt is None or dt.kind not in "biuf":
+        error = ValueError if isinstance(dtype, str) else TypeError
+        raise error(f"{where}: `dtype` must be a numeric dtype such as 'float64' or 'int64', received {dtype!r}")
+    return dt
+
+
+def _variable_shape(shape: Any, where: str) -> tuple[int, ...]:
+    items = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    try:
+        items = tuple(items)
+    except TypeError:
+        items = None
+    if items is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+                                for d in items):
+        raise TypeError(f"{where}: `shape` must be an int or a tuple of non-negative ints, received {shape!r}")
+    return tuple(int(d) for d in items)
+
+
+def _initial_value(initializer: Any, shape: tuple[int, ...], dt: np.dtype, where: str) -> np.ndarray:
+    """The starting value of a metric variable, from any initializer Keras' ``add_variable`` takes."""
+    from .. import initializers
+
+    init = initializer
+    if init is None:
+        init = "zeros"
+    if isinstance(init, str) and init in initializers._BY_CLASS:  # Keras also takes "Zeros"
+        init = initializers._BY_CLASS[init]()
+    if isinstance(init, type) and issubclass(init, initializers.Initializer):
+        init = init()
+    if isinstance(init, (str, dict)):
+        init = initializers.get(init, owner=f"{where}: `initializer`")
+    if callable(init):
+        value = np.asarray(init(shape, dtype=dt.name))
+        if value.shape != shape:
+            raise ValueError(f"{where}: `initializer` {initializer!r} returned shape {value.shape}, "
+                             f"expected {shape}")
+        return np.array(value, dtype=dt)
+    try:
+        arr = np.asarray(init)
+        ok = arr.dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise TypeError(f"{where}: `initializer` must be an initializer name or object "
+                        f"(npnet.initializers), a function of (shape, dtype), a number or an array, "
+                        f"received {initializer!r} of type {type(initializer).__name__}")
+    try:
+        return np.array(np.broadcast_to(arr.astype(dt), shape))
+    except ValueError:
+        raise ValueError(f"{where}: `initializer` of shape {arr.shape} does not broadcast to the "
+                         f"variable's shape {shape}") from None
 
 
 # ---------------------------------------------------------------- shapes and weights

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_float
+from .._validation import check_float
 from ._base import Metric, as_numbers, check_pair
 
 __all__ = ["FBetaScore", "F1Score"]
@@ -51,8 +51,9 @@ class FBetaScore(Metric):
                  name: str = "fbeta_score", dtype: Any = None) -> None:
         owner = type(self).__name__
         super().__init__(name=name, dtype=dtype)
-        if average is not None:
-            check_choice(average, "average", ["micro", "macro", "weighted"], owner=f"{owner} (or None)")
+        if average is not None and (not isinstance(average, str) or average not in ("micro", "macro", "weighted")):
+            raise ValueError(f"{self._owner}: `average` must be None, 'micro', 'macro' or 'weighted', "
+                             f"received {average!r}")
         self.average = average
         self.beta = check_float(beta, "beta", low=0.0, low_inclusive=False, owner=owner)
         self.threshold = None if threshold is None else check_float(

@@ -100,8 +100,10 @@ def normalize(x: Any, axis: int | None = -1, order: Any = 2) -> np.ndarray:
 
     Returns
     -------
-    ndarray of the shape of ``x``
-        A float array (floatx when ``x`` is not already floating point).
+    ndarray
+        A float array (floatx when ``x`` is not already floating point) of the shape of
+        ``x``, except that a 1-D ``x`` of shape ``(n,)`` gives shape ``(1, n)``, as
+        Keras' ``normalize`` does for NumPy input.
 
     Examples
     --------
@@ -111,6 +113,8 @@ def normalize(x: Any, axis: int | None = -1, order: Any = 2) -> np.ndarray:
            [0. , 0. ]])
     >>> npnet.utils.normalize(np.array([[1.0, 3.0]]), order=1)
     array([[0.25, 0.75]])
+    >>> npnet.utils.normalize(np.array([3.0, 4.0]))   # 1-D in, one row out
+    array([[0.6, 0.8]])
     """
     a = np.asarray(x)
     if a.dtype.kind not in "iufb":
