@@ -670,3 +670,26 @@ def test_every_builtin_loss_and_a_subclass_of_one_pass_the_check():
     model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2)])
     model.compile("sgd", Halved())
     assert type(model.loss) is Halved
+
+
+def test_a_subclass_may_call_the_keras_base_constructor():
+    class Scaled(npnet.losses.Loss):
+        def __init__(self, factor=2.0, **kwargs):
+            super().__init__(**kwargs)
+            self.factor = factor
+
+        def forward(self, y_true, y_pred, sample_weight=None):
+            self._cache = (np.asarray(y_true), np.asarray(y_pred))
+            return self.reduce(self.factor * np.mean((self._cache[1] - self._cache[0]) ** 2, axis=-1), sample_weight)
+
+        def backward(self):
+            t, p = self._cache
+            return self.reduce_gradient()[..., None] * self.factor * 2 * (p - t) / p.shape[-1]
+
+    loss = Scaled(name="scaled_mse", reduction="sum_over_batch_size", dtype="float32")
+    assert loss.name == "scaled_mse"
+    assert loss(np.zeros((2, 1)), np.array([[1.0], [2.0]])) == pytest.approx(2.0 * (1 + 4) / 2)
+    with pytest.raises(ValueError, match=r"Scaled: `reduction` must be 'sum_over_batch_size'.*received 'sum'"):
+        Scaled(reduction="sum")
+    with pytest.raises(TypeError, match=r"Scaled: `name` must be a non-empty string, received 3"):
+        Scaled(name=3)

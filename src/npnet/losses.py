@@ -171,6 +171,22 @@ class Loss:
     _cache: Any = None
     _reduced: Any = None
 
+    def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size", dtype: Any = None) -> None:
+        """Keras' base-class arguments, so a subclass can call ``super().__init__(name=...)``.
+
+        ``reduction`` must be Keras' default, ``"sum_over_batch_size"``: it is the only
+        reduction npnet's losses compute. ``dtype`` is accepted for Keras code and unused
+        (losses compute in float64 and return a Python float).
+        """
+        owner = type(self).__name__
+        if name is not None:
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{owner}: `name` must be a non-empty string, received {name!r}")
+            self.name = name
+        if reduction != "sum_over_batch_size":
+            raise ValueError(f"{owner}: `reduction` must be 'sum_over_batch_size' (Keras' default, the only "
+                             f"reduction npnet computes), received {reduction!r}")
+
     def forward(self, y_true: Any, y_pred: np.ndarray, sample_weight: Any = None) -> float:
         """Return the loss of ``y_pred`` against ``y_true``, weighted by ``sample_weight``."""
         raise NotImplementedError(
