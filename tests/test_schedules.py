@@ -362,3 +362,14 @@ def test_model_saved_with_new_schedule_loads_and_continues_with_same_rates(case,
                     on_train_batch_begin=lambda batch, logs: resumed_rates.append(resumed.optimizer.learning_rate))])
     assert first_rates + resumed_rates == straight_rates
     assert all(np.array_equal(a, b) for a, b in zip(straight.get_weights(), resumed.get_weights()))
+
+
+def test_cosine_decay_restarts_extreme_multipliers():
+    huge_periods = CosineDecayRestarts(1.0, 10, t_mul=1e200)
+    assert huge_periods(5) == pytest.approx(0.5) and huge_periods(10) == 1.0
+    assert huge_periods(10**6) == pytest.approx(0.5 * (1 + math.cos(math.pi * (10**5 - 1) / 1e200)))
+    growing = CosineDecayRestarts(1.0, 1, t_mul=1.0, m_mul=2.0, name="grow")
+    assert growing(3) == 8.0
+    with pytest.raises(ValueError, match=r"CosineDecayRestarts 'grow': the rate overflows at step 2000 \(m_mul=2.0 "
+                                         r"raised to the power of 2000 restarts\)"):
+        growing(2000)

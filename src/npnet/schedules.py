@@ -415,7 +415,10 @@ class CosineDecayRestarts(LearningRateSchedule):
         i = max(math.floor(math.log(1.0 + fraction * (t - 1.0)) / math.log(t)), 0)
 
         def start(k: int) -> float:
-            return (t ** k - 1.0) / (t - 1.0)
+            try:
+                return (t ** k - 1.0) / (t - 1.0)
+            except OverflowError:
+                return math.inf
 
         while start(i + 1) <= fraction:
             i += 1
@@ -425,7 +428,12 @@ class CosineDecayRestarts(LearningRateSchedule):
 
     def __call__(self, step):
         i, f = self._period(step / self.first_decay_steps)
-        return float(self.initial_learning_rate * _cosine(f, self.alpha, self.m_mul ** i))
+        try:
+            peak = self.m_mul ** i
+        except OverflowError:
+            raise ValueError(f"CosineDecayRestarts {self.name!r}: the rate overflows at step {step} "
+                             f"(m_mul={self.m_mul} raised to the power of {i} restarts)") from None
+        return float(self.initial_learning_rate * _cosine(f, self.alpha, peak))
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "first_decay_steps": self.first_decay_steps,
