@@ -12,9 +12,13 @@ True
 
 from ..schedules import (
     CosineDecay,
+    CosineDecayRestarts,
     ExponentialDecay,
+    InverseTimeDecay,
     LearningRateSchedule,
     PiecewiseConstantDecay,
+    PolynomialDecay,
+    deserialize,
     get,
     serialize,
 )
@@ -23,7 +27,11 @@ __all__ = [
     "LearningRateSchedule",
     "ExponentialDecay",
     "PiecewiseConstantDecay",
+    "PolynomialDecay",
+    "InverseTimeDecay",
     "CosineDecay",
+    "CosineDecayRestarts",
     "get",
     "serialize",
+    "deserialize",
 ]
