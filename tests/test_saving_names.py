@@ -85,7 +85,7 @@ def test_register_keras_serializable_with_the_class_name_and_bad_uses():
     def my_activation(x):
         return x
 
-    with pytest.raises(TypeError, match=r"npnet registers subclasses of npnet.layers.Layer .* received <function"):
+    with pytest.raises(TypeError, match=r"npnet registers layer and model classes .* received <function"):
         saving.register_keras_serializable()(my_activation)
     with pytest.raises(TypeError, match=r"`package` must be a string, received 3"):
         saving.register_keras_serializable(package=3)

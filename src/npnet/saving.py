@@ -35,7 +35,6 @@ import io
 import json
 import os
 import tempfile
-import warnings
 import zipfile
 from typing import Any
 
@@ -204,22 +203,7 @@ def _header(model: Any, fmt: str) -> dict[str, Any]:
     return {"format": fmt, "format_version": FORMAT_VERSION, "npnet_version": __version__, "model": description}
 
 
-def _target(filepath: Any, overwrite: Any, owner: str, zipped: Any = None) -> str:
-    """The path to write, after Keras' ``overwrite`` and ``zipped`` arguments."""
-    path = os.fspath(filepath)
-    if not isinstance(overwrite, bool):
-        raise TypeError(f"{owner}: `overwrite` must be True or False, received {overwrite!r}")
-    if zipped is not None and zipped is not True:
-        raise ValueError(f"{owner}: npnet files are always one zip file; `zipped` must be None or True, "
-                         f"received {zipped!r}")
-    if not overwrite and os.path.lexists(path):
-        raise FileExistsError(f"{owner}: {path!r} exists and overwrite=False; choose another path, or pass "
-                              "overwrite=True to replace it")
-    return path
-
-
-def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, zipped: Any = None, *,
-               include_optimizer: bool = True) -> None:
+def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
     """Save a model's architecture, weights, compile settings and (optionally) optimizer state.
 
     Parameters
@@ -229,18 +213,12 @@ def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, 
         registered (:func:`npnet.register_layer`) and has a ``get_config``.
     filepath : str or path
         Target file; ``.npnet`` is the conventional suffix.
-    overwrite : bool, default True
-        As in Keras. With False, an existing file is refused with ``FileExistsError``
-        (Keras asks on the terminal instead).
-    zipped : None or True
-        Accepted for Keras code: npnet files are always one zip file.
     include_optimizer : bool, default True
-        Keyword only. Also store the optimizer's step count and slots, so training
-        resumes exactly.
+        Also store the optimizer's step count and slots, so training resumes exactly.
     """
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built; call fit(), build() or the model on data first")
-    path = _target(filepath, overwrite, "save", zipped)
+    path = os.fspath(filepath)
     manifest, files = _weight_entries(model)
     header = _header(model, _MODEL_FORMAT)
     header["compile"] = _compile_config(model)
@@ -268,16 +246,14 @@ def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, 
     _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
 
 
-def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
-    """Save only the weights (with the architecture for checking) to one file, atomically.
-    ``overwrite=False`` refuses an existing file, as in :func:`save_model`."""
+def save_weights(model: Any, filepath: str | os.PathLike) -> None:
+    """Save only the weights (with the architecture for checking) to one file, atomically."""
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built; call fit(), build() or the model on data first")
-    path = _target(filepath, overwrite, "save_weights")
     manifest, files = _weight_entries(model)
     header = _header(model, _WEIGHTS_FORMAT)
     header["weights"] = manifest
-    _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
+    _atomic_write(os.fspath(filepath), [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
 
 
 class _Reader:
@@ -380,12 +356,10 @@ def _manifest_paths(reader: _Reader, structural: bool = False) -> dict[str, Any]
     return by_path
 
 
-def _assign_weights(reader: _Reader, model: Any, replace: bool = False, skip_mismatch: bool = False) -> set[str]:
+def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
     """Match the file's arrays to the model's weights by path: layer names first; if the
     names differ (automatic names of another instance of the same architecture), by the
-    structural path, where each layer is named by its class and rank in its container.
-    With ``skip_mismatch``, weights missing from the file or of another shape are left
-    as they are, with a warning naming them."""
+    structural path, where each layer is named by its class and rank in its container."""
     by_path = _manifest_paths(reader)
     items = model._weight_entries()
     wanted = [path for path, _, _ in items]
@@ -397,29 +371,20 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False, skip_mis
         if len(by_structure) == len(by_path) and set(by_structure) == set(structural):
             by_path = {p: by_structure[sp] for p, sp in zip(wanted, structural)}
             missing, extra = [], []
-    if (missing or extra) and not skip_mismatch:
+    if missing or extra:
         raise SavedModelError(
             f"load: {reader.path!r} holds {len(by_path)} weight arrays, the model has {len(items)}; "
             f"missing from the file: {missing[:5]}, not in the model: {extra[:5]}")
-    arrays, kept, skipped = [], [], list(missing)
+    arrays = []
     for path, layer, key in items:
-        if path not in by_path:
-            continue
         target = model._array(layer, key)
         what = f"weight {path!r}"
         arr = reader.array(by_path[path], what)
         if arr.shape != target.shape:
-            if skip_mismatch:
-                skipped.append(f"{path} (file {arr.shape}, model {target.shape})")
-                continue
             raise SavedModelError(
                 f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}")
         arrays.append(arr)
-        kept.append((path, layer, key))
-    if skipped or extra:
-        warnings.warn(f"load_weights: skip_mismatch=True left {len(skipped)} weights as they were: {skipped}; "
-                      f"the file's weights not in the model: {extra}", stacklevel=3)
-    for (_, layer, key), arr in zip(kept, arrays):
+    for (_, layer, key), arr in zip(items, arrays):
         target = model._array(layer, key)
         if replace:
             # The model was built with placeholders (see Layer.add_weight): put real arrays in.
@@ -584,29 +549,13 @@ def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str
     raise SavedModelError(f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
 
 
-#: Metric classes registered with :func:`register_keras_serializable`, by class name.
-_METRIC_CLASSES: dict[str, type] = {}
-
-
-def _metric_from(entry: Any, custom_objects: dict[str, Any] | None = None) -> Any:
-    custom = custom_objects or {}
+def _metric_from(entry: Any, custom_objects: dict[str, type] | None = None) -> Any:
     classes = {c.__name__: c for c in vars(_metrics).values() if isinstance(c, type) and issubclass(c, _metrics.Metric)}
-    classes.update(_METRIC_CLASSES)
-    classes.update({k: c for k, c in custom.items() if isinstance(c, type) and issubclass(c, _metrics.Metric)})
+    classes.update({k: c for k, c in (custom_objects or {}).items() if isinstance(c, type) and issubclass(c, _metrics.Metric)})
     name = entry.get("class_name") if isinstance(entry, dict) else None
     if name not in classes:
         raise SavedModelError(f"load: unknown metric class {name!r}; pass your own metric classes in custom_objects")
-    config = dict(entry.get("config", {}))
-    fn = config.get("fn")
-    if name == "MeanMetricWrapper" and isinstance(fn, str) and fn not in _metrics._functions.BY_NAME:
-        # A plain function given to compile(metrics=[fn]): saved by name, found in custom_objects.
-        if not callable(custom.get(fn)):
-            raise SavedModelError(
-                f"load: the model was compiled with your metric function {fn!r}; pass it as "
-                f"custom_objects={{{fn!r}: {fn}}}, or load with compile=False")
-        config.pop("fn")
-        return _metrics.MeanMetricWrapper(custom[fn], **config)
-    return classes[name].from_config(config)
+    return classes[name].from_config(entry.get("config", {}))
 
 
 def _stored_shapes(reader: _Reader) -> Any:
@@ -622,26 +571,20 @@ def _stored_shapes(reader: _Reader) -> Any:
     return _shapes_from_json(shapes)
 
 
-def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = False) -> None:
+def load_weights(model: Any, filepath: str | os.PathLike) -> None:
     """Load weights from a file written by :func:`save_weights` or :func:`save_model`.
 
     Weights are matched by path (layer names and weight name), never by position. The
     model must hold the same weights; an unbuilt model is built from the input shapes
-    stored in the file. With ``skip_mismatch=True`` (Keras' argument), weights that the
-    file lacks or holds with another shape are left as they are, with a warning that
-    names them, and the rest load.
+    stored in the file.
     """
-    if not isinstance(skip_mismatch, bool):
-        raise TypeError(f"load_weights: `skip_mismatch` must be True or False, received {skip_mismatch!r}")
     path = os.fspath(filepath)
     reader = _Reader(path)
     try:
         with reader.zf:
             if not model.built:
                 model.build(_stored_shapes(reader))
-            used = _assign_weights(reader, model, skip_mismatch=skip_mismatch)
-            if skip_mismatch:
-                used |= {e["file"] for e in _manifest_paths(reader).values()}
+            used = _assign_weights(reader, model)
             state = reader.header.get("optimizer_state")
             if state:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
@@ -653,11 +596,8 @@ def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = 
 
 
 def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Any:
-    """Keras' decorator for making a class loadable by name. A layer or model class is
-    registered as :func:`npnet.register_layer` does, a loss class as
-    :func:`npnet.losses.register_loss` does, and a metric class so that
-    :func:`load_model` finds it without ``custom_objects``; regularizer and constraint
-    classes are found by class name already and come back unchanged.
+    """Keras' decorator for making a class loadable by name: here the same as
+    :func:`npnet.register_layer`, for layer and model classes.
 
     Parameters
     ----------
@@ -674,8 +614,8 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
     Raises
     ------
     TypeError
-        If the decorated object is not a layer, model, loss, metric, regularizer or
-        constraint class (a custom activation is a layer).
+        If the decorated object is not a subclass of :class:`npnet.layers.Layer` (npnet
+        saves activations, losses and metrics by name; a custom activation is a layer).
     ValueError
         If ``name`` differs from the class name.
 
@@ -699,27 +639,16 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
         raise TypeError(f"register_keras_serializable: `name` must be a string or None, received {name!r}")
 
     def decorate(obj: Any) -> Any:
-        from . import constraints as _constraints
-        from . import regularizers as _regularizers
-
-        kinds = (_base.Layer, _losses.Loss, _metrics.Metric, _regularizers.Regularizer, _constraints.Constraint)
-        if not (isinstance(obj, type) and issubclass(obj, kinds)):
+        if not (isinstance(obj, type) and issubclass(obj, _base.Layer)):
             raise TypeError(
-                f"register_keras_serializable: npnet registers subclasses of npnet.layers.Layer (layers and "
-                f"models), npnet.losses.Loss, npnet.metrics.Metric, npnet.regularizers.Regularizer and "
-                f"npnet.constraints.Constraint, received {obj!r}; a custom activation is a layer with a "
-                "backward (see the 'Write your own layer' guide)")
+                f"register_keras_serializable: npnet registers layer and model classes (subclasses of "
+                f"npnet.layers.Layer), received {obj!r}; a custom activation is a layer with a backward "
+                "(see the 'Write your own layer' guide)")
         if name is not None and name != obj.__name__:
             raise ValueError(
                 f"register_keras_serializable: npnet saves a class under its class name {obj.__name__!r}; "
                 f"received name={name!r} (leave `name` out)")
-        if issubclass(obj, _base.Layer):
-            return _base.register_layer(obj)
-        if issubclass(obj, _losses.Loss):
-            return _losses.register_loss(obj)
-        if issubclass(obj, _metrics.Metric):
-            _METRIC_CLASSES[obj.__name__] = obj
-        return obj
+        return _base.register_layer(obj)
 
     return decorate
 

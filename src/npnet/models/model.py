@@ -1229,30 +1229,27 @@ class Model(Layer):
         summary(self, print_fn or print)
 
     # ------------------------------------------------------------------ saving
-    def save(self, filepath: str | os.PathLike, overwrite: bool = True, zipped: Any = None, *,
-             include_optimizer: bool = True) -> None:
+    def save(self, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file.
 
-        Keras' arguments; ``overwrite=False`` refuses an existing file. See
-        :func:`npnet.saving.save_model`.
+        See :func:`npnet.saving.save_model`.
         """
         from ..saving import save_model
 
-        save_model(self, filepath, overwrite, zipped, include_optimizer=include_optimizer)
+        save_model(self, filepath, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+    def save_weights(self, filepath: str | os.PathLike) -> None:
         """Save only the weights (see :func:`npnet.saving.save_weights`)."""
         from ..saving import save_weights
 
-        save_weights(self, filepath, overwrite)
+        save_weights(self, filepath)
 
-    def load_weights(self, filepath: str | os.PathLike, skip_mismatch: bool = False) -> None:
+    def load_weights(self, filepath: str | os.PathLike) -> None:
         """Load weights saved by :meth:`save_weights` or :meth:`save` into this model,
-        matched by layer path and weight name; with ``skip_mismatch=True``, weights the
-        file lacks or holds with another shape are skipped with a warning, as in Keras."""
+        matched by layer path and weight name."""
         from ..saving import load_weights
 
-        load_weights(self, filepath, skip_mismatch)
+        load_weights(self, filepath)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
