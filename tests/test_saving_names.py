@@ -219,3 +219,50 @@ def test_regularizers_and_constraints_are_returned_unchanged_and_names_are_check
 
     with pytest.raises(ValueError, match=r"the name 'mean_squared_error' belongs to npnet's own metric function"):
         saving.register_keras_serializable()(mean_squared_error)
+
+
+def _rename_in_config(path, old, new):
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as zf:
+        entries = {n: zf.read(n) for n in zf.namelist()}
+    header = json.loads(entries["config.json"])
+    text = json.dumps(header).replace(f'"{old}"', f'"{new}"')
+    entries["config.json"] = text.encode()
+    with zipfile.ZipFile(path, "w") as zf:
+        for n, data in entries.items():
+            zf.writestr(n, data)
+
+
+def test_a_loss_class_unknown_here_loads_from_custom_objects_or_says_what_to_pass(tmp_path):
+    """A file names a loss class that this process has not registered (as when the file
+    comes from another program)."""
+    model = npnet.Sequential([npnet.Input(shape=(3,)), npnet.layers.Dense(2, name="out")], seed=0)
+    model.compile(optimizer="sgd", loss=SavingNamesAbsLoss())
+    model.save(tmp_path / "m.npnet")
+    _rename_in_config(tmp_path / "m.npnet", "SavingNamesAbsLoss", "SavingNamesElsewhereLoss")
+    with pytest.raises(saving.SavedModelError, match=r"loss class 'SavingNamesElsewhereLoss', which is not registered;"
+                                                     r".*custom_objects=\{'SavingNamesElsewhereLoss': \.\.\.\}.*"
+                                                     r"compile=False") as info:
+        saving.load_model(tmp_path / "m.npnet")
+    assert "corrupt" not in str(info.value)
+
+    class SavingNamesElsewhereLoss(SavingNamesAbsLoss):
+        pass
+
+    loaded = saving.load_model(tmp_path / "m.npnet", custom_objects={"SavingNamesElsewhereLoss": SavingNamesElsewhereLoss})
+    assert type(loaded.loss) is SavingNamesElsewhereLoss
+    pred = model.predict(_X, verbose=0).astype(np.float64)
+    assert loaded.evaluate(_X, _Y, verbose=0) == pytest.approx(float(np.mean(np.abs(pred - _Y))), rel=1e-6)
+
+
+def test_an_unregistered_metric_class_says_what_to_pass(tmp_path):
+    model = _regression([SavingNamesMaxError()])
+    model.save(tmp_path / "m.npnet")
+    _rename_in_config(tmp_path / "m.npnet", "SavingNamesMaxError", "SavingNamesOtherMetric")
+    with pytest.raises(saving.SavedModelError, match=r"metric class 'SavingNamesOtherMetric', which is not registered;"
+                                                     r".*custom_objects=\{'SavingNamesOtherMetric': \.\.\.\}.*"
+                                                     r"compile=False"):
+        saving.load_model(tmp_path / "m.npnet")
+    assert not saving.load_model(tmp_path / "m.npnet", compile=False).compiled
