@@ -37,7 +37,8 @@ import os
 import tempfile
 import warnings
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -193,9 +194,9 @@ def _loss_from(entry: Any, custom_objects: dict[str, Any] | None) -> Any:
         return cls.from_config(entry.get("config") or {})
     if isinstance(name, str) and name not in _losses._BY_CLASS:
         raise SavedModelError(
-            f"load: the model was compiled with the loss class {name!r}, which is not registered; register it with "
-            f"@npnet.saving.register_keras_serializable(), pass load_model(..., custom_objects={{{name!r}: ...}}), "
-            "or load with compile=False")
+            f"load: unknown loss class {name!r}; pass your own loss classes in custom_objects "
+            f"(load_model(..., custom_objects={{{name!r}: ...}})), register them with "
+            "@npnet.saving.register_keras_serializable(), or load with compile=False")
     return _losses.get(entry)
 
 
@@ -479,9 +480,10 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False, skip_mis
             problems.setdefault(id(layer), []).append(
                 f"{key}: shape {arr.shape} in the file, {target.shape} in the model")
         arrays.append(arr)
-    for (_, layer, key), arr in zip(items, arrays):
-        if arr is None or id(layer) in problems:
+    for (_, layer, key), found in zip(items, arrays):
+        if found is None or id(layer) in problems:
             continue
+        arr = found
         target = model._array(layer, key)
         if replace:
             # The model was built with placeholders (see Layer.add_weight): put real arrays in.
@@ -681,9 +683,9 @@ def _metric_from(entry: Any, custom_objects: dict[str, Any] | None = None) -> An
     name = entry.get("class_name") if isinstance(entry, dict) else None
     if name not in classes:
         raise SavedModelError(
-            f"load: the model was compiled with the metric class {name!r}, which is not registered; register it "
-            f"with @npnet.saving.register_keras_serializable(), pass load_model(..., custom_objects={{{name!r}: ...}}), "
-            "or load with compile=False")
+            f"load: unknown metric class {name!r}; pass your own metric classes in custom_objects "
+            f"(load_model(..., custom_objects={{{name!r}: ...}})), register them with "
+            "@npnet.saving.register_keras_serializable(), or load with compile=False")
     cls, config = classes[name], entry.get("config") or {}
     fn = config.get("fn") if isinstance(config, dict) else None
     if cls is _metrics.MeanMetricWrapper and isinstance(fn, str):
