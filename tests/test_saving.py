@@ -299,3 +299,136 @@ def test_weights_load_by_name_even_when_layers_are_listed_in_another_order(tmp_p
     other = npnet.Sequential([npnet.Input(shape=(3,)), npnet.Dense(4)])
     with pytest.raises(SavedModelError, match=r"holds 4 weight arrays, the model has 2; missing from the file"):
         other.load_weights(tmp_path / "w.npnet")
+
+
+def test_signatures_follow_keras_with_include_optimizer_keyword_only():
+    """Keras 3: save(filepath, overwrite=True, zipped=None, ...), save_model(model, filepath,
+    overwrite=True, zipped=None, ...), save_weights(filepath, overwrite=True),
+    load_weights(filepath, skip_mismatch=False, ...)."""
+    import inspect
+
+    def params(fn):
+        return [(p.name, p.kind.name, p.default) for p in inspect.signature(fn).parameters.values()]
+
+    empty = inspect.Parameter.empty
+    assert params(npnet.Model.save) == [
+        ("self", "POSITIONAL_OR_KEYWORD", empty), ("filepath", "POSITIONAL_OR_KEYWORD", empty),
+        ("overwrite", "POSITIONAL_OR_KEYWORD", True), ("zipped", "POSITIONAL_OR_KEYWORD", None),
+        ("include_optimizer", "KEYWORD_ONLY", True)]
+    assert params(npnet.saving.save_model)[:4] == [
+        ("model", "POSITIONAL_OR_KEYWORD", empty), ("filepath", "POSITIONAL_OR_KEYWORD", empty),
+        ("overwrite", "POSITIONAL_OR_KEYWORD", True), ("zipped", "POSITIONAL_OR_KEYWORD", None)]
+    assert params(npnet.saving.save_model)[4] == ("include_optimizer", "KEYWORD_ONLY", True)
+    assert params(npnet.Model.save_weights)[1:] == [("filepath", "POSITIONAL_OR_KEYWORD", empty),
+                                                    ("overwrite", "POSITIONAL_OR_KEYWORD", True)]
+    assert params(npnet.Model.load_weights)[1:] == [("filepath", "POSITIONAL_OR_KEYWORD", empty),
+                                                    ("skip_mismatch", "POSITIONAL_OR_KEYWORD", False)]
+
+
+def test_overwrite_false_refuses_an_existing_file_and_keeps_it(tmp_path, toy_data):
+    x, y = toy_data
+    model = _model()
+    model.fit(x[:32], y[:32], epochs=1, seed=0, verbose=0)
+    path = tmp_path / "m.npnet"
+    model.save(path, False)  # no file yet: saves
+    before = path.read_bytes()
+    model.fit(x[:32], y[:32], epochs=1, seed=0, verbose=0)
+    match = r"save: .*m\.npnet' exists and overwrite=False"
+    with pytest.raises(FileExistsError, match=match):
+        model.save(path, False)
+    with pytest.raises(FileExistsError, match=match):
+        npnet.saving.save_model(model, path, False)  # the third argument is overwrite, as in Keras
+    with pytest.raises(FileExistsError, match=r"save_weights: .*m\.npnet' exists and overwrite=False"):
+        model.save_weights(path, overwrite=False)
+    assert path.read_bytes() == before
+    model.save(path)  # overwrite=True by default
+    assert path.read_bytes() != before
+    with pytest.raises(TypeError, match=r"takes from 2 to 4 positional arguments"):
+        model.save(path, True, None, False)  # include_optimizer is keyword-only
+    npnet.saving.save_model(model, path, include_optimizer=False)
+    with zipfile.ZipFile(path) as zf:
+        assert not any(n.startswith("optimizer/") for n in zf.namelist())
+
+
+def test_zipped_and_overwrite_arguments_are_checked(tmp_path):
+    model = _model()
+    model.build((None, 4))
+    path = tmp_path / "m.npnet"
+    model.save(path, zipped=True)
+    npnet.saving.save_model(model, path, zipped=None)
+    assert zipfile.is_zipfile(path)
+    with pytest.raises(ValueError, match=r"save: npnet always writes one zip file; zipped=False .* is not supported"):
+        model.save(tmp_path / "d.npnet", zipped=False)
+    with pytest.raises(TypeError, match=r"save: `zipped` must be None, True or False, received 'yes'"):
+        model.save(tmp_path / "d.npnet", zipped="yes")
+    with pytest.raises(TypeError, match=r"save: `overwrite` must be True or False, received 'no'"):
+        model.save(path, "no")
+    with pytest.raises(TypeError, match=r"save_weights: `overwrite` must be True or False, received 0"):
+        model.save_weights(path, 0)
+    with pytest.raises(TypeError, match=r"load_weights: `skip_mismatch` must be True or False, received 'yes'"):
+        model.load_weights(path, skip_mismatch="yes")
+    assert not (tmp_path / "d.npnet").exists()
+
+
+def _net(units_in=4, units_out=3, extra=False, seed=0):
+    layers = [npnet.Input(shape=(units_in,)), npnet.Dense(8, name="hidden"), npnet.Dense(units_out, name="out")]
+    if extra:
+        layers.append(npnet.Dense(2, name="extra"))
+    return npnet.Sequential(layers, seed=seed)
+
+
+def _weights(model, layer):
+    return [w.copy() for w in model.get_layer(layer).get_weights()]
+
+
+def test_load_weights_skip_mismatch_skips_layers_whose_shapes_differ(tmp_path):
+    saved = _net()
+    saved.save_weights(tmp_path / "w.npnet")
+    other = _net(units_out=5, seed=1)
+    out_before = _weights(other, "out")
+    with pytest.raises(SavedModelError, match=r"weight 'out/kernel' has shape \(8, 3\), the model expects \(8, 5\)"
+                                              r".*skip_mismatch=True"):
+        other.load_weights(tmp_path / "w.npnet")
+    with pytest.warns(UserWarning, match=r"load_weights: .*skipped 1 layer .*'out' \(kernel: shape \(8, 3\) in the "
+                                          r"file, \(8, 5\) in the model; bias: shape \(3,\) in the file, \(5,\)"):
+        other.load_weights(tmp_path / "w.npnet", skip_mismatch=True)
+    assert _same(_weights(other, "hidden"), _weights(saved, "hidden"))
+    assert _same(_weights(other, "out"), out_before)
+
+
+def test_skip_mismatch_skips_a_whole_layer_as_keras_does(tmp_path):
+    """Keras loads a layer's weights together: when the kernel of 'hidden' mismatches, its
+    bias (same shape in both) is not loaded either."""
+    saved = _net()
+    kernel, _ = saved.get_layer("hidden").get_weights()
+    saved.get_layer("hidden").set_weights([kernel, np.full(8, 1.5, np.float32)])
+    saved.save_weights(tmp_path / "w.npnet")
+    other = _net(units_in=5, seed=1)
+    hidden_before = _weights(other, "hidden")
+    with pytest.warns(UserWarning, match=r"skipped 1 layer .*'hidden' \(kernel: shape \(4, 8\) in the file, "
+                                          r"\(5, 8\) in the model\)"):
+        other.load_weights(tmp_path / "w.npnet", skip_mismatch=True)
+    assert _same(_weights(other, "hidden"), hidden_before)
+    assert not np.array_equal(hidden_before[1], _weights(saved, "hidden")[1])
+    assert _same(_weights(other, "out"), _weights(saved, "out"))
+
+
+def test_skip_mismatch_skips_weights_missing_from_the_file_and_ignores_extra_ones(tmp_path):
+    saved = _net()
+    saved.save(tmp_path / "m.npnet")
+    bigger = _net(extra=True, seed=1)
+    extra_before = _weights(bigger, "extra")
+    with pytest.raises(SavedModelError, match=r"missing from the file: \['extra/kernel', 'extra/bias'\].*"
+                                              r"skip_mismatch=True"):
+        bigger.load_weights(tmp_path / "m.npnet")
+    with pytest.warns(UserWarning, match=r"'extra' \(kernel: not in the file; bias: not in the file\)"):
+        bigger.load_weights(tmp_path / "m.npnet", skip_mismatch=True)
+    assert _same(_weights(bigger, "hidden"), _weights(saved, "hidden"))
+    assert _same(_weights(bigger, "out"), _weights(saved, "out"))
+    assert _same(_weights(bigger, "extra"), extra_before)
+    bigger.save_weights(tmp_path / "big.npnet")
+    smaller = _net(seed=2)
+    with pytest.warns(UserWarning, match=r"weights in the file that match no weight of the model: "
+                                          r"\['extra/kernel', 'extra/bias'\]"):
+        smaller.load_weights(tmp_path / "big.npnet", skip_mismatch=True)
+    assert _same(smaller.get_weights(), saved.get_weights())

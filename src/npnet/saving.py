@@ -35,7 +35,9 @@ import io
 import json
 import os
 import tempfile
+import warnings
 import zipfile
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -58,6 +60,24 @@ _MAX_CONFIG_BYTES = 16 * 2**20
 
 class SavedModelError(ValueError):
     """A file could not be read as an npnet model or weights file; the message says why."""
+
+
+# Metric classes and metric functions registered with register_keras_serializable, by name.
+_METRIC_CLASSES: dict[str, type] = {}
+_METRIC_FUNCTIONS: dict[str, Callable[..., Any]] = {}
+
+
+def _check_bool(value: Any, argument: str, where: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{where}: `{argument}` must be True or False, received {value!r}")
+    return bool(value)
+
+
+def _check_target(path: str, overwrite: Any, where: str) -> None:
+    """Keras asks on the terminal before overwriting when ``overwrite=False``; npnet refuses."""
+    if not _check_bool(overwrite, "overwrite", where) and os.path.exists(path):
+        raise FileExistsError(
+            f"{where}: {path!r} exists and overwrite=False; remove it, choose another path or pass overwrite=True")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -163,14 +183,31 @@ def _compile_config(model: Any) -> dict | None:
     }
 
 
-def _compile_from(model: Any, comp: Any, custom_objects: dict[str, type] | None = None) -> None:
+def _loss_from(entry: Any, custom_objects: dict[str, Any] | None) -> Any:
+    """The loss a file names: a class in ``custom_objects`` first, then npnet's and the
+    registered ones."""
+    if entry is None:
+        return None
+    name = entry.get("class_name") if isinstance(entry, dict) else None
+    cls = (custom_objects or {}).get(name) if isinstance(name, str) else None
+    if isinstance(cls, type) and issubclass(cls, _losses.Loss):
+        return cls.from_config(entry.get("config") or {})
+    if isinstance(name, str) and name not in _losses._BY_CLASS:
+        raise SavedModelError(
+            f"load: unknown loss class {name!r}; pass your own loss classes in custom_objects "
+            f"(load_model(..., custom_objects={{{name!r}: ...}})), register them with "
+            "@npnet.saving.register_keras_serializable(), or load with compile=False")
+    return _losses.get(entry)
+
+
+def _compile_from(model: Any, comp: Any, custom_objects: dict[str, Any] | None = None) -> None:
     """Compile ``model`` as the file says (format 1: one loss; format 2: one entry per output)."""
     if not isinstance(comp, dict):
         raise SavedModelError("load: malformed compile settings")
     optimizer = _optimizers.get(comp["optimizer"])
     if "heads" not in comp:
         metrics = [_metric_from(m, custom_objects) for m in comp.get("metrics", [])]
-        model.compile(optimizer=optimizer, loss=_losses.get(comp["loss"]), metrics=metrics)
+        model.compile(optimizer=optimizer, loss=_loss_from(comp["loss"], custom_objects), metrics=metrics)
         return
     heads = comp["heads"]
     if not isinstance(heads, list) or not heads or not all(isinstance(h, dict) for h in heads):
@@ -180,13 +217,13 @@ def _compile_from(model: Any, comp: Any, custom_objects: dict[str, type] | None 
 
     if len(heads) == 1:
         h = heads[0]
-        model.compile(optimizer=optimizer, loss=_losses.get(h["loss"]), loss_weights=None if h["weight"] == 1.0
+        model.compile(optimizer=optimizer, loss=_loss_from(h["loss"], custom_objects), loss_weights=None if h["weight"] == 1.0
                       else [h["weight"]], metrics=metrics_of(h, "metrics"),
                       weighted_metrics=metrics_of(h, "weighted_metrics"))
         return
     model.compile(
         optimizer=optimizer,
-        loss={h["name"]: None if h["loss"] is None else _losses.get(h["loss"]) for h in heads},
+        loss={h["name"]: _loss_from(h["loss"], custom_objects) for h in heads},
         loss_weights={h["name"]: h["weight"] for h in heads},
         metrics={h["name"]: metrics_of(h, "metrics") for h in heads},
         weighted_metrics={h["name"]: metrics_of(h, "weighted_metrics") for h in heads},
@@ -203,7 +240,8 @@ def _header(model: Any, fmt: str) -> dict[str, Any]:
     return {"format": fmt, "format_version": FORMAT_VERSION, "npnet_version": __version__, "model": description}
 
 
-def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
+def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, zipped: bool | None = None, *,
+               include_optimizer: bool = True) -> None:
     """Save a model's architecture, weights, compile settings and (optionally) optimizer state.
 
     Parameters
@@ -213,12 +251,42 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
         registered (:func:`npnet.register_layer`) and has a ``get_config``.
     filepath : str or path
         Target file; ``.npnet`` is the conventional suffix.
+    overwrite : bool, default True
+        Replace an existing file. With ``False`` an existing file is an error (Keras
+        asks on the terminal instead).
+    zipped : None or True
+        npnet always writes one zip file; ``zipped=False`` (Keras' unzipped folder) is
+        refused.
     include_optimizer : bool, default True
-        Also store the optimizer's step count and slots, so training resumes exactly.
+        Keyword only. Also store the optimizer's step count and slots, so training
+        resumes exactly.
+
+    Raises
+    ------
+    FileExistsError
+        If ``overwrite=False`` and ``filepath`` exists.
+
+    Examples
+    --------
+    >>> import os, tempfile, npnet
+    >>> model = npnet.Sequential([npnet.Input((3,)), npnet.layers.Dense(2)])
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npnet")
+    >>> npnet.saving.save_model(model, path)
+    >>> npnet.saving.save_model(model, path, overwrite=False)
+    Traceback (most recent call last):
+    ...
+    FileExistsError: save: '...model.npnet' exists and overwrite=False; remove it, choose another path or pass overwrite=True
     """
+    if zipped is not None and not isinstance(zipped, (bool, np.bool_)):
+        raise TypeError(f"save: `zipped` must be None, True or False, received {zipped!r}")
+    if zipped is not None and not zipped:
+        raise ValueError("save: npnet always writes one zip file; zipped=False (an unzipped folder, as Keras "
+                         "writes for the Hugging Face Hub) is not supported; leave `zipped` out")
+    path = os.fspath(filepath)
+    _check_target(path, overwrite, "save")
+    _check_bool(include_optimizer, "include_optimizer", "save")
     if not model.built:
         raise ValueError(f"save: model {model.name!r} is not built; call fit(), build() or the model on data first")
-    path = os.fspath(filepath)
     manifest, files = _weight_entries(model)
     header = _header(model, _MODEL_FORMAT)
     header["compile"] = _compile_config(model)
@@ -246,14 +314,27 @@ def save_model(model: Any, filepath: str | os.PathLike, include_optimizer: bool 
     _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
 
 
-def save_weights(model: Any, filepath: str | os.PathLike) -> None:
-    """Save only the weights (with the architecture for checking) to one file, atomically."""
+def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+    """Save only the weights (with the architecture for checking) to one file, atomically.
+
+    Parameters
+    ----------
+    model : Model
+        A built model.
+    filepath : str or path
+        Target file.
+    overwrite : bool, default True
+        Replace an existing file; with ``False`` an existing file raises
+        :class:`FileExistsError` (Keras asks on the terminal instead).
+    """
+    path = os.fspath(filepath)
+    _check_target(path, overwrite, "save_weights")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built; call fit(), build() or the model on data first")
     manifest, files = _weight_entries(model)
     header = _header(model, _WEIGHTS_FORMAT)
     header["weights"] = manifest
-    _atomic_write(os.fspath(filepath), [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
+    _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
 
 
 class _Reader:
@@ -356,10 +437,14 @@ def _manifest_paths(reader: _Reader, structural: bool = False) -> dict[str, Any]
     return by_path
 
 
-def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[str]:
+def _assign_weights(reader: _Reader, model: Any, replace: bool = False, skip_mismatch: bool = False) -> set[str]:
     """Match the file's arrays to the model's weights by path: layer names first; if the
     names differ (automatic names of another instance of the same architecture), by the
-    structural path, where each layer is named by its class and rank in its container."""
+    structural path, where each layer is named by its class and rank in its container.
+
+    With ``skip_mismatch``, as in Keras, a layer is skipped (with a warning naming it) when
+    one of its weights is missing from the file or has another shape there; the other
+    layers load, and arrays of the file that match no weight are ignored."""
     by_path = _manifest_paths(reader)
     items = model._weight_entries()
     wanted = [path for path, _, _ in items]
@@ -371,20 +456,34 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[s
         if len(by_structure) == len(by_path) and set(by_structure) == set(structural):
             by_path = {p: by_structure[sp] for p, sp in zip(wanted, structural)}
             missing, extra = [], []
-    if missing or extra:
+        elif skip_mismatch and sum(sp in by_structure for sp in structural) > len(wanted) - len(missing):
+            by_path = {p: by_structure[sp] for p, sp in zip(wanted, structural) if sp in by_structure}
+    hint = "" if skip_mismatch else "; pass skip_mismatch=True to load the layers that match"
+    if (missing or extra) and not skip_mismatch:
         raise SavedModelError(
             f"load: {reader.path!r} holds {len(by_path)} weight arrays, the model has {len(items)}; "
-            f"missing from the file: {missing[:5]}, not in the model: {extra[:5]}")
-    arrays = []
+            f"missing from the file: {missing[:5]}, not in the model: {extra[:5]}{hint}")
+    arrays: list[np.ndarray | None] = []
+    problems: dict[int, list[str]] = {}  # id(layer) -> what does not match
     for path, layer, key in items:
         target = model._array(layer, key)
         what = f"weight {path!r}"
+        if path not in by_path:
+            problems.setdefault(id(layer), []).append(f"{key}: not in the file")
+            arrays.append(None)
+            continue
         arr = reader.array(by_path[path], what)
         if arr.shape != target.shape:
-            raise SavedModelError(
-                f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}")
+            if not skip_mismatch:
+                raise SavedModelError(
+                    f"load: {reader.path!r}: {what} has shape {arr.shape}, the model expects {target.shape}{hint}")
+            problems.setdefault(id(layer), []).append(
+                f"{key}: shape {arr.shape} in the file, {target.shape} in the model")
         arrays.append(arr)
-    for (_, layer, key), arr in zip(items, arrays):
+    for (_, layer, key), found in zip(items, arrays):
+        if found is None or id(layer) in problems:
+            continue
+        arr = found
         target = model._array(layer, key)
         if replace:
             # The model was built with placeholders (see Layer.add_weight): put real arrays in.
@@ -394,7 +493,29 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False) -> set[s
                 layer.grads[key] = np.zeros_like(value)
         else:
             np.copyto(target, arr, casting="unsafe")
+    if skip_mismatch:
+        used_files = {by_path[p]["file"] for p in wanted if p in by_path}
+        unused = [p for p, e in _manifest_paths(reader).items() if e["file"] not in used_files]
+        _warn_skipped(reader.path, items, problems, unused)
+        return {e["file"] for e in _manifest_paths(reader).values()}
     return {e["file"] for e in by_path.values()}
+
+
+def _warn_skipped(path: str, items: list[tuple[str, Any, str]], problems: dict[int, list[str]],
+                  unused: list[str]) -> None:
+    layers: dict[int, str] = {}
+    for wpath, layer, _ in items:
+        if id(layer) in problems:
+            layers.setdefault(id(layer), wpath.rsplit("/", 1)[0])
+    parts = []
+    if layers:
+        listed = "; ".join(f"{name!r} ({'; '.join(problems[i])})" for i, name in layers.items())
+        parts.append(f"skipped {len(layers)} layer{'s' if len(layers) > 1 else ''} whose weights do not match "
+                     f"and kept their current weights: {listed}")
+    if unused:
+        parts.append(f"ignored {len(unused)} weights in the file that match no weight of the model: {unused[:10]}")
+    if parts:
+        warnings.warn(f"load_weights: {path!r} (skip_mismatch=True): " + "; ".join(parts), UserWarning, stacklevel=4)
 
 
 def _class_names(config: Any) -> list[Any]:
@@ -413,7 +534,7 @@ def _class_names(config: Any) -> list[Any]:
     return found
 
 
-def _keep_old_leaky_relu(entry: Any, custom_objects: dict[str, type] | None) -> Any:
+def _keep_old_leaky_relu(entry: Any, custom_objects: dict[str, Any] | None) -> Any:
     """A config from a file of format 1 or 2 with every ``activation="leaky_relu"`` made
     explicit as the slope it had then (0.3, the LeakyReLU layer's default): in a Dense,
     Conv2D or other layer with an ``activation`` argument it becomes
@@ -439,7 +560,7 @@ def _keep_old_leaky_relu(entry: Any, custom_objects: dict[str, type] | None) -> 
     return out
 
 
-def _build_model(reader: _Reader, custom_objects: dict[str, type] | None) -> Any:
+def _build_model(reader: _Reader, custom_objects: dict[str, Any] | None) -> Any:
     from .models import Sequential
     from .models.sequential import _layer_from
 
@@ -474,16 +595,18 @@ def _build_model(reader: _Reader, custom_objects: dict[str, type] | None) -> Any
     return model
 
 
-def load_model(filepath: str | os.PathLike, custom_objects: dict[str, type] | None = None,
+def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | None = None,
                compile: bool = True) -> Any:
     """Load a model written by :func:`save_model`.
 
     Parameters
     ----------
     filepath : str or path
-    custom_objects : dict of str to type, optional
-        Your own layer classes (alternatively use :func:`npnet.register_layer`) and metric
-        classes, by class name.
+    custom_objects : dict of str to class or function, optional
+        Your own layer, loss and metric classes by class name, and metric functions
+        (``compile(metrics=[my_metric])``) by function name; they take precedence over
+        classes and functions registered with :func:`register_keras_serializable` (which
+        need no entry here).
     compile : bool, default True
         Restore the compile settings and optimizer state, so ``fit`` continues exactly.
 
@@ -549,13 +672,36 @@ def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str
     raise SavedModelError(f"load: {reader.path!r}: optimizer slot {slot!r} does not match the model's trainable weights")
 
 
-def _metric_from(entry: Any, custom_objects: dict[str, type] | None = None) -> Any:
+def _metric_from(entry: Any, custom_objects: dict[str, Any] | None = None) -> Any:
+    """The metric a file describes. Classes and metric functions are looked up in
+    ``custom_objects`` first, then among those registered with
+    :func:`register_keras_serializable`, then among npnet's own."""
+    custom = custom_objects or {}
     classes = {c.__name__: c for c in vars(_metrics).values() if isinstance(c, type) and issubclass(c, _metrics.Metric)}
-    classes.update({k: c for k, c in (custom_objects or {}).items() if isinstance(c, type) and issubclass(c, _metrics.Metric)})
+    classes.update(_METRIC_CLASSES)
+    classes.update({k: c for k, c in custom.items() if isinstance(c, type) and issubclass(c, _metrics.Metric)})
     name = entry.get("class_name") if isinstance(entry, dict) else None
     if name not in classes:
-        raise SavedModelError(f"load: unknown metric class {name!r}; pass your own metric classes in custom_objects")
-    return classes[name].from_config(entry.get("config", {}))
+        raise SavedModelError(
+            f"load: unknown metric class {name!r}; pass your own metric classes in custom_objects "
+            f"(load_model(..., custom_objects={{{name!r}: ...}})), register them with "
+            "@npnet.saving.register_keras_serializable(), or load with compile=False")
+    cls, config = classes[name], entry.get("config") or {}
+    fn = config.get("fn") if isinstance(config, dict) else None
+    if cls is _metrics.MeanMetricWrapper and isinstance(fn, str):
+        from .metrics import _functions
+
+        found = custom.get(fn)
+        if found is None or isinstance(found, type) or not callable(found):
+            found = _METRIC_FUNCTIONS.get(fn)
+        if found is None and fn not in _functions.BY_NAME:
+            raise SavedModelError(
+                f"load: the model was compiled with the metric function {fn!r}, which a file names but cannot "
+                f"hold; pass it as load_model(..., custom_objects={{{fn!r}: ...}}), register it with "
+                "@npnet.saving.register_keras_serializable(), or load with compile=False")
+        if found is not None:
+            return cls(found, **{k: v for k, v in config.items() if k != "fn"})
+    return cls.from_config(config)
 
 
 def _stored_shapes(reader: _Reader) -> Any:
@@ -571,20 +717,32 @@ def _stored_shapes(reader: _Reader) -> Any:
     return _shapes_from_json(shapes)
 
 
-def load_weights(model: Any, filepath: str | os.PathLike) -> None:
+def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = False) -> None:
     """Load weights from a file written by :func:`save_weights` or :func:`save_model`.
 
     Weights are matched by path (layer names and weight name), never by position. The
     model must hold the same weights; an unbuilt model is built from the input shapes
     stored in the file.
+
+    Parameters
+    ----------
+    model : Model
+    filepath : str or path
+    skip_mismatch : bool, default False
+        As in Keras: skip each layer whose weights do not match the file (a weight missing
+        from the file, or of another shape there), with a warning naming the layers and
+        weights, and load the others. Arrays of the file that match no weight of the
+        model are then ignored (also with a warning). With ``False`` any mismatch raises
+        :class:`SavedModelError` and the model is left unchanged.
     """
     path = os.fspath(filepath)
+    skip_mismatch = _check_bool(skip_mismatch, "skip_mismatch", "load_weights")
     reader = _Reader(path)
     try:
         with reader.zf:
             if not model.built:
                 model.build(_stored_shapes(reader))
-            used = _assign_weights(reader, model)
+            used = _assign_weights(reader, model, skip_mismatch=skip_mismatch)
             state = reader.header.get("optimizer_state")
             if state:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
@@ -595,33 +753,53 @@ def load_weights(model: Any, filepath: str | os.PathLike) -> None:
         raise SavedModelError(f"load_weights: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
 
 
+def _builtin_metric_names() -> tuple[set[str], set[str]]:
+    from .metrics import _functions
+
+    classes = {c.__name__ for c in vars(_metrics).values()
+               if isinstance(c, type) and issubclass(c, _metrics.Metric) and c.__module__.startswith("npnet.")}
+    return classes, set(_functions.BY_NAME)
+
+
 def register_keras_serializable(package: str = "Custom", name: str | None = None) -> Any:
-    """Keras' decorator for making a class loadable by name: here the same as
-    :func:`npnet.register_layer`, for layer and model classes.
+    """Keras' decorator for making a class or function loadable by name.
+
+    What it registers, by kind:
+
+    - a layer or model class (subclass of :class:`npnet.layers.Layer`): as
+      :func:`npnet.register_layer` does;
+    - a loss class (subclass of :class:`npnet.losses.Loss`): as
+      :func:`npnet.losses.register_loss` does;
+    - a metric class (subclass of :class:`npnet.metrics.Metric`) or a metric function
+      ``fn(y_true, y_pred)``: :func:`load_model` finds it without ``custom_objects``;
+    - a regularizer or constraint class: returned unchanged, since subclasses of
+      :class:`npnet.regularizers.Regularizer` and :class:`npnet.constraints.Constraint`
+      are found by class name anyway.
 
     Parameters
     ----------
     package : str, default "Custom"
-        Accepted for Keras compatibility; npnet registers classes by class name alone.
+        Accepted for Keras compatibility; npnet registers objects by their own name alone.
     name : str, optional
-        Must be ``None`` or the class name: a saved file names a class by its class name.
+        Must be ``None`` or the object's ``__name__``: a saved file names a class by its
+        class name and a function by its function name.
 
     Returns
     -------
     callable
-        A decorator that registers the class and returns it unchanged.
+        A decorator that registers the object and returns it unchanged.
 
     Raises
     ------
     TypeError
-        If the decorated object is not a subclass of :class:`npnet.layers.Layer` (npnet
-        saves activations, losses and metrics by name; a custom activation is a layer).
+        If the decorated object is none of the above.
     ValueError
-        If ``name`` differs from the class name.
+        If ``name`` differs from the object's name, or the name belongs to one of npnet's
+        own losses, metrics or metric functions.
 
     Examples
     --------
-    >>> import npnet
+    >>> import numpy as np, npnet
     >>> @npnet.saving.register_keras_serializable(package="MyLayers")
     ... class Twice(npnet.layers.Layer):
     ...     def forward(self, x, training=False):
@@ -630,34 +808,61 @@ def register_keras_serializable(package: str = "Custom", name: str | None = None
     ...         return 2 * dy
     >>> npnet.layers.get_layer_class("Twice") is Twice
     True
+    >>> @npnet.saving.register_keras_serializable()
+    ... def max_abs_error(y_true, y_pred):
+    ...     return np.max(np.abs(np.asarray(y_true) - np.asarray(y_pred)), axis=-1)
+    >>> npnet.saving.get_custom_objects()["max_abs_error"] is max_abs_error
+    True
     """
-    if isinstance(package, type):  # used without parentheses
-        return register_keras_serializable()(package)
+    if isinstance(package, type) or (callable(package) and not isinstance(package, str)):
+        return register_keras_serializable()(package)  # used without parentheses
     if not isinstance(package, str):
         raise TypeError(f"register_keras_serializable: `package` must be a string, received {package!r}")
     if name is not None and not isinstance(name, str):
         raise TypeError(f"register_keras_serializable: `name` must be a string or None, received {name!r}")
 
     def decorate(obj: Any) -> Any:
-        if not (isinstance(obj, type) and issubclass(obj, _base.Layer)):
+        from . import constraints as _constraints
+        from . import regularizers as _regularizers
+
+        is_class = isinstance(obj, type)
+        is_function = not is_class and callable(obj) and isinstance(getattr(obj, "__name__", None), str)
+        kinds = (_base.Layer, _losses.Loss, _metrics.Metric, _regularizers.Regularizer, _constraints.Constraint)
+        if not ((is_class and issubclass(obj, kinds)) or is_function):
             raise TypeError(
-                f"register_keras_serializable: npnet registers layer and model classes (subclasses of "
-                f"npnet.layers.Layer), received {obj!r}; a custom activation is a layer with a backward "
-                "(see the 'Write your own layer' guide)")
+                "register_keras_serializable: npnet registers subclasses of npnet.layers.Layer (layers and "
+                "models), npnet.losses.Loss, npnet.metrics.Metric, npnet.regularizers.Regularizer and "
+                f"npnet.constraints.Constraint, and metric functions; received {obj!r}")
         if name is not None and name != obj.__name__:
             raise ValueError(
-                f"register_keras_serializable: npnet saves a class under its class name {obj.__name__!r}; "
+                f"register_keras_serializable: npnet saves an object under its own name {obj.__name__!r}; "
                 f"received name={name!r} (leave `name` out)")
-        return _base.register_layer(obj)
+        if is_function:
+            if obj.__name__ in _builtin_metric_names()[1]:
+                raise ValueError(f"register_keras_serializable: the name {obj.__name__!r} belongs to npnet's own "
+                                 "metric function; give yours another name")
+            _METRIC_FUNCTIONS[obj.__name__] = obj
+            return obj
+        if issubclass(obj, _base.Layer):
+            return _base.register_layer(obj)
+        if issubclass(obj, _losses.Loss):
+            return _losses.register_loss(obj)
+        if issubclass(obj, _metrics.Metric):
+            if obj.__name__ in _builtin_metric_names()[0] and not obj.__module__.startswith("npnet."):
+                raise ValueError(f"register_keras_serializable: the name {obj.__name__!r} belongs to npnet's own "
+                                 "metric; give yours another name")
+            _METRIC_CLASSES[obj.__name__] = obj
+        return obj  # regularizers and constraints are found by class name
 
     return decorate
 
 
-def get_custom_objects() -> dict[str, type]:
-    """The layer and model classes registered by the user, by class name (a copy).
+def get_custom_objects() -> dict[str, Any]:
+    """The classes and functions registered by the user, by name (a copy).
 
-    Register classes with :func:`register_keras_serializable` or
-    :func:`npnet.register_layer`; npnet's own classes are not listed.
+    Layer and model classes (registered with :func:`register_keras_serializable` or
+    :func:`npnet.register_layer`), loss classes (or :func:`npnet.losses.register_loss`),
+    metric classes and metric functions; npnet's own are not listed.
 
     Examples
     --------
@@ -665,4 +870,8 @@ def get_custom_objects() -> dict[str, type]:
     >>> "Dense" in npnet.saving.get_custom_objects()
     False
     """
-    return {k: c for k, c in _base.layer_classes().items() if not c.__module__.startswith("npnet.")}
+    found: dict[str, Any] = {k: c for k, c in _base.layer_classes().items() if not c.__module__.startswith("npnet.")}
+    found.update({k: c for k, c in _losses._BY_CLASS.items() if not c.__module__.startswith("npnet.")})
+    found.update(_METRIC_CLASSES)
+    found.update(_METRIC_FUNCTIONS)
+    return found

@@ -1229,27 +1229,33 @@ class Model(Layer):
         summary(self, print_fn or print)
 
     # ------------------------------------------------------------------ saving
-    def save(self, filepath: str | os.PathLike, include_optimizer: bool = True) -> None:
+    def save(self, filepath: str | os.PathLike, overwrite: bool = True, zipped: bool | None = None, *,
+             include_optimizer: bool = True) -> None:
         """Save architecture, weights, compile settings and optimizer state to one file.
 
+        ``overwrite=False`` refuses an existing file (FileExistsError); ``zipped`` may be
+        None or True (the file is always a zip); ``include_optimizer`` is keyword only.
         See :func:`npnet.saving.save_model`.
         """
         from ..saving import save_model
 
-        save_model(self, filepath, include_optimizer=include_optimizer)
+        save_model(self, filepath, overwrite, zipped, include_optimizer=include_optimizer)
 
-    def save_weights(self, filepath: str | os.PathLike) -> None:
-        """Save only the weights (see :func:`npnet.saving.save_weights`)."""
+    def save_weights(self, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+        """Save only the weights; ``overwrite=False`` refuses an existing file (see
+        :func:`npnet.saving.save_weights`)."""
         from ..saving import save_weights
 
-        save_weights(self, filepath)
+        save_weights(self, filepath, overwrite)
 
-    def load_weights(self, filepath: str | os.PathLike) -> None:
+    def load_weights(self, filepath: str | os.PathLike, skip_mismatch: bool = False) -> None:
         """Load weights saved by :meth:`save_weights` or :meth:`save` into this model,
-        matched by layer path and weight name."""
+        matched by layer path and weight name. With ``skip_mismatch=True`` a layer whose
+        weights do not match the file is skipped with a warning, as in Keras (see
+        :func:`npnet.saving.load_weights`)."""
         from ..saving import load_weights
 
-        load_weights(self, filepath)
+        load_weights(self, filepath, skip_mismatch)
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
