@@ -266,3 +266,20 @@ def test_an_unregistered_metric_class_says_what_to_pass(tmp_path):
                                                      r"compile=False"):
         saving.load_model(tmp_path / "m.npnet")
     assert not saving.load_model(tmp_path / "m.npnet", compile=False).compiled
+
+
+def test_metrics_deserialize_finds_a_registered_metric_class():
+    @npnet.saving.register_keras_serializable()
+    class CountedSamples(npnet.metrics.Metric):
+        def __init__(self, name="counted_samples", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.n = self.add_variable(shape=(), initializer="zeros", name="n")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.n.assign(float(self.n) + len(y_pred))
+
+        def result(self):
+            return float(self.n)
+
+    again = npnet.metrics.deserialize(npnet.metrics.serialize(CountedSamples(name="seen")))
+    assert type(again) is CountedSamples and again.name == "seen"

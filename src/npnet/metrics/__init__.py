@@ -165,12 +165,17 @@ def serialize(metric: Metric) -> dict[str, Any]:
 def deserialize(config: Any, custom_objects: dict[str, type] | None = None) -> Metric:
     """The metric object that :func:`serialize` described.
 
-    ``custom_objects`` maps the class names of your own :class:`Metric` subclasses to the classes.
+    ``custom_objects`` maps the class names of your own :class:`Metric` subclasses to the
+    classes; classes registered with :func:`npnet.saving.register_keras_serializable` are
+    found without it.
     """
     if not isinstance(config, dict) or not isinstance(config.get("class_name"), str):
         raise ValueError(f"metrics.deserialize: expected {{'class_name': ..., 'config': ...}}, received {config!r}")
+    from .. import saving  # its registry of classes decorated with register_keras_serializable
+
     name = config["class_name"]
     known: dict[str, type[Metric]] = {c.__name__: c for c in _CLASSES + [MeanMetricWrapper]}
+    known.update(saving._METRIC_CLASSES)
     cls = (custom_objects or {}).get(name) or known.get(name)
     if cls is None or not issubclass(cls, Metric):
         raise ValueError(f"metrics.deserialize: unknown metric class {name!r}; pass your own metric "
