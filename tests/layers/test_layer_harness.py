@@ -64,6 +64,15 @@ def img(data, minimum):
             data.draw(st.integers(1, 3)))
 
 
+def seq(data, minimum):
+    """(steps, channels) with steps >= minimum."""
+    return (data.draw(st.integers(minimum, minimum + 5)), data.draw(st.integers(1, 3)))
+
+
+def even_seq(data):
+    return (2 * data.draw(st.integers(1, 4)), data.draw(st.integers(1, 3)))
+
+
 def even_img(data):
     return (2 * data.draw(st.integers(1, 3)), 2 * data.draw(st.integers(1, 3)), data.draw(st.integers(1, 3)))
 
@@ -142,6 +151,7 @@ def per_sample(shapes):
 
 
 IMAGE = (6, 6, 2)
+SEQUENCE = (6, 2)
 
 CASES = {
     "Dense": Case(lambda: npnet.layers.Dense(3), feat, lambda s: s[:-1] + (3,)),
@@ -193,6 +203,20 @@ CASES = {
                                    lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
     "GlobalMaxPooling2D": Case(lambda: npnet.layers.GlobalMaxPooling2D(), lambda d: img(d, 1),
                                lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
+    "MaxPooling1D_tile": Case(lambda: npnet.layers.MaxPooling1D(2), even_seq,
+                              lambda s: (s[0], s[1] // 2, s[2]), example=SEQUENCE, distinct=True),
+    "MaxPooling1D_same": Case(lambda: npnet.layers.MaxPooling1D(3, strides=2, padding="same"), lambda d: seq(d, 1),
+                              lambda s: (s[0], -(-s[1] // 2), s[2]), example=SEQUENCE, distinct=True),
+    "AveragePooling1D_valid": Case(lambda: npnet.layers.AveragePooling1D(3, strides=2), lambda d: seq(d, 3),
+                                   lambda s: (s[0], (s[1] - 3) // 2 + 1, s[2]), example=SEQUENCE, distinct=True),
+    "AveragePooling1D_same": Case(lambda: npnet.layers.AveragePooling1D(2, strides=1, padding="same"),
+                                  lambda d: seq(d, 1), same, example=SEQUENCE, distinct=True),
+    "GlobalAveragePooling1D": Case(lambda: npnet.layers.GlobalAveragePooling1D(), lambda d: seq(d, 1),
+                                   lambda s: (s[0], s[2]), example=SEQUENCE, distinct=True),
+    "GlobalMaxPooling1D_keepdims": Case(lambda: npnet.layers.GlobalMaxPooling1D(keepdims=True), lambda d: seq(d, 1),
+                                        lambda s: (s[0], 1, s[2]), example=SEQUENCE, distinct=True),
+    "GlobalMaxPooling1D": Case(lambda: npnet.layers.GlobalMaxPooling1D(), lambda d: seq(d, 1),
+                               lambda s: (s[0], s[2]), example=SEQUENCE, distinct=True),
     "BatchNormalization_train": Case(lambda: npnet.layers.BatchNormalization(), lambda d: img(d, 1), same,
                                      example=IMAGE, training=True, min_batch=2),
     "BatchNormalization_infer": Case(lambda: npnet.layers.BatchNormalization(momentum=0.5), feat_nd, same),

@@ -24,13 +24,23 @@ from .merge import (
     subtract,
 )
 from .normalization import BatchNormalization
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
+from .pooling import (
+    AveragePooling1D,
+    AveragePooling2D,
+    GlobalAveragePooling1D,
+    GlobalAveragePooling2D,
+    GlobalMaxPooling1D,
+    GlobalMaxPooling2D,
+    MaxPooling1D,
+    MaxPooling2D,
+)
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
     "Add",
     "Average",
+    "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",
     "Concatenate",
@@ -40,7 +50,9 @@ __all__ = [
     "Dropout",
     "ELU",
     "Flatten",
+    "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
     "Input",
     "InputLayer",
@@ -48,6 +60,7 @@ __all__ = [
     "Layer",
     "LeakyReLU",
     "Linear",
+    "MaxPooling1D",
     "MaxPooling2D",
     "Maximum",
     "Minimum",

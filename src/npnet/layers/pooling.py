@@ -1,4 +1,5 @@
-"""Pooling over NHWC batches: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D.
+"""Pooling over NHWC batches (MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+GlobalMaxPooling2D) and over ``(batch, steps, channels)`` sequences (the 1-D versions).
 
 Output sizes follow Keras: ``padding="valid"`` gives :math:`\\lfloor (i - p) / s \\rfloor + 1`,
 ``padding="same"`` gives :math:`\\lceil i / s \\rceil` with the padding split as in
@@ -16,7 +17,16 @@ from .._validation import check_choice, check_tuple
 from .base import InputSpec, Layer
 from .conv import _windows, conv_output_size, same_padding
 
-__all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+__all__ = [
+    "AveragePooling1D",
+    "AveragePooling2D",
+    "GlobalAveragePooling1D",
+    "GlobalAveragePooling2D",
+    "GlobalMaxPooling1D",
+    "GlobalMaxPooling2D",
+    "MaxPooling1D",
+    "MaxPooling2D",
+]
 
 _LAYOUT = "(batch, height, width, channels)"
 
@@ -254,3 +264,208 @@ class GlobalMaxPooling2D(GlobalAveragePooling2D):
         d = np.zeros((n, h * w, c), dtype=dy.dtype)
         np.put_along_axis(d, arg[:, None, :], dy[:, None, :], axis=1)
         return d.reshape(shape)
+
+
+# ---------------------------------------------------------------- 1-D: (batch, steps, channels)
+_LAYOUT_1D = "(batch, steps, channels)"
+
+
+def _check_data_format(value: Any, owner: str) -> str:
+    """Only ``channels_last`` (or None, meaning it) is supported."""
+    if value is None:
+        return "channels_last"
+    if value == "channels_first":
+        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
+                         f"{_LAYOUT_1D} inputs only (data_format='channels_last')")
+    return check_choice(value, "data_format", ["channels_last"], owner=owner)
+
+
+class _Pooling1D(Layer):
+    """A 1-D pooling is the 2-D one on ``(batch, steps, 1, channels)`` with a ``(pool, 1)``
+    window: the forward and backward passes are those of :attr:`_kind`, run on that view."""
+
+    _build_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
+    _kind: type[_Pooling2D]
+
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", data_format: str | None = None,
+                 name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.pool_size = check_tuple(pool_size, "pool_size", 1, owner=owner)
+        self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 1, owner=owner)
+        self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
+        self.data_format = _check_data_format(data_format, owner)
+        # The 2-D pooling doing the work; named explicitly so it takes no automatic name.
+        self._pool2d = self._kind((self.pool_size[0], 1), (self.strides[0], 1), self.padding,
+                                  name=f"{self.name}_2d")
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._owner}: expected input of rank 3 {_LAYOUT_1D}, "
+                             f"received shape {tuple(input_shape)}")
+        steps = input_shape[1]
+        if conv_output_size(steps, self.pool_size[0], self.strides[0], self.padding) < 1:
+            raise ValueError(f"{self._owner}: pool {self.pool_size[0]} is larger than the input's "
+                             f"{steps} steps")
+        self.input_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        y, cache = self._pool2d.forward(x[:, :, None, :], training)
+        return y[:, :, 0, :], cache
+
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        return self._pool2d.backward(cache, dy[:, :, None, :])[:, :, 0, :]
+
+    def compute_output_shape(self, input_shape):
+        n, steps, c = input_shape
+        return (n, conv_output_size(steps, self.pool_size[0], self.strides[0], self.padding), c)
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
+                "padding": self.padding, "data_format": self.data_format}
+
+
+class MaxPooling1D(_Pooling1D):
+    r"""Maximum over each window of ``pool_size`` steps, moved by ``strides`` steps.
+
+    .. math:: y_{n,t,c} = \max_{0 \le i < p} x_{n,\,t s + i - l,\,c}
+
+    with :math:`p` the pool size, :math:`s` the stride and :math:`l` the zeros added on the
+    left by ``padding="same"`` (padded cells never win). The gradient goes to the first
+    maximal step of each window, summed where windows overlap. Output length:
+    :math:`\lfloor (T - p) / s \rfloor + 1` for ``"valid"``, :math:`\lceil T / s \rceil`
+    for ``"same"``; ``strides`` defaults to ``pool_size``.
+
+    Parameters
+    ----------
+    pool_size : int or tuple of 1 int, default 2
+    strides : int, tuple of 1 int or None, default None (``pool_size``)
+    padding : {"valid", "same"}
+    data_format : {"channels_last", None}
+        Inputs are ``(batch, steps, channels)``; ``"channels_first"`` is refused.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.array([1., 2., 3., 4., 5.]).reshape(1, 5, 1)
+    >>> npnet.layers.MaxPooling1D(2, strides=1)(x)[0, :, 0]
+    array([2., 3., 4., 5.])
+    >>> npnet.layers.MaxPooling1D(2, strides=1, padding="same")(x)[0, :, 0]
+    array([2., 3., 4., 5., 5.])
+    """
+
+    _kind = MaxPooling2D
+
+
+class AveragePooling1D(_Pooling1D):
+    r"""Mean over each window of ``pool_size`` steps, moved by ``strides`` steps.
+
+    .. math:: y_{n,t,c} = \frac{1}{|W_t|} \sum_{j \in W_t} x_{n,j,c}
+
+    with :math:`W_t` the real (unpadded) steps of window :math:`t`: with ``padding="same"``
+    the padded cells are left out of the mean, as in Keras. The gradient is
+    :math:`dx_{n,j,c} = \sum_{t : j \in W_t} dy_{n,t,c} / |W_t|`. Output lengths and
+    arguments as in :class:`MaxPooling1D`.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.array([1., 2., 3., 4., 5.]).reshape(1, 5, 1)
+    >>> npnet.layers.AveragePooling1D(2)(x)[0, :, 0]
+    array([1.5, 3.5])
+    >>> npnet.layers.AveragePooling1D(2, padding="same")(x)[0, :, 0]
+    array([1.5, 3.5, 5. ])
+    """
+
+    _kind = AveragePooling2D
+
+
+class GlobalAveragePooling1D(Layer):
+    r"""Mean over the steps: ``(batch, steps, c)`` to ``(batch, c)``, or ``(batch, 1, c)``
+    with ``keepdims=True``.
+
+    .. math:: y_{n,c} = \frac{1}{T} \sum_t x_{n,t,c}, \qquad dx_{n,t,c} = dy_{n,c} / T
+
+    The cache of a call is the input shape.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.array([[[1., 10.], [3., 20.]]])
+    >>> npnet.layers.GlobalAveragePooling1D()(x)
+    array([[ 2., 15.]])
+    """
+
+    _build_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
+
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.data_format = _check_data_format(data_format, owner)
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
+        self.keepdims = bool(keepdims)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._owner}: expected input of rank 3 {_LAYOUT_1D}, "
+                             f"received shape {tuple(input_shape)}")
+        self.input_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
+        super().build(input_shape)
+
+    def _out(self, y: np.ndarray) -> np.ndarray:
+        return y[:, None, :] if self.keepdims else y
+
+    def _dy(self, dy: np.ndarray) -> np.ndarray:
+        return dy[:, 0, :] if self.keepdims else dy
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        return self._out(x.mean(axis=1)), x.shape
+
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        shape = cache
+        g = self._dy(dy) / np.asarray(shape[1], dtype=dy.dtype)
+        return np.broadcast_to(g[:, None, :], shape).astype(dy.dtype, copy=True)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], 1, input_shape[2]) if self.keepdims else (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
+
+
+class GlobalMaxPooling1D(GlobalAveragePooling1D):
+    r"""Maximum over the steps: ``(batch, steps, c)`` to ``(batch, c)``, or ``(batch, 1, c)``
+    with ``keepdims=True``.
+
+    .. math:: y_{n,c} = \max_t x_{n,t,c}
+
+    The gradient goes to the first maximal step. The cache of a call is ``(arg, input
+    shape)``, ``arg`` being the step of each maximum.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.array([[[1., 10.], [3., 20.], [2., 5.]]])
+    >>> npnet.layers.GlobalMaxPooling1D(keepdims=True)(x)
+    array([[[ 3., 20.]]])
+    """
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        arg = x.argmax(axis=1)
+        y = np.take_along_axis(x, arg[:, None, :], axis=1)[:, 0, :]
+        return self._out(y), (arg, x.shape)
+
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        arg, shape = cache
+        d = np.zeros(shape, dtype=dy.dtype)
+        np.put_along_axis(d, arg[:, None, :], self._dy(dy)[:, None, :], axis=1)
+        return d
