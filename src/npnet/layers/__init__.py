@@ -34,6 +34,7 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .reshaping import Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ = [
     "ACTIVATIONS",
@@ -45,6 +46,7 @@ __all__ = [
     "BatchNormalization",
     "Concatenate",
     "Conv2D",
+    "Cropping2D",
     "Dense",
     "Dot",
     "Dropout",
@@ -75,6 +77,10 @@ __all__ = [
     "SymbolicTensor",
     "Swish",
     "Tanh",
+    "UpSampling1D",
+    "UpSampling2D",
+    "ZeroPadding1D",
+    "ZeroPadding2D",
     "add",
     "average",
     "concatenate",
