@@ -23,7 +23,7 @@ from .merge import (
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPooling2D
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "InputLayer",
     "InputSpec",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
     "Linear",
     "MaxPooling2D",
