@@ -368,7 +368,7 @@ class LayerNormalization(Layer):
         self._norm_axes = axes
         self._other_axes = tuple(i for i in range(ndim) if i not in axes)
         self._bshape = tuple(input_shape[i] if i in axes else 1 for i in range(ndim))
-        self.input_spec = InputSpec(ndim=ndim, axes={a: input_shape[a] for a in axes})
+        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes})
         super().build(input_shape)
 
     def forward(self, x, training=False):
