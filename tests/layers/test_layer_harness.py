@@ -233,6 +233,20 @@ CASES = {
     "BatchNormalization_regularized": Case(lambda: npnet.layers.BatchNormalization(
         gamma_regularizer="l2", beta_regularizer=npnet.regularizers.L1(0.3), gamma_constraint="non_neg",
         beta_constraint=npnet.constraints.MaxNorm(2.0)), feat_nd, same),
+    "LayerNormalization": Case(lambda: npnet.layers.LayerNormalization(), feat_nd, same),
+    "LayerNormalization_multi_axis": Case(lambda: npnet.layers.LayerNormalization(axis=[1, -1], epsilon=0.01),
+                                          lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3)),
+                                                     d.draw(st.integers(1, 3))), same, example=(2, 3, 2)),
+    "LayerNormalization_plain": Case(lambda: npnet.layers.LayerNormalization(axis=(1, 2), center=False, scale=False),
+                                     lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3))), same,
+                                     example=(3, 2), training=True),
+    "LayerNormalization_regularized": Case(lambda: npnet.layers.LayerNormalization(
+        gamma_initializer="glorot_uniform", beta_initializer="he_normal", gamma_regularizer="l2",
+        beta_regularizer=npnet.regularizers.L1(0.3), gamma_constraint="non_neg",
+        beta_constraint=npnet.constraints.MaxNorm(2.0)), feat_nd, same),
+    "LayerNormalization_rms": Case(lambda: npnet.layers.LayerNormalization(rms_scaling=True, axis=-2),
+                                   lambda d: (d.draw(st.integers(1, 4)), d.draw(st.integers(1, 3))), same,
+                                   example=(3, 2)),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
     # merge layers: a list of inputs in, a list of input gradients out

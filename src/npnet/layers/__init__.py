@@ -23,7 +23,7 @@ from .merge import (
     multiply,
     subtract,
 )
-from .normalization import BatchNormalization
+from .normalization import BatchNormalization, LayerNormalization
 from .pooling import (
     AveragePooling1D,
     AveragePooling2D,
@@ -60,6 +60,7 @@ __all__ = [
     "InputLayer",
     "InputSpec",
     "Layer",
+    "LayerNormalization",
     "LeakyReLU",
     "Linear",
     "MaxPooling1D",

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from typing import Any
 
 import numpy as np
 
 from .. import _parallel
-from .._validation import check_float, check_int
+from .. import initializers as _initializers
+from .._validation import check_bool, check_float, check_int
 from .base import InputSpec, Layer, weight_options_config
 from .core import _set_named_weight_options
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization"]
 
 
 def _wide_rows(a: np.ndarray) -> tuple[np.ndarray, int]:
@@ -242,5 +245,175 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
+                **weight_options_config(self, "beta_regularizer", "gamma_regularizer", "beta_constraint",
+                                        "gamma_constraint")}
+
+
+class LayerNormalization(Layer):
+    r"""Normalize each sample over ``axis``, then scale and shift (Ba et al., 2016).
+
+    Unlike :class:`BatchNormalization`, the statistics are those of one sample, so training
+    and inference compute the same thing and there are no moving statistics. With the
+    mean :math:`\mu` and biased variance :math:`\sigma^2` of each sample over the
+    :math:`m` elements of the normalized axes:
+
+    .. math::
+        \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \qquad y = \gamma \hat x + \beta
+
+    ``gamma`` and ``beta`` have the shape of the normalized axes (``(20, 30, 40)`` for
+    ``axis=[1, 2, 3]`` on inputs ``(batch, 20, 30, 40)``) and broadcast over the others.
+
+    Backward, with :math:`g = \gamma\, dy` and the means :math:`\langle\cdot\rangle` taken
+    per sample over the normalized axes:
+
+    .. math::
+        \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+        \left(g - \langle g \rangle - \hat x \langle g\, \hat x \rangle\right), \quad
+        \frac{\partial L}{\partial \gamma} = \sum_{\text{other axes}} dy\, \hat x, \quad
+        \frac{\partial L}{\partial \beta} = \sum_{\text{other axes}} dy
+
+    With ``rms_scaling=True`` (deprecated in Keras, kept for its saved models) the output is
+    :math:`y = \gamma\, u` with :math:`u = x / \sqrt{\sigma^2 + \epsilon}` (the variance, not
+    the mean square, as in Keras), there is no ``beta``, and
+
+    .. math::
+        \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+        \left(g - \hat x \langle g\, u \rangle\right), \quad
+        \frac{\partial L}{\partial \gamma} = \sum_{\text{other axes}} dy\, u
+
+    The cache of a call is ``(xhat, inv, u)`` with ``inv = 1 / sqrt(var + eps)`` per sample
+    (``u`` is None without ``rms_scaling``).
+
+    Parameters
+    ----------
+    axis : int or list of int, default -1
+        The axis or axes to normalize over (not the batch axis 0).
+    epsilon : float, default 1e-3
+        Added to the variance; must be > 0.
+    center, scale : bool, default True
+        Learn :math:`\beta` / :math:`\gamma`.
+    beta_initializer, gamma_initializer : str or Initializer, default "zeros", "ones"
+    beta_regularizer, gamma_regularizer : str or Regularizer, optional
+        Penalties on :math:`\beta` and :math:`\gamma` (see :mod:`npnet.regularizers`).
+    beta_constraint, gamma_constraint : str or Constraint, optional
+        Projections after each optimizer update (see :mod:`npnet.constraints`).
+    rms_scaling : bool, default False
+        Keras' deprecated variant above; warns, as Keras does.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> layer = npnet.layers.LayerNormalization()
+    >>> y = layer(np.array([[1.0, 2.0, 3.0]], dtype="float32"))
+    >>> np.round(y, 4)
+    array([[-1.2238,  0.    ,  1.2238]], dtype=float32)
+    >>> layer = npnet.layers.LayerNormalization(axis=[1, 2])
+    >>> layer.build((None, 4, 5, 6))
+    >>> layer.params["gamma"].shape
+    (4, 5)
+    """
+
+    def __init__(self, axis: int | list[int] | tuple[int, ...] = -1, epsilon: float = 1e-3, center: bool = True,
+                 scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None, beta_constraint: Any = None,
+                 gamma_constraint: Any = None, rms_scaling: bool = False,
+                 name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        if isinstance(axis, (list, tuple)):
+            if not axis:
+                raise ValueError(f"{owner}: `axis` must name at least one axis, received {axis!r}")
+            self.axis: int | list[int] = [check_int(a, "axis", owner=owner) for a in axis]
+        elif isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError(f"{owner}: `axis` must be an int or a list of ints, received {axis!r}")
+        else:
+            self.axis = int(axis)
+        self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
+        self.center = check_bool(center, "center", owner=owner)
+        self.scale = check_bool(scale, "scale", owner=owner)
+        self.rms_scaling = check_bool(rms_scaling, "rms_scaling", owner=owner)
+        if self.rms_scaling:
+            warnings.warn(f"{owner}: `rms_scaling=True` is deprecated in Keras: it scales by the variance, not "
+                          "the root mean square", UserWarning, stacklevel=2)
+        _set_named_weight_options(self, owner, {"beta_initializer": beta_initializer,
+                                                "gamma_initializer": gamma_initializer},
+                                  beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
+                                  beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
+
+    def _axes(self, ndim: int, shape: Any) -> tuple[int, ...]:
+        """The normalized axes, non-negative and sorted; an error names a bad one."""
+        given = self.axis if isinstance(self.axis, list) else [self.axis]
+        axes = []
+        for a in given:
+            if not -ndim <= a < ndim or a % ndim == 0:
+                raise ValueError(f"{self._owner}: `axis` {self.axis} must name axes 1 to {ndim - 1} (or -1 to "
+                                 f"-{ndim - 1}) of input shape {tuple(shape)}, received axis {a}")
+            axes.append(a % ndim)
+        if len(set(axes)) != len(axes):
+            raise ValueError(f"{self._owner}: `axis` {self.axis} names the same axis twice "
+                             f"for input shape {tuple(shape)}")
+        return tuple(sorted(axes))
+
+    def build(self, input_shape):
+        ndim = len(input_shape)
+        axes = self._axes(ndim, input_shape)
+        shape = tuple(int(input_shape[a]) for a in axes)
+        if self.scale or self.rms_scaling:
+            self.add_weight("gamma", shape, self.gamma_initializer, regularizer=self.gamma_regularizer,
+                            constraint=self.gamma_constraint)
+        if self.center and not self.rms_scaling:
+            self.add_weight("beta", shape, self.beta_initializer, regularizer=self.beta_regularizer,
+                            constraint=self.beta_constraint)
+        self._norm_axes = axes
+        self._other_axes = tuple(i for i in range(ndim) if i not in axes)
+        self._bshape = tuple(input_shape[i] if i in axes else 1 for i in range(ndim))
+        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes})
+        super().build(input_shape)
+
+    def forward(self, x, training=False):
+        x = self._enter(x)
+        ax = self._norm_axes
+        mean = x.mean(axis=ax, keepdims=True)
+        var = np.square(x - mean).mean(axis=ax, keepdims=True)
+        inv = (1.0 / np.sqrt(var + self.epsilon)).astype(x.dtype)
+        xhat = (x - mean) * inv
+        u = x * inv if self.rms_scaling else None
+        y = xhat if u is None else u
+        if "gamma" in self.params:
+            y = y * self.params["gamma"].reshape(self._bshape)
+        if "beta" in self.params:
+            y = y + self.params["beta"].reshape(self._bshape)
+        if y is xhat:
+            y = y.copy()  # the output must not alias what the cache keeps
+        return y.astype(x.dtype, copy=False), (xhat, inv, u)
+
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        xhat, inv, u = cache
+        ax, other = self._norm_axes, self._other_axes
+        n = xhat if u is None else u
+        if "gamma" in self.params:
+            self.grads["gamma"][...] = (dy * n).sum(axis=other).reshape(self.grads["gamma"].shape)
+        if "beta" in self.params:
+            self.grads["beta"][...] = dy.sum(axis=other).reshape(self.grads["beta"].shape)
+        if not self.compute_input_grad:
+            return None
+        g = dy * self.params["gamma"].reshape(self._bshape) if "gamma" in self.params else dy
+        dx = g - xhat * (g * n).mean(axis=ax, keepdims=True)
+        if u is None:
+            dx -= g.mean(axis=ax, keepdims=True)
+        dx *= inv
+        return dx.astype(dy.dtype, copy=False)
+
+    def compute_output_shape(self, input_shape):
+        self._axes(len(input_shape), input_shape)
+        return tuple(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon, "center": self.center,
+                "scale": self.scale, "rms_scaling": self.rms_scaling,
+                "beta_initializer": _initializers.serialize(self.beta_initializer),
+                "gamma_initializer": _initializers.serialize(self.gamma_initializer),
                 **weight_options_config(self, "beta_regularizer", "gamma_regularizer", "beta_constraint",
                                         "gamma_constraint")}
