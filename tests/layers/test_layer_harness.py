@@ -128,6 +128,14 @@ def conv_shape(s, kernel, stride, padding, filters, dilation=1):
     return (s[0], out[0], out[1], filters)
 
 
+def conv1d_shape(s, kernel, stride, padding, filters, dilation=1):
+    """Keras' formulas for Conv1D, written independently of the library ("causal" pads
+    dilation * (kernel - 1) zeros on the left only)."""
+    eff = dilation * (kernel - 1) + 1
+    out = -(-s[1] // stride) if padding in ("same", "causal") else (s[1] - eff) // stride + 1
+    return (s[0], out, filters)
+
+
 def concat_shape(axis):
     def expected(shapes):
         out = list(shapes[0])
@@ -152,6 +160,7 @@ def per_sample(shapes):
 
 IMAGE = (6, 6, 2)
 SEQUENCE = (6, 2)
+SEQUENCE = (7, 2)
 
 CASES = {
     "Dense": Case(lambda: npnet.layers.Dense(3), feat, lambda s: s[:-1] + (3,)),
@@ -191,6 +200,23 @@ CASES = {
         2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
         kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 2)), bias_constraint="min_max_norm"),
         lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
+    "Conv1D_valid": Case(lambda: npnet.layers.Conv1D(2, 3), lambda d: seq(d, 3),
+                         lambda s: conv1d_shape(s, 3, 1, "valid", 2), example=SEQUENCE),
+    "Conv1D_same_stride": Case(lambda: npnet.layers.Conv1D(3, 2, strides=2, padding="same", activation="tanh"),
+                               lambda d: seq(d, 1), lambda s: conv1d_shape(s, 2, 2, "same", 3), example=SEQUENCE),
+    "Conv1D_causal_dilated": Case(lambda: npnet.layers.Conv1D(2, 3, padding="causal", dilation_rate=2,
+                                                              activation="sigmoid"),
+                                  lambda d: seq(d, 1), lambda s: conv1d_shape(s, 3, 1, "causal", 2, dilation=2),
+                                  example=SEQUENCE),
+    "Conv1D_causal_stride": Case(lambda: npnet.layers.Conv1D(2, 3, strides=2, padding="causal", use_bias=False),
+                                 lambda d: seq(d, 1), lambda s: conv1d_shape(s, 3, 2, "causal", 2),
+                                 example=SEQUENCE),
+    "Conv1D_dilated": Case(lambda: npnet.layers.Conv1D(2, 2, dilation_rate=2, use_bias=False), lambda d: seq(d, 3),
+                           lambda s: conv1d_shape(s, 2, 1, "valid", 2, dilation=2), example=SEQUENCE),
+    "Conv1D_regularized": Case(lambda: npnet.layers.Conv1D(
+        2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
+        kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1)), bias_constraint="min_max_norm"),
+        lambda d: seq(d, 2), lambda s: conv1d_shape(s, 2, 1, "valid", 2), example=SEQUENCE),
     "MaxPooling2D_tile": Case(lambda: npnet.layers.MaxPooling2D(2), even_img,
                               lambda s: (s[0], s[1] // 2, s[2] // 2, s[3]), example=IMAGE, distinct=True),
     "MaxPooling2D_same": Case(lambda: npnet.layers.MaxPooling2D(3, strides=2, padding="same"), lambda d: img(d, 1),
@@ -409,11 +435,12 @@ def test_backward_without_a_cache_is_a_clear_error(key):
 @pytest.mark.parametrize("make, shape", [
     (lambda: Dense(3, activation="tanh"), (4, 5)),
     (lambda: Conv2D(2, 3, padding="same"), (2, 5, 5, 2)),
+    (lambda: npnet.layers.Conv1D(2, 3, padding="causal"), (2, 5, 2)),
     (lambda: BatchNormalization(), (4, 3, 3, 2)),
     (lambda: MaxPooling2D(2), (2, 4, 4, 2)),
     (lambda: Dropout(0.5, seed=1), (4, 6)),
     (lambda: Multiply(), [(4, 3), (4, 3)]),
-], ids=["dense", "conv2d", "batch_norm", "max_pooling", "dropout", "multiply"])
+], ids=["dense", "conv2d", "conv1d", "batch_norm", "max_pooling", "dropout", "multiply"])
 def test_the_cache_belongs_to_the_call(make, shape):
     """Two forward calls, then backward with the first one's cache: exactly what a single
     call on the first input gives. Nothing of a call is kept on the layer."""

@@ -4,6 +4,7 @@ from ._symbolic import Input, InputLayer, SymbolicTensor
 from .activation import ACTIVATIONS, ELU, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Softplus, Swish, Tanh
 from .base import InputSpec, Layer, get_layer_class, layer_classes, register_layer
 from .conv import Conv2D
+from .conv1d import Conv1D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
 from .merge import (
     Add,
@@ -45,6 +46,7 @@ __all__ = [
     "AveragePooling2D",
     "BatchNormalization",
     "Concatenate",
+    "Conv1D",
     "Conv2D",
     "Cropping2D",
     "Dense",
