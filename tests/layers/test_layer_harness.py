@@ -136,6 +136,20 @@ def conv1d_shape(s, kernel, stride, padding, filters, dilation=1):
     return (s[0], out, filters)
 
 
+def conv_transpose_shape(s, kernel, stride, padding, filters, output_padding=None, dilation=1):
+    """Keras' compute_conv_transpose_output_shape, written independently of the library."""
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    out = []
+    for size, kk in zip(s[1:3], k):
+        eff = dilation * (kk - 1) + 1
+        if padding == "valid":
+            extra = max(eff, stride) - eff if output_padding is None else output_padding
+            out.append((size - 1) * stride + eff + extra)
+        else:
+            out.append(size * stride if output_padding is None else (size - 1) * stride + eff % 2 + output_padding)
+    return (s[0], out[0], out[1], filters)
+
+
 def concat_shape(axis):
     def expected(shapes):
         out = list(shapes[0])
@@ -200,6 +214,24 @@ CASES = {
         2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
         kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 2)), bias_constraint="min_max_norm"),
         lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
+    "Conv2DTranspose_valid": Case(lambda: npnet.layers.Conv2DTranspose(2, 3), lambda d: img(d, 1),
+                                  lambda s: conv_transpose_shape(s, 3, 1, "valid", 2), example=IMAGE),
+    "Conv2DTranspose_same_stride": Case(
+        lambda: npnet.layers.Conv2DTranspose(3, (2, 3), strides=2, padding="same", activation="tanh"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, (2, 3), 2, "same", 3), example=IMAGE),
+    "Conv2DTranspose_output_padding": Case(
+        lambda: npnet.layers.Conv2DTranspose(2, 3, strides=3, padding="same", output_padding=1, use_bias=False),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 3, 3, "same", 2, output_padding=1), example=IMAGE),
+    "Conv2DTranspose_valid_stride_padded": Case(
+        lambda: npnet.layers.Conv2DTranspose(2, 2, strides=3, output_padding=2, activation="sigmoid"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 3, "valid", 2, output_padding=2), example=IMAGE),
+    "Conv2DTranspose_dilated": Case(lambda: npnet.layers.Conv2DTranspose(2, 2, dilation_rate=2, padding="same"),
+                                    lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 1, "same", 2, dilation=2),
+                                    example=IMAGE),
+    "Conv2DTranspose_regularized": Case(lambda: npnet.layers.Conv2DTranspose(
+        2, 2, strides=2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
+        kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 3)), bias_constraint="min_max_norm"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 2, "valid", 2), example=IMAGE),
     "Conv1D_valid": Case(lambda: npnet.layers.Conv1D(2, 3), lambda d: seq(d, 3),
                          lambda s: conv1d_shape(s, 3, 1, "valid", 2), example=SEQUENCE),
     "Conv1D_same_stride": Case(lambda: npnet.layers.Conv1D(3, 2, strides=2, padding="same", activation="tanh"),

@@ -5,6 +5,7 @@ from .activation import ACTIVATIONS, ELU, LeakyReLU, Linear, ReLU, Sigmoid, Soft
 from .base import InputSpec, Layer, get_layer_class, layer_classes, register_layer
 from .conv import Conv2D
 from .conv1d import Conv1D
+from .conv_transpose import Conv2DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
 from .merge import (
     Add,
@@ -48,6 +49,7 @@ __all__ = [
     "Concatenate",
     "Conv1D",
     "Conv2D",
+    "Conv2DTranspose",
     "Cropping2D",
     "Dense",
     "Dot",
