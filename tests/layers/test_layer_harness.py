@@ -232,6 +232,31 @@ CASES = {
         2, 2, strides=2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
         kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 3)), bias_constraint="min_max_norm"),
         lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 2, "valid", 2), example=IMAGE),
+    "DepthwiseConv2D_valid": Case(lambda: npnet.layers.DepthwiseConv2D(3), lambda d: img(d, 3),
+                                  lambda s: conv_shape(s, 3, 1, "valid", s[3]), example=IMAGE),
+    "DepthwiseConv2D_same_stride_multiplier": Case(
+        lambda: npnet.layers.DepthwiseConv2D((2, 3), strides=2, padding="same", depth_multiplier=3, activation="tanh"),
+        lambda d: img(d, 1), lambda s: conv_shape(s, (2, 3), 2, "same", 3 * s[3]), example=IMAGE),
+    "DepthwiseConv2D_dilated_stride": Case(
+        lambda: npnet.layers.DepthwiseConv2D(2, strides=2, dilation_rate=2, depth_multiplier=2, use_bias=False),
+        lambda d: img(d, 3), lambda s: conv_shape(s, 2, 2, "valid", 2 * s[3], dilation=2), example=IMAGE),
+    "DepthwiseConv2D_regularized": Case(lambda: npnet.layers.DepthwiseConv2D(
+        2, depthwise_regularizer=npnet.regularizers.L2(0.5), bias_regularizer="l1", activity_regularizer="l1_l2",
+        depthwise_constraint=npnet.constraints.UnitNorm(axis=(0, 1)), bias_constraint="min_max_norm"),
+        lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", s[3]), example=IMAGE),
+    "SeparableConv2D_valid": Case(lambda: npnet.layers.SeparableConv2D(2, 3), lambda d: img(d, 3),
+                                  lambda s: conv_shape(s, 3, 1, "valid", 2), example=IMAGE),
+    "SeparableConv2D_same_stride_multiplier": Case(
+        lambda: npnet.layers.SeparableConv2D(3, (3, 2), strides=2, padding="same", depth_multiplier=2,
+                                             activation="sigmoid"),
+        lambda d: img(d, 1), lambda s: conv_shape(s, (3, 2), 2, "same", 3), example=IMAGE),
+    "SeparableConv2D_dilated_nobias": Case(
+        lambda: npnet.layers.SeparableConv2D(2, 2, dilation_rate=2, padding="same", use_bias=False),
+        lambda d: img(d, 1), lambda s: conv_shape(s, 2, 1, "same", 2, dilation=2), example=IMAGE),
+    "SeparableConv2D_regularized": Case(lambda: npnet.layers.SeparableConv2D(
+        2, 2, depthwise_regularizer="l2", pointwise_regularizer=npnet.regularizers.L1(0.2), bias_regularizer="l2",
+        activity_regularizer="l1", depthwise_constraint="non_neg", pointwise_constraint=npnet.constraints.MaxNorm(1.0),
+        bias_constraint="non_neg"), lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
     "Conv1D_valid": Case(lambda: npnet.layers.Conv1D(2, 3), lambda d: seq(d, 3),
                          lambda s: conv1d_shape(s, 3, 1, "valid", 2), example=SEQUENCE),
     "Conv1D_same_stride": Case(lambda: npnet.layers.Conv1D(3, 2, strides=2, padding="same", activation="tanh"),

@@ -7,6 +7,7 @@ from .conv import Conv2D
 from .conv1d import Conv1D
 from .conv_transpose import Conv2DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
+from .depthwise import DepthwiseConv2D, SeparableConv2D
 from .merge import (
     Add,
     Average,
@@ -52,6 +53,7 @@ __all__ = [
     "Conv2DTranspose",
     "Cropping2D",
     "Dense",
+    "DepthwiseConv2D",
     "Dot",
     "Dropout",
     "ELU",
@@ -75,6 +77,7 @@ __all__ = [
     "ReLU",
     "Rescaling",
     "Reshape",
+    "SeparableConv2D",
     "Sigmoid",
     "Softmax",
     "Softplus",
