@@ -325,3 +325,4 @@ def test_bad_inputs_name_the_layer(cls):
     with pytest.raises(ValueError, match=re.escape(
             f"{kind} 'l': kernel of effective size (3, 3) is larger than the input (5, 2) with padding='valid'")):
         layer(np.zeros((1, 5, 2, 3), np.float32))
+

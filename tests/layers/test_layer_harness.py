@@ -493,11 +493,14 @@ def test_backward_without_a_cache_is_a_clear_error(key):
     (lambda: Dense(3, activation="tanh"), (4, 5)),
     (lambda: Conv2D(2, 3, padding="same"), (2, 5, 5, 2)),
     (lambda: npnet.layers.Conv1D(2, 3, padding="causal"), (2, 5, 2)),
+    (lambda: npnet.layers.Conv2DTranspose(2, 3, strides=2, padding="same"), (2, 3, 4, 2)),
+    (lambda: npnet.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (2, 5, 5, 2)),
+    (lambda: npnet.layers.SeparableConv2D(3, 3, strides=2, activation="tanh"), (2, 5, 5, 2)),
     (lambda: BatchNormalization(), (4, 3, 3, 2)),
     (lambda: MaxPooling2D(2), (2, 4, 4, 2)),
     (lambda: Dropout(0.5, seed=1), (4, 6)),
     (lambda: Multiply(), [(4, 3), (4, 3)]),
-], ids=["dense", "conv2d", "conv1d", "batch_norm", "max_pooling", "dropout", "multiply"])
+], ids=["dense", "conv2d", "conv1d", "conv2d_transpose", "depthwise", "separable", "batch_norm", "max_pooling", "dropout", "multiply"])
 def test_the_cache_belongs_to_the_call(make, shape):
     """Two forward calls, then backward with the first one's cache: exactly what a single
     call on the first input gives. Nothing of a call is kept on the layer."""
@@ -528,6 +531,39 @@ def test_the_cache_belongs_to_the_call(make, shape):
     assert layer.grads.keys() == fresh.grads.keys()
     for k in fresh.grads:
         np.testing.assert_array_equal(layer.grads[k], fresh.grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: npnet.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False),
+    lambda: npnet.layers.SeparableConv2D(5, 3, strides=2, padding="same", depth_multiplier=2),
+    lambda: npnet.layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1),
+    lambda: npnet.layers.Conv2DTranspose(4, 2, strides=3, output_padding=2),
+    lambda: Conv2D(3, 3, strides=2, padding="same"),
+], ids=["depthwise", "separable", "transpose_same", "transpose_valid", "conv2d"])
+def test_arrays_kept_between_training_batches_leak_nothing(make):
+    """In fit, a layer's output, input-gradient and scratch arrays are reused batch after
+    batch: filled with NaN between two batches, they must not change the second one."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 9, 9, 3)).astype(np.float32)
+    layer = make()
+    layer(x[:1])
+    kept = {}
+
+    def batch():
+        with npnet._tape.running(npnet._tape.Run(training=True, buffers=kept)):
+            y, cache = layer.forward(x, training=True)
+            dx = layer.backward(cache, np.ones_like(y))
+            return y.copy(), dx.copy(), {k: g.copy() for k, g in layer.grads.items()}
+
+    y1, dx1, grads1 = batch()
+    assert kept
+    for buf in kept.values():
+        buf.fill(np.nan)
+    y2, dx2, grads2 = batch()
+    np.testing.assert_array_equal(y2, y1)
+    np.testing.assert_array_equal(dx2, dx1)
+    for k in grads1:
+        np.testing.assert_array_equal(grads2[k], grads1[k], err_msg=k)
 
 
 # ---------------------------------------------------------------- bad input
