@@ -138,6 +138,20 @@ def conv1d_shape(s, kernel, stride, padding, filters, dilation=1):
     return (s[0], out, filters)
 
 
+def conv_transpose_shape(s, kernel, stride, padding, filters, output_padding=None, dilation=1):
+    """Keras' compute_conv_transpose_output_shape, written independently of the library."""
+    k = (kernel, kernel) if isinstance(kernel, int) else kernel
+    out = []
+    for size, kk in zip(s[1:3], k):
+        eff = dilation * (kk - 1) + 1
+        if padding == "valid":
+            extra = max(eff, stride) - eff if output_padding is None else output_padding
+            out.append((size - 1) * stride + eff + extra)
+        else:
+            out.append(size * stride if output_padding is None else (size - 1) * stride + eff % 2 + output_padding)
+    return (s[0], out[0], out[1], filters)
+
+
 def concat_shape(axis):
     def expected(shapes):
         out = list(shapes[0])
@@ -208,6 +222,49 @@ CASES = {
                                     lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3))),
                                     lambda s: s + (2,), example=(3, 2), ids=4),
     "Masking": Case(lambda: npnet.layers.Masking(), lambda d: seq(d, 1), same, example=SEQUENCE),
+    "Conv2DTranspose_valid": Case(lambda: npnet.layers.Conv2DTranspose(2, 3), lambda d: img(d, 1),
+                                  lambda s: conv_transpose_shape(s, 3, 1, "valid", 2), example=IMAGE),
+    "Conv2DTranspose_same_stride": Case(
+        lambda: npnet.layers.Conv2DTranspose(3, (2, 3), strides=2, padding="same", activation="tanh"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, (2, 3), 2, "same", 3), example=IMAGE),
+    "Conv2DTranspose_output_padding": Case(
+        lambda: npnet.layers.Conv2DTranspose(2, 3, strides=3, padding="same", output_padding=1, use_bias=False),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 3, 3, "same", 2, output_padding=1), example=IMAGE),
+    "Conv2DTranspose_valid_stride_padded": Case(
+        lambda: npnet.layers.Conv2DTranspose(2, 2, strides=3, output_padding=2, activation="sigmoid"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 3, "valid", 2, output_padding=2), example=IMAGE),
+    "Conv2DTranspose_dilated": Case(lambda: npnet.layers.Conv2DTranspose(2, 2, dilation_rate=2, padding="same"),
+                                    lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 1, "same", 2, dilation=2),
+                                    example=IMAGE),
+    "Conv2DTranspose_regularized": Case(lambda: npnet.layers.Conv2DTranspose(
+        2, 2, strides=2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
+        kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 3)), bias_constraint="min_max_norm"),
+        lambda d: img(d, 1), lambda s: conv_transpose_shape(s, 2, 2, "valid", 2), example=IMAGE),
+    "DepthwiseConv2D_valid": Case(lambda: npnet.layers.DepthwiseConv2D(3), lambda d: img(d, 3),
+                                  lambda s: conv_shape(s, 3, 1, "valid", s[3]), example=IMAGE),
+    "DepthwiseConv2D_same_stride_multiplier": Case(
+        lambda: npnet.layers.DepthwiseConv2D((2, 3), strides=2, padding="same", depth_multiplier=3, activation="tanh"),
+        lambda d: img(d, 1), lambda s: conv_shape(s, (2, 3), 2, "same", 3 * s[3]), example=IMAGE),
+    "DepthwiseConv2D_dilated_stride": Case(
+        lambda: npnet.layers.DepthwiseConv2D(2, strides=2, dilation_rate=2, depth_multiplier=2, use_bias=False),
+        lambda d: img(d, 3), lambda s: conv_shape(s, 2, 2, "valid", 2 * s[3], dilation=2), example=IMAGE),
+    "DepthwiseConv2D_regularized": Case(lambda: npnet.layers.DepthwiseConv2D(
+        2, depthwise_regularizer=npnet.regularizers.L2(0.5), bias_regularizer="l1", activity_regularizer="l1_l2",
+        depthwise_constraint=npnet.constraints.UnitNorm(axis=(0, 1)), bias_constraint="min_max_norm"),
+        lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", s[3]), example=IMAGE),
+    "SeparableConv2D_valid": Case(lambda: npnet.layers.SeparableConv2D(2, 3), lambda d: img(d, 3),
+                                  lambda s: conv_shape(s, 3, 1, "valid", 2), example=IMAGE),
+    "SeparableConv2D_same_stride_multiplier": Case(
+        lambda: npnet.layers.SeparableConv2D(3, (3, 2), strides=2, padding="same", depth_multiplier=2,
+                                             activation="sigmoid"),
+        lambda d: img(d, 1), lambda s: conv_shape(s, (3, 2), 2, "same", 3), example=IMAGE),
+    "SeparableConv2D_dilated_nobias": Case(
+        lambda: npnet.layers.SeparableConv2D(2, 2, dilation_rate=2, padding="same", use_bias=False),
+        lambda d: img(d, 1), lambda s: conv_shape(s, 2, 1, "same", 2, dilation=2), example=IMAGE),
+    "SeparableConv2D_regularized": Case(lambda: npnet.layers.SeparableConv2D(
+        2, 2, depthwise_regularizer="l2", pointwise_regularizer=npnet.regularizers.L1(0.2), bias_regularizer="l2",
+        activity_regularizer="l1", depthwise_constraint="non_neg", pointwise_constraint=npnet.constraints.MaxNorm(1.0),
+        bias_constraint="non_neg"), lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
     "Conv1D_valid": Case(lambda: npnet.layers.Conv1D(2, 3), lambda d: seq(d, 3),
                          lambda s: conv1d_shape(s, 3, 1, "valid", 2), example=SEQUENCE),
     "Conv1D_same_stride": Case(lambda: npnet.layers.Conv1D(3, 2, strides=2, padding="same", activation="tanh"),
@@ -451,11 +508,14 @@ def test_backward_without_a_cache_is_a_clear_error(key):
     (lambda: Dense(3, activation="tanh"), (4, 5)),
     (lambda: Conv2D(2, 3, padding="same"), (2, 5, 5, 2)),
     (lambda: npnet.layers.Conv1D(2, 3, padding="causal"), (2, 5, 2)),
+    (lambda: npnet.layers.Conv2DTranspose(2, 3, strides=2, padding="same"), (2, 3, 4, 2)),
+    (lambda: npnet.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same"), (2, 5, 5, 2)),
+    (lambda: npnet.layers.SeparableConv2D(3, 3, strides=2, activation="tanh"), (2, 5, 5, 2)),
     (lambda: BatchNormalization(), (4, 3, 3, 2)),
     (lambda: MaxPooling2D(2), (2, 4, 4, 2)),
     (lambda: Dropout(0.5, seed=1), (4, 6)),
     (lambda: Multiply(), [(4, 3), (4, 3)]),
-], ids=["dense", "conv2d", "conv1d", "batch_norm", "max_pooling", "dropout", "multiply"])
+], ids=["dense", "conv2d", "conv1d", "conv2d_transpose", "depthwise", "separable", "batch_norm", "max_pooling", "dropout", "multiply"])
 def test_the_cache_belongs_to_the_call(make, shape):
     """Two forward calls, then backward with the first one's cache: exactly what a single
     call on the first input gives. Nothing of a call is kept on the layer."""
@@ -486,6 +546,39 @@ def test_the_cache_belongs_to_the_call(make, shape):
     assert layer.grads.keys() == fresh.grads.keys()
     for k in fresh.grads:
         np.testing.assert_array_equal(layer.grads[k], fresh.grads[k], err_msg=k)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: npnet.layers.DepthwiseConv2D(3, padding="same", depth_multiplier=2, use_bias=False),
+    lambda: npnet.layers.SeparableConv2D(5, 3, strides=2, padding="same", depth_multiplier=2),
+    lambda: npnet.layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1),
+    lambda: npnet.layers.Conv2DTranspose(4, 2, strides=3, output_padding=2),
+    lambda: Conv2D(3, 3, strides=2, padding="same"),
+], ids=["depthwise", "separable", "transpose_same", "transpose_valid", "conv2d"])
+def test_arrays_kept_between_training_batches_leak_nothing(make):
+    """In fit, a layer's output, input-gradient and scratch arrays are reused batch after
+    batch: filled with NaN between two batches, they must not change the second one."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 9, 9, 3)).astype(np.float32)
+    layer = make()
+    layer(x[:1])
+    kept = {}
+
+    def batch():
+        with npnet._tape.running(npnet._tape.Run(training=True, buffers=kept)):
+            y, cache = layer.forward(x, training=True)
+            dx = layer.backward(cache, np.ones_like(y))
+            return y.copy(), dx.copy(), {k: g.copy() for k, g in layer.grads.items()}
+
+    y1, dx1, grads1 = batch()
+    assert kept
+    for buf in kept.values():
+        buf.fill(np.nan)
+    y2, dx2, grads2 = batch()
+    np.testing.assert_array_equal(y2, y1)
+    np.testing.assert_array_equal(dx2, dx1)
+    for k in grads1:
+        np.testing.assert_array_equal(grads2[k], grads1[k], err_msg=k)
 
 
 # ---------------------------------------------------------------- bad input

@@ -5,7 +5,9 @@ from .activation import ACTIVATIONS, ELU, LeakyReLU, Linear, ReLU, Sigmoid, Soft
 from .base import InputSpec, Layer, get_layer_class, layer_classes, register_layer
 from .conv import Conv2D
 from .conv1d import Conv1D
+from .conv_transpose import Conv2DTranspose
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
+from .depthwise import DepthwiseConv2D, SeparableConv2D
 from .embedding import Embedding, Masking
 from .merge import (
     Add,
@@ -49,8 +51,10 @@ __all__ = [
     "Concatenate",
     "Conv1D",
     "Conv2D",
+    "Conv2DTranspose",
     "Cropping2D",
     "Dense",
+    "DepthwiseConv2D",
     "Dot",
     "Dropout",
     "ELU",
@@ -76,6 +80,7 @@ __all__ = [
     "ReLU",
     "Rescaling",
     "Reshape",
+    "SeparableConv2D",
     "Sigmoid",
     "Softmax",
     "Softplus",
