@@ -35,6 +35,7 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ = [
@@ -58,9 +59,11 @@ __all__ = [
     "GlobalAveragePooling2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GRU",
     "Input",
     "InputLayer",
     "InputSpec",
+    "LSTM",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
@@ -74,6 +77,7 @@ __all__ = [
     "Rescaling",
     "Reshape",
     "Sigmoid",
+    "SimpleRNN",
     "Softmax",
     "Softplus",
     "Subtract",
