@@ -20,6 +20,8 @@ from ._config import floatx, set_floatx
 from ._parallel import get_num_threads, set_num_threads
 from .layers import (
     ELU,
+    GRU,
+    LSTM,
     Activation,
     AveragePooling1D,
     AveragePooling2D,
@@ -34,9 +36,7 @@ from .layers import (
     GlobalAveragePooling2D,
     GlobalMaxPooling1D,
     GlobalMaxPooling2D,
-    GRU,
     Input,
-    LSTM,
     LayerNormalization,
     LeakyReLU,
     MaxPooling1D,

@@ -133,6 +133,9 @@ class _Recurrent(Layer):
     _states: tuple[str, ...] = ("h",)
     _build_spec = InputSpec(ndim=3, layout=_LAYOUT)
     supports_masking = True
+    kernel_initializer: Any
+    recurrent_initializer: Any
+    bias_initializer: Any
 
     def _setup(self, units: Any, activation: Any, recurrent_activation: Any, use_bias: Any,
                initializers: dict[str, Any], options: dict[str, Any], dropout: Any, recurrent_dropout: Any,
@@ -755,7 +758,6 @@ class GRU(_Recurrent):
         # otherwise (r * h_{t-1}) * rmask, the input of U_h
         held = np.empty((steps, n, u), xw.dtype)
         rec = np.empty((n, width if after else 2 * u), xw.dtype)
-        cand = np.empty((n, u), xw.dtype)
         h = np.empty((n, u), xw.dtype)
         acts = []
         for t in range(steps):
