@@ -234,6 +234,8 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "orthogonal": Orthogonal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+# Keras' short aliases.
+_BY_NAME.update({"uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones})
 
 
 def get(identifier: Any, owner: str | None = None) -> Initializer:
