@@ -497,3 +497,85 @@ def test_bad_symbolic_inputs_are_named():
     with pytest.raises(ValueError, match=re.escape(
             "SimpleRNN 'rnn_s': expected input of rank 3 (batch, timesteps, features), received shape (None, 4)")):
         SimpleRNN(3, name="rnn_s")(npnet.Input((4,)))
+
+
+# ---------------------------------------------------------------- masks from an Embedding
+def embedded_model(cls, **kw):
+    ids = npnet.Input((None,), dtype="int64")
+    h = npnet.layers.Embedding(10, 3, mask_zero=True)(ids)
+    return npnet.Model(ids, cls(4, **kw)(h), seed=0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_zero_padded_sequences_give_the_unpadded_outputs(kind, side):
+    """Embedding(mask_zero=True) -> recurrent layer: padding with id 0 on either side
+    changes neither the last output nor the final states of any sequence."""
+    kw = {"reset_after": False} if kind == "gru_before" else {}
+    model = embedded_model(CLASSES[kind], return_state=True, **kw)
+    rng = np.random.default_rng(13)
+    lengths = [5, 2, 7, 1]
+    seqs = [rng.integers(1, 10, size=k) for k in lengths]
+    padded = np.zeros((4, 7), np.int64)
+    for row, s in zip(padded, seqs):
+        if side == "right":
+            row[:len(s)] = s
+        else:
+            row[7 - len(s):] = s
+    outputs = model.predict(padded, verbose=0)
+    for i, s in enumerate(seqs):
+        alone = model.predict(s[None, :], verbose=0)
+        for a, b in zip(outputs, alone, strict=True):
+            np.testing.assert_allclose(a[i:i + 1], b, rtol=1e-5, atol=1e-6)
+
+
+def test_the_mask_passes_on_with_return_sequences():
+    ids = np.array([[3, 4, 0, 0], [5, 0, 0, 0]])
+    x = npnet.layers.Embedding(10, 3, mask_zero=True)(ids)
+    seq = LSTM(4, return_sequences=True)(x)
+    np.testing.assert_array_equal(npnet._masks.get_mask(seq), ids != 0)
+    # the output at a masked step repeats the last real one
+    np.testing.assert_array_equal(seq[0, 2:], np.broadcast_to(seq[0, 1], (2, 4)))
+    last = GRU(2)(seq)
+    assert npnet._masks.get_mask(last) is None
+    out, h = SimpleRNN(2, return_sequences=True, return_state=True)(x)
+    np.testing.assert_array_equal(npnet._masks.get_mask(out), ids != 0)
+    assert npnet._masks.get_mask(h) is None
+    # a mask given in the call
+    layer = LSTM(2)
+    plain = np.array(x)  # the same values without a mask
+    given = layer(plain, mask=np.array([[True, True, False, False], [True, False, False, False]]))
+    np.testing.assert_array_equal(given, layer(x))
+    assert not np.allclose(given, layer(plain))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gradients_check_through_an_embedding_mask(kind):
+    kw = {"reset_after": False} if kind == "gru_before" else {}
+    ids = npnet.Input((None,), dtype="int64")
+    h = npnet.layers.Embedding(10, 3, mask_zero=True)(ids)
+    h = CLASSES[kind](4, return_sequences=True, **kw)(h)
+    h = CLASSES[kind](3, go_backwards=True, **kw)(h)
+    model = npnet.Model(ids, npnet.layers.Dense(2)(h), seed=0)
+    padded = np.array([[1, 4, 2, 0, 0, 0], [3, 3, 9, 8, 7, 6], [0, 0, 5, 5, 1, 2]])
+    report = check_gradients(model, padded, atol=1e-6, rtol=1e-5)
+    assert report.passed
+    assert report.entries[0].name.endswith("embeddings")
+    # the embedding of the padding id gets no gradient: every step that reads it is masked
+    np.testing.assert_array_equal(report.entries[0].analytic[0], 0.0)
+    assert np.abs(report.entries[0].analytic[1:]).max() > 0
+
+
+def test_a_masked_sequence_loss_counts_the_real_steps_only():
+    """Embedding(mask_zero) -> LSTM(return_sequences) -> Dense: the loss is the mean over the
+    real steps, so the targets of padded steps do not matter, and the gradient checks."""
+    ids = npnet.Input((None,), dtype="int64")
+    h = LSTM(4, return_sequences=True)(npnet.layers.Embedding(10, 3, mask_zero=True)(ids))
+    model = npnet.Model(ids, npnet.layers.Dense(1)(h), seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    padded = np.array([[1, 4, 2, 0], [3, 3, 9, 8]])
+    y = np.random.default_rng(14).normal(size=(2, 4, 1))
+    other = y.copy()
+    other[0, 3] += 100.0  # a padded step's target
+    assert model.evaluate(padded, y, verbose=0) == pytest.approx(model.evaluate(padded, other, verbose=0))
+    assert check_gradients(model, padded, y=y, atol=1e-6, rtol=1e-5).passed
