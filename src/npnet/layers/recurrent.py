@@ -402,8 +402,7 @@ class _Recurrent(Layer):
         return config
 
 
-_COMMON_DOC = """
-    units : int
+_COMMON_DOC = """units : int
         Size of the state and of the output.
     use_bias : bool, default True
     kernel_initializer : str or Initializer, default "glorot_uniform"
@@ -431,13 +430,23 @@ _COMMON_DOC = """
     unroll : bool, default False
         Accepted and ignored (the loop is the same either way).
 
-    Call arguments: ``layer(x, initial_state=None, training=None)``, where ``x`` is
-    ``(batch, timesteps, features)`` and ``initial_state`` a list of ``(batch, units)``
-    arrays (or symbolic tensors); a mask ``(batch, timesteps)`` arrives with its input.
+    initial_state : list of arrays, optional
+        A call argument, ``layer(x, initial_state=[h0])`` (``[h0, c0]`` for an LSTM), each
+        ``(batch, units)``; arrays or symbolic tensors. Default zeros.
+    mask : ndarray of bool, optional
+        A call argument ``(batch, timesteps)``, True for a real step; it also arrives with
+        its input (from ``Embedding(mask_zero=True)`` or ``Masking``).
 """
 
 
+def _shared_arguments(cls: type) -> type:
+    """Put the arguments every recurrent layer shares into ``cls``'s docstring."""
+    cls.__doc__ = (cls.__doc__ or "").replace("<the arguments shared by the recurrent layers>", _COMMON_DOC.strip())
+    return cls
+
+
 # ---------------------------------------------------------------- SimpleRNN
+@_shared_arguments
 class SimpleRNN(_Recurrent):
     r"""Fully connected recurrent layer: the output is fed back as the next state.
 
@@ -458,7 +467,7 @@ class SimpleRNN(_Recurrent):
     ----------
     activation : str, function or activation layer, default "tanh"
         :math:`\phi`; None means linear.
-    """ + _COMMON_DOC + r"""
+    <the arguments shared by the recurrent layers>
     Examples
     --------
     >>> import numpy as np, npnet
@@ -524,6 +533,7 @@ class SimpleRNN(_Recurrent):
 
 
 # ---------------------------------------------------------------- LSTM
+@_shared_arguments
 class LSTM(_Recurrent):
     r"""Long short-term memory (Hochreiter and Schmidhuber, 1997), as Keras computes it.
 
@@ -558,7 +568,7 @@ class LSTM(_Recurrent):
         :math:`\sigma`, for the gates.
     unit_forget_bias : bool, default True
         Start the forget gate's bias at 1 (the rest from ``bias_initializer``).
-    """ + _COMMON_DOC + r"""
+    <the arguments shared by the recurrent layers>
     Examples
     --------
     >>> import numpy as np, npnet
@@ -665,6 +675,7 @@ class LSTM(_Recurrent):
 
 
 # ---------------------------------------------------------------- GRU
+@_shared_arguments
 class GRU(_Recurrent):
     r"""Gated recurrent unit (Cho et al., 2014), as Keras computes it.
 
@@ -701,7 +712,7 @@ class GRU(_Recurrent):
     recurrent_activation : default "sigmoid"
         :math:`\sigma`, for the gates.
     reset_after : bool, default True
-    """ + _COMMON_DOC + r"""
+    <the arguments shared by the recurrent layers>
     Examples
     --------
     >>> import numpy as np, npnet
