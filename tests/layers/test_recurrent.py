@@ -248,13 +248,13 @@ def test_other_activations_follow_their_own_derivatives(activation, rec):
 
 def test_a_wrong_backward_is_caught():
     """The gradient check fails when the backward pass drops the recurrent path."""
-    class Broken(SimpleRNN):
+    class DropsTheRecurrence(SimpleRNN):
         def _scan_backward(self, kept, dseq, dfinal, keep, rmask):
             da, dstates = super()._scan_backward(kept, dseq, dfinal, keep, rmask)
             da[:-1] = 0  # only the last step's gradient
             return da, dstates
 
-    report = check_gradients(Broken(3), np.random.default_rng(8).normal(size=(2, 6, 3)), raise_on_failure=False)
+    report = check_gradients(DropsTheRecurrence(3), np.random.default_rng(8).normal(size=(2, 6, 3)), raise_on_failure=False)
     assert not report.passed
 
 
