@@ -31,6 +31,7 @@ __all__ = [
     "GlorotNormal",
     "HeUniform",
     "HeNormal",
+    "Orthogonal",
     "get",
     "serialize",
 ]
@@ -179,6 +180,47 @@ class HeNormal(Initializer):
         return _truncated_normal(rng, math.sqrt(2.0 / fan_in) / 0.87962566103423978, shape)
 
 
+class Orthogonal(Initializer):
+    r"""A (semi-)orthogonal matrix times ``gain``, as Keras' ``Orthogonal``.
+
+    The shape is flattened to a matrix of ``prod(shape[:-1])`` rows and ``shape[-1]``
+    columns. A normal matrix :math:`A` of shape ``(max(rows, cols), min(rows, cols))``
+    is factored :math:`A = QR`; :math:`Q \operatorname{diag}(\operatorname{sign}(R_{ii}))`
+    has orthonormal columns (transposed when there are fewer rows than columns, so that
+    the rows are orthonormal), and is reshaped to ``shape`` and scaled by ``gain``.
+
+    Parameters
+    ----------
+    gain : float, default 1.0
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> w = npnet.initializers.Orthogonal(seed=0)((4, 4))
+    >>> bool(np.allclose(w @ w.T, np.eye(4), atol=1e-6))
+    True
+    """
+
+    def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
+        super().__init__(seed)
+        self.gain = float(gain)
+
+    def sample(self, shape, rng):
+        if len(shape) < 2:
+            raise ValueError(f"Orthogonal: the shape must have at least 2 dimensions, received {shape}")
+        rows, cols = int(np.prod(shape[:-1])), shape[-1]
+        a = rng.normal(size=(max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return np.ascontiguousarray(self.gain * q.reshape(shape))  # C order, as every weight
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
 _BY_NAME: dict[str, type[Initializer]] = {
     "zeros": Zeros,
     "ones": Ones,
@@ -189,6 +231,7 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "glorot_normal": GlorotNormal,
     "he_uniform": HeUniform,
     "he_normal": HeNormal,
+    "orthogonal": Orthogonal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
 # Keras' short aliases.

@@ -338,6 +338,30 @@ CASES = {
     "LayerNormalization_rms": Case(lambda: npnet.layers.LayerNormalization(rms_scaling=True, axis=-2),
                                    lambda d: (d.draw(st.integers(1, 4)), d.draw(st.integers(1, 3))), same,
                                    example=(3, 2)),
+    "SimpleRNN": Case(lambda: npnet.layers.SimpleRNN(3), lambda d: seq(d, 1), lambda s: (s[0], 3), example=SEQUENCE),
+    "SimpleRNN_sequences_backwards": Case(lambda: npnet.layers.SimpleRNN(2, return_sequences=True, go_backwards=True),
+                                          lambda d: seq(d, 1), lambda s: (s[0], s[1], 2), example=SEQUENCE),
+    "SimpleRNN_initial_state": Case(lambda: npnet.layers.SimpleRNN(3, activation="sigmoid", use_bias=False),
+                                    lambda d: [seq(d, 1), (3,)], lambda s: (s[0][0], 3), example=[SEQUENCE, (3,)]),
+    "LSTM": Case(lambda: npnet.layers.LSTM(3), lambda d: seq(d, 1), lambda s: (s[0], 3), example=SEQUENCE),
+    "LSTM_sequences": Case(lambda: npnet.layers.LSTM(2, return_sequences=True, unit_forget_bias=False),
+                           lambda d: seq(d, 1), lambda s: (s[0], s[1], 2), example=SEQUENCE),
+    "LSTM_initial_state": Case(lambda: npnet.layers.LSTM(3, go_backwards=True), lambda d: [seq(d, 1), (3,), (3,)],
+                               lambda s: (s[0][0], 3), example=[SEQUENCE, (3,), (3,)]),
+    "LSTM_regularized": Case(lambda: npnet.layers.LSTM(
+        2, kernel_regularizer="l2", recurrent_regularizer=npnet.regularizers.L1(0.1), bias_regularizer="l1",
+        activity_regularizer="l2", kernel_constraint=npnet.constraints.MaxNorm(2.0), recurrent_constraint="non_neg",
+        bias_constraint="max_norm"), lambda d: seq(d, 1), lambda s: (s[0], 2), example=SEQUENCE),
+    "LSTM_dropout_train": Case(lambda: npnet.layers.LSTM(3, dropout=0.3, recurrent_dropout=0.3, seed=2,
+                                                         return_sequences=True),
+                               lambda d: seq(d, 1), lambda s: (s[0], s[1], 3), example=SEQUENCE, training=True),
+    "GRU": Case(lambda: npnet.layers.GRU(3), lambda d: seq(d, 1), lambda s: (s[0], 3), example=SEQUENCE),
+    "GRU_reset_before_sequences": Case(lambda: npnet.layers.GRU(2, reset_after=False, return_sequences=True),
+                                       lambda d: seq(d, 1), lambda s: (s[0], s[1], 2), example=SEQUENCE),
+    "GRU_initial_state": Case(lambda: npnet.layers.GRU(3, use_bias=False, go_backwards=True),
+                              lambda d: [seq(d, 1), (3,)], lambda s: (s[0][0], 3), example=[SEQUENCE, (3,)]),
+    "GRU_dropout_train": Case(lambda: npnet.layers.GRU(2, dropout=0.4, recurrent_dropout=0.2, seed=1),
+                              lambda d: seq(d, 1), lambda s: (s[0], 2), example=SEQUENCE, training=True),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
     # merge layers: a list of inputs in, a list of input gradients out
@@ -515,7 +539,10 @@ def test_backward_without_a_cache_is_a_clear_error(key):
     (lambda: MaxPooling2D(2), (2, 4, 4, 2)),
     (lambda: Dropout(0.5, seed=1), (4, 6)),
     (lambda: Multiply(), [(4, 3), (4, 3)]),
-], ids=["dense", "conv2d", "conv1d", "conv2d_transpose", "depthwise", "separable", "batch_norm", "max_pooling", "dropout", "multiply"])
+    (lambda: npnet.layers.LSTM(3, return_sequences=True, dropout=0.3, seed=1), (4, 5, 2)),
+    (lambda: npnet.layers.GRU(3), [(4, 5, 2), (4, 3)]),
+], ids=["dense", "conv2d", "conv1d", "conv2d_transpose", "depthwise", "separable", "batch_norm", "max_pooling",
+        "dropout", "multiply", "lstm", "gru_state"])
 def test_the_cache_belongs_to_the_call(make, shape):
     """Two forward calls, then backward with the first one's cache: exactly what a single
     call on the first input gives. Nothing of a call is kept on the layer."""

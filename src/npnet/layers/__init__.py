@@ -38,6 +38,7 @@ from .pooling import (
     MaxPooling1D,
     MaxPooling2D,
 )
+from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
 
 __all__ = [
@@ -64,9 +65,11 @@ __all__ = [
     "GlobalAveragePooling2D",
     "GlobalMaxPooling1D",
     "GlobalMaxPooling2D",
+    "GRU",
     "Input",
     "InputLayer",
     "InputSpec",
+    "LSTM",
     "Layer",
     "LayerNormalization",
     "LeakyReLU",
@@ -82,6 +85,7 @@ __all__ = [
     "Reshape",
     "SeparableConv2D",
     "Sigmoid",
+    "SimpleRNN",
     "Softmax",
     "Softplus",
     "Subtract",
