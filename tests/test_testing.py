@@ -226,3 +226,14 @@ def test_a_tiny_wrong_gradient_beside_a_large_output_is_still_caught():
 def test_checker_settings_are_checked(kwargs, error, match):
     with pytest.raises(error, match=match):
         check_gradients(npnet.layers.Dense(2), np.ones((2, 3)), **kwargs)
+
+
+def test_a_weight_that_is_not_contiguous_is_still_perturbed_in_place():
+    layer = npnet.layers.Dense(3)
+    layer(np.ones((2, 4)))
+    layer.params["kernel"] = np.asfortranarray(layer.params["kernel"])
+    assert not layer.params["kernel"].flags.c_contiguous
+    x = np.random.default_rng(0).normal(size=(2, 4))
+    report = check_gradients(layer, x)
+    entry = [e for e in report.entries if e.name.endswith("kernel")][0]
+    assert report.passed and entry.checked == 12

@@ -182,18 +182,19 @@ def _difference(plus: tuple, minus: tuple) -> tuple[float, float]:
 def _numeric(arr: np.ndarray, indices: np.ndarray, eps: float, objective: Any) -> tuple[np.ndarray, float]:
     """Central differences of ``objective() -> (value, magnitude, terms)`` for the elements
     ``indices`` of ``arr`` (perturbed in place and restored), and the largest magnitude seen."""
-    numeric = np.zeros_like(arr)
-    flat, num_flat = arr.reshape(-1), numeric.reshape(-1)
+    numeric = np.zeros(arr.shape, dtype=arr.dtype)
     magnitude = 0.0
     for i in indices:
-        old = flat[i]
-        flat[i] = old + eps
+        # An index into arr itself (never into a reshaped copy of a non-contiguous array).
+        at = np.unravel_index(int(i), arr.shape)
+        old = arr[at]
+        arr[at] = old + eps
         plus = objective()
-        flat[i] = old - eps
+        arr[at] = old - eps
         minus = objective()
-        flat[i] = old
+        arr[at] = old
         diff, m = _difference(plus, minus)
-        num_flat[i] = diff / (2 * eps)
+        numeric[at] = diff / (2 * eps)
         magnitude = max(magnitude, m)
     return numeric, magnitude
 
