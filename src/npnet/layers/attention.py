@@ -22,6 +22,11 @@ _MASKED_SCORE = -1e9
 _MASK_ARGS = ("query_mask", "value_mask", "key_mask", "attention_mask")
 
 
+def _bhts(a: np.ndarray) -> np.ndarray:
+    """Scores kept as ``(s, b, h, t)`` seen as ``(b, h, t, s)`` (a view)."""
+    return a.transpose(1, 2, 3, 0)
+
+
 class MultiHeadAttention(Layer):
     r"""Multi-head scaled dot-product attention, as Keras 3's ``MultiHeadAttention``.
 
@@ -351,7 +356,9 @@ class MultiHeadAttention(Layer):
 
         def project(a, what, d):  # (batch, steps, features) @ (features, h * d) + bias -> (batch, steps, h, d)
             w = p_[f"{what}_kernel"]
-            y = a.reshape(-1, a.shape[-1]) @ w.reshape(w.shape[0], -1)
+            a2 = a.reshape(-1, a.shape[-1])
+            y = self._new_array(what, (a2.shape[0], h * d), np.result_type(a2, w))
+            np.matmul(a2, w.reshape(w.shape[0], -1), out=y)
             if self.use_bias:
                 y += p_[f"{what}_bias"].reshape(-1)
             return y.reshape(a.shape[0], a.shape[1], h, d)
@@ -360,10 +367,14 @@ class MultiHeadAttention(Layer):
         q *= scale
         k = project(key, "key", kd)
         v = project(value, "value", vd)
-        # Heads as a batch axis: (b, h, steps, d) views of the (b, steps, h, d) arrays.
-        scores = np.matmul(q.transpose(0, 2, 1, 3), k.transpose(0, 2, 3, 1))  # (b, h, t, s)
+        # The scores are kept as (s, b, h, t): `_bhts` views them as (b, h, t, s), and the
+        # softmax over s then reduces along the first axis, across long contiguous rows,
+        # which NumPy does several times faster than over a short last axis. Writing
+        # K Q^T into that layout costs nothing: matmul takes the strided `out`.
+        scores = self._new_array("scores", (s, b, h, t), q.dtype)
+        np.matmul(k.transpose(0, 2, 1, 3), q.transpose(0, 2, 3, 1), out=scores.transpose(1, 2, 0, 3))
         m = self._combined_mask(b, t, s, masks, bool(use_causal_mask))
-        p = self._masked_softmax(scores, None if m is None else m[:, None])
+        p = self._masked_softmax(scores, None if m is None else m.transpose(2, 0, 1)[:, :, None, :])
         drop = None
         pd = p
         if training and self.dropout > 0.0:
@@ -371,28 +382,31 @@ class MultiHeadAttention(Layer):
             drop = (self._rng.random(p.shape, dtype=np.float32) < keep).astype(dtype)
             drop *= np.asarray(1.0 / keep, dtype=dtype)
             pd = p * drop
-        ctx = np.empty((b, t, h, vd), dtype=pd.dtype)
-        np.matmul(pd, v.transpose(0, 2, 1, 3), out=ctx.transpose(0, 2, 1, 3))
+        ctx = self._new_array("context", (b, t, h, vd), pd.dtype)
+        np.matmul(_bhts(pd), v.transpose(0, 2, 1, 3), out=ctx.transpose(0, 2, 1, 3))  # P V per head
         ctx2 = ctx.reshape(b * t, h * vd)
         wo = p_["output_kernel"]
-        y = ctx2 @ wo.reshape(h * vd, -1)
+        y = self._new_array("y", (b * t, int(np.prod(wo.shape[2:]))), np.result_type(ctx2, wo))
+        np.matmul(ctx2, wo.reshape(h * vd, -1), out=y)
         if self.use_bias:
             y += p_["output_bias"].reshape(-1)
         y = y.reshape((b, t) + wo.shape[2:])
         cache = (query, key, value, q, k, v, p, drop, pd, ctx2, len(xs) - 3, bool(return_attention_scores))
         if return_attention_scores:
-            return [y, p.copy()], cache
+            return [y, np.ascontiguousarray(_bhts(p))], cache
         return y, cache
 
     @staticmethod
     def _masked_softmax(scores: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
-        """Softmax over the last axis, in place; masked scores become -1e9 before it and
-        0 after it (a fully masked row gives zeros, as Keras' ``Softmax`` with a mask)."""
+        """Softmax over the first axis (s) of ``(s, b, h, t)`` scores, in place; masked scores
+        become -1e9 before it and 0 after it (a fully masked row gives zeros, as Keras'
+        ``Softmax`` with a mask)."""
         if mask is not None:
             np.copyto(scores, np.asarray(_MASKED_SCORE, dtype=scores.dtype), where=~mask)
-        scores -= scores.max(axis=-1, keepdims=True)
-        np.exp(scores, out=scores)
-        scores /= scores.sum(axis=-1, keepdims=True)
+        flat = scores.reshape(scores.shape[0], -1)
+        flat -= flat.max(axis=0)
+        np.exp(flat, out=flat)
+        flat /= flat.sum(axis=0)
         if mask is not None:
             np.copyto(scores, np.zeros((), dtype=scores.dtype), where=~mask)
         return scores
@@ -412,23 +426,27 @@ class MultiHeadAttention(Layer):
         np.matmul(ctx2.T, dy2, out=g_["output_kernel"].reshape(h * vd, -1))
         if self.use_bias:
             np.sum(dy2, axis=0, out=g_["output_bias"].reshape(-1))
-        dctx = (dy2 @ wo.T).reshape(b, t, h, vd).transpose(0, 2, 1, 3)  # (b, h, t, e)
-        dv = np.empty((b, s, h, vd), dtype=dctx.dtype)
-        np.matmul(pd.transpose(0, 1, 3, 2), dctx, out=dv.transpose(0, 2, 1, 3))
-        dp = np.matmul(dctx, v.transpose(0, 2, 3, 1))  # (b, h, t, s)
+        dctx = self._new_array("dcontext", (b * t, h * vd), np.result_type(dy2, wo))
+        np.matmul(dy2, wo.T, out=dctx)
+        dctx = dctx.reshape(b, t, h, vd).transpose(0, 2, 1, 3)  # (b, h, t, e)
+        dv = self._new_array("dv", (b, s, h, vd), dctx.dtype)
+        np.matmul(pd.transpose(1, 2, 0, 3), dctx, out=dv.transpose(0, 2, 1, 3))  # P^T dC
+        dp = self._new_array("dscores", p.shape, dctx.dtype)  # (s, b, h, t), as the scores
+        np.matmul(v.transpose(0, 2, 1, 3), dctx.transpose(0, 1, 3, 2), out=dp.transpose(1, 2, 0, 3))  # (dC V^T)^T
         if drop is not None:
             dp *= drop
         if dscores is not None:
-            dp += dscores
-        # Softmax backward in closed form: dS = P * (dP - sum_j P dP); masked P is 0.
+            dp += dscores.transpose(3, 0, 1, 2)
+        # Softmax backward in closed form: dS = P * (dP - sum_s P dP); masked P is 0.
         dp *= p
         ds = dp
-        ds -= p * dp.sum(axis=-1, keepdims=True)
-        dq = np.empty((b, t, h, kd), dtype=ds.dtype)
-        np.matmul(ds, k.transpose(0, 2, 1, 3), out=dq.transpose(0, 2, 1, 3))
+        flat = ds.reshape(s, -1)
+        flat -= p.reshape(s, -1) * flat.sum(axis=0)
+        dq = self._new_array("dq", (b, t, h, kd), ds.dtype)
+        np.matmul(_bhts(ds), k.transpose(0, 2, 1, 3), out=dq.transpose(0, 2, 1, 3))  # dS K
         dq *= scale
-        dk = np.empty((b, s, h, kd), dtype=ds.dtype)
-        np.matmul(ds.transpose(0, 1, 3, 2), q.transpose(0, 2, 1, 3), out=dk.transpose(0, 2, 1, 3))
+        dk = self._new_array("dk", (b, s, h, kd), ds.dtype)
+        np.matmul(ds.transpose(1, 2, 0, 3), q.transpose(0, 2, 1, 3), out=dk.transpose(0, 2, 1, 3))  # dS^T Q
         need = self.compute_input_grad
         dx = [self._project_backward(a, what, d, need)
               for a, what, d in ((query, "query", dq), (value, "value", dv), (key, "key", dk))]
@@ -446,7 +464,9 @@ class MultiHeadAttention(Layer):
             np.sum(d2, axis=0, out=self.grads[f"{what}_bias"].reshape(-1))
         if not need:
             return None
-        return (d2 @ w.reshape(w.shape[0], -1).T).reshape(a.shape)
+        da = self._new_array(f"d{what}_input", a2.shape, np.result_type(d2, w))
+        np.matmul(d2, w.reshape(w.shape[0], -1).T, out=da)
+        return da.reshape(a.shape)
 
     # ------------------------------------------------------------------ randomness and config
     def _seed_from(self, rng, epoch):
