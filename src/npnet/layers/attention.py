@@ -460,7 +460,11 @@ class MultiHeadAttention(Layer):
         a2 = a.reshape(-1, a.shape[-1])
         d2 = d.reshape(a2.shape[0], -1)
         np.matmul(a2.T, d2, out=self.grads[f"{what}_kernel"].reshape(w.shape[0], -1))
-        if self.use_bias:
+        if self.use_bias and what == "key":
+            # Exactly 0: a key bias adds q . b to every score of a query row, which the
+            # softmax ignores (each row of dS sums to 0); the sum would only show rounding.
+            self.grads["key_bias"][...] = 0
+        elif self.use_bias:
             np.sum(d2, axis=0, out=self.grads[f"{what}_bias"].reshape(-1))
         if not need:
             return None
