@@ -229,8 +229,8 @@ def test_add_variable_takes_keras_arguments_and_initializer_objects():
      r"KerasTruePositives 'binary_true_positives': add_variable\(name='tp'\): `initializer` must be an initializer "
      r"name or object \(npnet.initializers\), a function of \(shape, dtype\), a number or an array, received "
      r"<object object at .*> of type object"),
-    (lambda m: m.add_variable(shape=(), initializer="zero", name="tp"), ValueError,
-     r"add_variable\(name='tp'\): `initializer`: unknown initializer 'zero'; known names: \["),
+    (lambda m: m.add_variable(shape=(), initializer="zeroes", name="tp"), ValueError,
+     r"add_variable\(name='tp'\): `initializer`: unknown initializer 'zeroes'; known names: \["),
     (lambda m: m.add_variable(shape=(3,), initializer=[1.0, 2.0], name="tp"), ValueError,
      r"add_variable\(name='tp'\): `initializer` of shape \(2,\) does not broadcast to the variable's shape \(3,\)"),
     (lambda m: m.add_variable(shape=(3,), initializer=lambda shape, dtype: np.zeros(2), name="tp"), ValueError,

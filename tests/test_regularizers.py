@@ -107,8 +107,8 @@ def test_get_serialize_round_trip_and_defaults():
      r"^`bias_constraint` of Conv2D: unknown constraint 'max_nrom'; known names: \["),
     (lambda: npnet.layers.BatchNormalization(beta_constraint=3), TypeError,
      r"^`beta_constraint` of BatchNormalization: a constraint must be"),
-    (lambda: npnet.layers.Dense(2, bias_initializer="zero"), ValueError,
-     r"^`bias_initializer` of Dense: unknown initializer 'zero'; known names: \["),
+    (lambda: npnet.layers.Dense(2, bias_initializer="zeroes"), ValueError,
+     r"^`bias_initializer` of Dense: unknown initializer 'zeroes'; known names: \["),
     (lambda: npnet.layers.Conv2D(2, 3, kernel_initializer=3), ValueError,
      r"^`kernel_initializer` of Conv2D: unknown initializer 3"),
 ])

@@ -191,6 +191,8 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "he_normal": HeNormal,
 }
 _BY_CLASS = {cls.__name__: cls for cls in _BY_NAME.values()}
+# Keras' short aliases.
+_BY_NAME.update({"uniform": RandomUniform, "normal": RandomNormal, "zero": Zeros, "one": Ones})
 
 
 def get(identifier: Any, owner: str | None = None) -> Initializer:

@@ -129,15 +129,22 @@ def _generators(objs: list[Any]) -> list[tuple[Any, str, Any]]:
     return found
 
 
+def _input64(value: Any) -> np.ndarray:
+    """A float input in float64; integer and boolean inputs (ids for an Embedding) stay as
+    they are: they are not differentiable, and their gradient is not checked."""
+    arr = np.array(value)
+    return arr if arr.dtype.kind in "iub" else arr.astype(np.float64)
+
+
 def _inputs64(x: Any) -> tuple[Any, list[np.ndarray], list[str]]:
     """``x`` (an array, a list or a dict of arrays) in float64: structure, arrays, names."""
     if isinstance(x, dict):
-        arrays = [np.array(v, dtype=np.float64) for v in x.values()]
+        arrays = [_input64(v) for v in x.values()]
         return dict(zip(x, arrays)), arrays, [f"x[{k!r}]" for k in x]
     if isinstance(x, (list, tuple)) and x and all(isinstance(v, np.ndarray) for v in x):
-        arrays = [np.array(v, dtype=np.float64) for v in x]
+        arrays = [_input64(v) for v in x]
         return list(arrays), arrays, [f"x[{i}]" for i in range(len(arrays))]
-    arr = np.array(x, dtype=np.float64)
+    arr = _input64(x)
     return arr, [arr], ["x"]
 
 
@@ -420,6 +427,7 @@ def check_gradients(
             value, magnitude, _, _, terms = objective_and_seeds(outs, tape, grads=False)
             return value, magnitude, terms
 
+    checked = [a for a in xs if a.dtype.kind == "f"]  # integer ids have no gradient
     # Analytic pass, along the tape; twice on the same caches, to catch a backward that
     # adds to self.grads[k] instead of setting it.
     tape = _tape.Tape(input_grads=True)
@@ -432,7 +440,7 @@ def check_gradients(
             grads_in, visited = tape.backward({k: np.array(v) for k, v in seeds.items()},
                                               {k: np.array(v) for k, v in fused.items()}, want={id(a) for a in xs})
         found = []
-        for a in xs:
+        for a in checked:
             g = grads_in.get(id(a))
             found.append(np.zeros_like(a) if g is None else np.array(g, dtype=np.float64))
         for _, layer, key in t._weight_entries():
@@ -442,7 +450,7 @@ def check_gradients(
         return found
 
     first, second = analytic_pass(), analytic_pass()
-    arrays: list[tuple[str, np.ndarray]] = list(zip(x_names, xs))
+    arrays: list[tuple[str, np.ndarray]] = [(n, a) for n, a in zip(x_names, xs) if a.dtype.kind == "f"]
     arrays += [(path, layer.params[key]) for path, layer, key in t._weight_entries() if key in layer.params]
 
     report = GradientCheckReport(

@@ -47,6 +47,8 @@ class Case:
     min_batch: int = 1
     # values well apart from each other: no ties in a max-pool window or a Maximum
     distinct: bool = False
+    # integer ids in [0, ids) instead of floats (an Embedding): not differentiable
+    ids: int | None = None
 
 
 # ---------------------------------------------------------------- sample shapes
@@ -206,6 +208,12 @@ CASES = {
         2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
         kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 2)), bias_constraint="min_max_norm"),
         lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
+    "Embedding": Case(lambda: npnet.layers.Embedding(6, 3), lambda d: (d.draw(st.integers(1, 5)),),
+                      lambda s: s + (3,), ids=6),
+    "Embedding_2d_ids_masked": Case(lambda: npnet.layers.Embedding(4, 2, mask_zero=True),
+                                    lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3))),
+                                    lambda s: s + (2,), example=(3, 2), ids=4),
+    "Masking": Case(lambda: npnet.layers.Masking(), lambda d: seq(d, 1), same, example=SEQUENCE),
     "Conv1D_valid": Case(lambda: npnet.layers.Conv1D(2, 3), lambda d: seq(d, 3),
                          lambda s: conv1d_shape(s, 3, 1, "valid", 2), example=SEQUENCE),
     "Conv1D_same_stride": Case(lambda: npnet.layers.Conv1D(3, 2, strides=2, padding="same", activation="tanh"),
@@ -328,7 +336,9 @@ def _inputs(rng, case, batch, samples):
     """A batch of ``batch`` samples: one array, or a list of them for a merge layer."""
     multi = isinstance(samples, list)
     shapes = [(batch,) + tuple(s) for s in (samples if multi else [samples])]
-    if case.distinct:
+    if case.ids is not None:
+        arrays = [rng.integers(0, case.ids, size=s) for s in shapes]
+    elif case.distinct:
         arrays = well_apart(rng, shapes)
     else:
         arrays = [away_from_zero(rng, s, margin=case.margin) for s in shapes]
@@ -389,7 +399,10 @@ def test_gradients_match_central_differences(key, data):
     assert report.passed
     xs = _as_list(x)
     names = [f"x[{i}]" for i in range(len(xs))] if isinstance(x, list) else ["x"]
-    assert [(e.name, e.checked) for e in report.entries[:len(xs)]] == [(n, a.size) for n, a in zip(names, xs)]
+    if case.ids is None:
+        assert [(e.name, e.checked) for e in report.entries[:len(xs)]] == [(n, a.size) for n, a in zip(names, xs)]
+    else:  # ids have no gradient; every weight is checked
+        assert [e.name for e in report.entries] == ["embeddings"] and report.entries[0].checked > 0
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
@@ -416,7 +429,7 @@ def test_dtype_is_kept_through_forward_and_backward(key, dtype):
     dx = layer.backward(cache, np.ones_like(y))
     assert y.dtype == np.dtype(dtype)
     for d in _as_list(dx):
-        assert d.dtype == np.dtype(dtype)
+        assert d is None if case.ids is not None else d.dtype == np.dtype(dtype)
     for k, g in layer.grads.items():
         assert g.dtype == np.dtype(dtype), k
         assert layer.params[k].dtype == np.dtype(dtype), k
@@ -428,11 +441,13 @@ def test_backward_sets_the_gradients_rather_than_adding_to_them(key):
     layer = case.make()
     y, cache = layer.forward(_example(case, np.float32), training=case.training)
     dy = np.random.default_rng(1).normal(size=y.shape).astype(np.float32)
-    dx = [d.copy() for d in _as_list(layer.backward(cache, dy))]
+    dx = [None if d is None else d.copy() for d in _as_list(layer.backward(cache, dy))]
     grads = {k: g.copy() for k, g in layer.grads.items()}
     again = _as_list(layer.backward(cache, dy))  # the same cache: the same gradients, not twice them
     for a, b in zip(again, dx, strict=True):
-        np.testing.assert_array_equal(a, b)
+        assert (a is None) == (b is None)
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
     assert grads.keys() == layer.grads.keys() == layer.params.keys()
     for k, g in layer.grads.items():
         np.testing.assert_array_equal(g, grads[k], err_msg=k)

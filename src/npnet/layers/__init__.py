@@ -7,6 +7,7 @@ from .base import InputSpec, Layer, get_layer_class, layer_classes, register_lay
 from .conv import Conv2D
 from .conv1d import Conv1D
 from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
+from .embedding import Embedding, Masking
 from .merge import (
     Add,
     Average,
@@ -54,6 +55,7 @@ __all__ = [
     "Dot",
     "Dropout",
     "ELU",
+    "Embedding",
     "Flatten",
     "GlobalAveragePooling1D",
     "GlobalAveragePooling2D",
@@ -67,6 +69,7 @@ __all__ = [
     "LeakyReLU",
     "Linear",
     "MaxPooling1D",
+    "Masking",
     "MaxPooling2D",
     "Maximum",
     "Minimum",

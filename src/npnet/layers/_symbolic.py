@@ -102,12 +102,15 @@ class InputLayer(Layer):
             shape = tuple(shape)
         except TypeError:
             raise TypeError(f"Input: `shape` must be a tuple of positive ints, received {shape!r}") from None
-        if not shape or any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0 for s in shape):
-            raise ValueError(f"Input: `shape` must be a non-empty tuple of positive ints, received {shape!r}")
+        if not shape or any(s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s <= 0)
+                            for s in shape):
+            raise ValueError(
+                f"Input: `shape` must be a non-empty tuple of positive ints (None for a size that varies, such "
+                f"as the length of a sequence), received {shape!r}")
         if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer))
                                        or batch_size <= 0):
             raise ValueError(f"Input: `batch_size` must be a positive int or None, received {batch_size!r}")
-        self.sample_shape = tuple(int(s) for s in shape)
+        self.sample_shape = tuple(None if s is None else int(s) for s in shape)
         self.batch_size = None if batch_size is None else int(batch_size)
         self.dtype = str(np.dtype(dtype or floatx()))
         self.built = True
@@ -189,8 +192,13 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     kwargs = {k: v for k, v in kwargs.items() if k != "training"}
     if layer._is_composite():
         return _trace_composite(layer, inputs, kwargs)
+    kwargs = {k: v for k, v in kwargs.items() if k != "mask"}
     if kwargs:
-        raise TypeError(f"{layer._owner}: unexpected call arguments {sorted(kwargs)}")
+        from .base import _forward_args
+
+        unknown = sorted(set(kwargs) - _forward_args(type(layer)))
+        if unknown:
+            raise TypeError(f"{layer._owner}: unexpected call arguments {unknown}")
     if isinstance(inputs, dict):
         raise TypeError(f"{layer._owner}: expected a tensor or a list of tensors, received a dict")
     multi = layer._check_arity(inputs)
@@ -207,8 +215,8 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
         layer._check_shapes(shapes)  # type: ignore[attr-defined]
     else:
         layer._check_spec(shape)
-    out_shape = layer.compute_output_shape(shape)
-    node = Node(layer, tensors, multi, {})
+    out_shape = layer.compute_output_shape(shape, **kwargs) if kwargs else layer.compute_output_shape(shape)
+    node = Node(layer, tensors, multi, dict(kwargs))
     node.in_structure = inputs  # type: ignore[attr-defined]
     multi_out = isinstance(out_shape, list)
     out_shapes = out_shape if multi_out else [out_shape]

@@ -33,7 +33,9 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 
 class _Elementwise(Layer):
-    """An element-wise activation: the output has the input's shape."""
+    """An element-wise activation: the output has the input's shape (and keeps its mask)."""
+
+    supports_masking = True
 
 
 class Linear(_Elementwise):
@@ -218,6 +220,8 @@ class Softmax(Layer):
     axis : int, default -1
         The axis that sums to one.
     """
+
+    supports_masking = True
 
     def __init__(self, axis: int = -1, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)

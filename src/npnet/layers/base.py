@@ -32,12 +32,13 @@ from __future__ import annotations
 import inspect
 import re
 import threading
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from .. import _tape
+from .. import _masks, _tape
 from .. import constraints as _constraints
 from .. import initializers as _initializers
 from .. import regularizers as _regularizers
@@ -158,6 +159,20 @@ def _call_args(cls: Any) -> frozenset[str]:
     return names
 
 
+_FORWARD_ARGS: dict[type, frozenset[str]] = {}
+
+
+def _forward_args(cls: Any) -> frozenset[str]:
+    """Keyword arguments ``cls.forward`` accepts beyond ``x`` and ``training`` (``mask`` and
+    a primitive's own call options, such as ``use_causal_mask``)."""
+    names = _FORWARD_ARGS.get(cls)
+    if names is None:
+        params = list(inspect.signature(cls.forward).parameters.values())[1:]  # after self
+        names = frozenset(p.name for p in params[2:] if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
+        _FORWARD_ARGS[cls] = names
+    return names
+
+
 def _shapes(value: Any) -> Any:
     """Shapes of arrays or symbolic tensors, batch axis None, in the same structure."""
     if isinstance(value, (list, tuple)):
@@ -215,6 +230,9 @@ class Layer:
     _build_spec: InputSpec | None = None
     #: Whether the layer takes a list of inputs (merge layers).
     _multi_input: bool = False
+    #: Whether the layer passes on a mask (see :meth:`compute_mask`). A layer that does
+    #: not drops the mask of its input, with a warning, as in Keras.
+    supports_masking: bool = False
 
     def __init__(self, name: str | None = None, trainable: bool = True, **kwargs: Any) -> None:
         if kwargs:
@@ -285,6 +303,8 @@ class Layer:
             accepted = _call_args(type(self))
             if "training" in accepted or "*" in accepted:
                 kwargs["training"] = training
+            if "mask" in accepted and kwargs.get("mask") is None:
+                kwargs["mask"] = _masks.mask_of(inputs)
             # Layers called inside without an explicit `training` take this call's, as in Keras.
             if run is None:
                 with _tape.running(_tape.Run(training=training)) as inner:
@@ -302,8 +322,10 @@ class Layer:
             self.built = True
             return out
         if kwargs:
-            raise TypeError(f"{self._owner}: unexpected call arguments {sorted(kwargs)}")
-        out = self._call_primitive(inputs, training, run)
+            unknown = sorted(set(kwargs) - _forward_args(type(self)))
+            if unknown:
+                raise TypeError(f"{self._owner}: unexpected call arguments {unknown}")
+        out = self._call_primitive(inputs, training, run, kwargs)
         if self.__dict__.get("_activity_regularizer") is not None:
             self._regularize_activity(out, run)
         return out
@@ -328,10 +350,19 @@ class Layer:
             raise TypeError(f"{self._owner}: expected a list of input tensors, received one {type(inputs).__name__}")
         return multi
 
-    def _call_primitive(self, inputs: Any, training: bool, run: _tape.Run | None) -> Any:
+    def _call_primitive(self, inputs: Any, training: bool, run: _tape.Run | None,
+                        kwargs: dict[str, Any] | None = None) -> Any:
         multi = self._check_arity(inputs)
         xs = [a if isinstance(a, np.ndarray) else _as_input(a, self._owner) for a in (inputs if multi else [inputs])]
         x: Any = xs if multi else xs[0]
+        kwargs = kwargs or {}
+        if "mask" in kwargs and kwargs["mask"] is not None:
+            mask: Any = kwargs["mask"]
+        else:
+            masks = [_masks.get_mask(a) for a in (inputs if multi else [inputs])]
+            mask = masks if multi else masks[0]
+            if "mask" in _forward_args(type(self)):
+                kwargs = {**kwargs, "mask": mask}
         tape = run.tape if run is not None else None
         if tape is not None and tape.strict:
             for a in xs:
@@ -342,15 +373,15 @@ class Layer:
                         "with NumPy operators inside call()), which the backward pass cannot follow. Use "
                         "layers such as npnet.layers.Add, Multiply or Concatenate for that arithmetic")
         if run is None:
-            return self._forward_checked(x, training)[0]
+            return self._attach_mask(x, mask, self._forward_checked(x, training, kwargs)[0])
         slot = run.next_slot(self)
         outer, run.slot = run.slot, slot
         try:
-            y, cache = self._forward_checked(x, training)
+            y, cache = self._forward_checked(x, training, kwargs)
         finally:
             run.slot = outer
         if tape is None:
-            return y
+            return self._attach_mask(x, mask, y)
         multi_out = isinstance(y, (list, tuple))
         ys = list(y) if multi_out else [y]
         for i, o in enumerate(ys):
@@ -359,10 +390,50 @@ class Layer:
             if tape.knows(o) or any(o is p for p in ys[:i]):
                 ys[i] = o.view()
         tape.record(_tape.Entry(self, xs, ys, cache, slot, multi, multi_out))
-        return ys if multi_out else ys[0]
+        return self._attach_mask(x, mask, ys if multi_out else ys[0])
 
-    def _forward_checked(self, x: Any, training: bool) -> tuple[Any, Any]:
-        result = self.forward(x, training)
+    def _attach_mask(self, x: Any, mask: Any, y: Any) -> Any:
+        """Attach the output mask of this call to ``y`` (Keras' mask propagation)."""
+        has_mask = any(m is not None for m in mask) if isinstance(mask, list) else mask is not None
+        if self.supports_masking:
+            out_mask = (self.compute_mask(x, mask) if has_mask or type(self).compute_mask is not Layer.compute_mask
+                        else None)
+            # An output array kept between batches must not keep an earlier batch's mask.
+            if out_mask is not None or _masks.any_masks():
+                if isinstance(y, (list, tuple)):
+                    out_masks = out_mask if isinstance(out_mask, (list, tuple)) else [out_mask]
+                    for o, m in zip(y, out_masks):
+                        _masks.set_mask(o, m)
+                else:
+                    _masks.set_mask(y, out_mask[0] if isinstance(out_mask, (list, tuple)) else out_mask)
+        elif has_mask and not self.__dict__.get("_mask_warned"):
+            self.__dict__["_mask_warned"] = True
+            warnings.warn(
+                f"{self._owner} received an input with a mask, but does not support masking: "
+                "layers after it will not see the mask", stacklevel=3)
+        return y
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        """The mask of this layer's output, given its input and the input's mask.
+
+        A layer that supports masking and keeps the time axis returns ``mask`` unchanged
+        (the default); a layer that makes a mask (``Embedding(mask_zero=True)``,
+        ``Masking``) computes it from ``inputs``; a layer that removes the time axis
+        returns None.
+
+        Parameters
+        ----------
+        inputs : ndarray or list of ndarray
+        mask : ndarray of bool of shape (batch, time), list of them, or None
+
+        Returns
+        -------
+        ndarray of bool, list of them, or None
+        """
+        return mask
+
+    def _forward_checked(self, x: Any, training: bool, kwargs: dict[str, Any] | None = None) -> tuple[Any, Any]:
+        result = self.forward(x, training, **kwargs) if kwargs else self.forward(x, training)
         if not (isinstance(result, tuple) and len(result) == 2):
             raise TypeError(
                 f"{self._owner}: forward() must return a pair (output, cache), received {type(result).__name__}; "

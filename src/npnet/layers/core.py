@@ -69,6 +69,7 @@ class Dense(_Activated, Layer):
     """
 
     _build_spec = InputSpec(min_ndim=2, layout="(batch, features)")
+    supports_masking = True
 
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
@@ -142,6 +143,8 @@ class Activation(Layer):
         One of ``npnet.layers.ACTIVATIONS``, or the function of that name in
         :mod:`npnet.activations` (``Activation(npnet.activations.relu)``); saved by name.
     """
+
+    supports_masking = True
 
     def __init__(self, activation: Any, name: str | None = None, trainable: bool = True) -> None:
         from .. import activations as _fns
@@ -262,6 +265,8 @@ class Dropout(Layer):
         Seed of the mask stream. Without it the layer takes a stream from ``fit(seed=...)``.
     """
 
+    supports_masking = True
+
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_inclusive=False, owner=type(self).__name__)
@@ -302,6 +307,8 @@ class Rescaling(Layer):
     scale : float
     offset : float, default 0
     """
+
+    supports_masking = True
 
     def __init__(self, scale: float, offset: float = 0.0, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)

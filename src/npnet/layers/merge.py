@@ -25,6 +25,13 @@ class _Merge(Layer):
     _multi_input = True
     _min_inputs = 2
     _max_inputs: int | None = None
+    supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        """A step is real where it is real in any input (Keras' rule); no mask if an input has none."""
+        if mask is None or any(m is None for m in mask):
+            return None
+        return np.logical_or.reduce([np.asarray(m, dtype=bool) for m in mask])
 
     def _check_count(self, n: int) -> None:
         if n < self._min_inputs or (self._max_inputs is not None and n > self._max_inputs):
@@ -230,6 +237,21 @@ class Concatenate(_Merge):
         out[ax] = None if any(s is None for s in sizes) else int(sum(sizes))
         return tuple(out)
 
+    def compute_mask(self, inputs, mask=None):
+        """Keras' rule: each input's mask is extended over its own axes (all True where it
+        has none), joined along ``axis``, and a step is real where any of its entries is."""
+        if mask is None or all(m is None for m in mask):
+            return None
+        parts = []
+        for x, m in zip(inputs, mask):
+            x = np.asarray(x)
+            if m is None:
+                parts.append(np.ones(x.shape, dtype=bool))
+            else:
+                m = np.asarray(m, dtype=bool)
+                parts.append(np.broadcast_to(m.reshape(m.shape + (1,) * (x.ndim - m.ndim)), x.shape))
+        return np.concatenate(parts, axis=self._ax(np.asarray(inputs[0]).ndim)).any(axis=-1)
+
     def get_config(self):
         return {**super().get_config(), "axis": self.axis}
 
@@ -258,6 +280,9 @@ class Dot(_Merge):
     """
 
     _max_inputs = 2
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def __init__(self, axes: Any, normalize: bool = False, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)

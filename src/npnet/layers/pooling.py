@@ -389,7 +389,14 @@ class GlobalAveragePooling1D(Layer):
 
     .. math:: y_{n,c} = \frac{1}{T} \sum_t x_{n,t,c}, \qquad dx_{n,t,c} = dy_{n,c} / T
 
-    The cache of a call is the input shape.
+    With a mask (from ``Embedding(mask_zero=True)`` or ``Masking``), the mean runs over
+    the real steps only, as in Keras:
+
+    .. math:: y_{n,c} = \frac{\sum_t m_{n,t} x_{n,t,c}}{\sum_t m_{n,t}}, \qquad
+              dx_{n,t,c} = \frac{m_{n,t}\, dy_{n,c}}{\sum_t m_{n,t}}
+
+    A sample with no real step gets 0 (Keras divides 0 by 0). The output has no mask.
+    The cache of a call is the input shape and the step weights (None without a mask).
 
     Examples
     --------
@@ -400,6 +407,7 @@ class GlobalAveragePooling1D(Layer):
     """
 
     _build_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
+    supports_masking = True
 
     def __init__(self, data_format: str | None = None, keepdims: bool = False, name: str | None = None,
                  trainable: bool = True) -> None:
@@ -423,15 +431,29 @@ class GlobalAveragePooling1D(Layer):
     def _dy(self, dy: np.ndarray) -> np.ndarray:
         return dy[:, 0, :] if self.keepdims else dy
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, mask=None):
         x = self._enter(x)
-        return self._out(x.mean(axis=1)), x.shape
+        if mask is None:
+            return self._out(x.mean(axis=1)), (x.shape, None)
+        m = np.asarray(mask, dtype=bool)
+        if m.shape != x.shape[:2]:
+            raise ValueError(f"{self._owner}: expected a mask of shape {x.shape[:2]} (batch, steps), "
+                             f"received shape {m.shape}")
+        # weights[n, t] = m[n, t] / (number of real steps of sample n), 0 for an empty sample
+        count = m.sum(axis=1, keepdims=True)
+        weights = (m / np.maximum(count, 1)).astype(x.dtype)
+        return self._out(np.matmul(weights[:, None, :], x)[:, 0, :]), (x.shape, weights)
 
     def backward(self, cache, dy):
         self._require_cache(cache)
-        shape = cache
+        shape, weights = cache
+        if weights is not None:
+            return (weights[:, :, None] * self._dy(dy)[:, None, :]).astype(dy.dtype, copy=False)
         g = self._dy(dy) / np.asarray(shape[1], dtype=dy.dtype)
         return np.broadcast_to(g[:, None, :], shape).astype(dy.dtype, copy=True)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], 1, input_shape[2]) if self.keepdims else (input_shape[0], input_shape[2])
@@ -456,6 +478,9 @@ class GlobalMaxPooling1D(GlobalAveragePooling1D):
     >>> npnet.layers.GlobalMaxPooling1D(keepdims=True)(x)
     array([[[ 3., 20.]]])
     """
+
+    # As in Keras, the maximum ignores a mask (and drops it, with a warning).
+    supports_masking = False
 
     def forward(self, x, training=False):
         x = self._enter(x)

@@ -9,7 +9,7 @@ import numpy as np
 from .._nest import flatten, pack
 from .._validation import as_array, check_array_like
 
-__all__ = ["flatten", "pack", "as_arrays", "check_array_like"]
+__all__ = ["flatten", "pack", "as_arrays", "check_array_like", "fits"]
 
 # Rows checked for NaN at a time in a large float array: a whole memory-mapped file is
 # never copied or masked at once.
@@ -55,3 +55,9 @@ def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]
             f"{owner}: every array in `{name}` must have the same number of samples, "
             f"received {[a.shape[0] for a in arrays]}")
     return value, arrays
+
+
+def fits(shape: tuple, expected: tuple) -> bool:
+    """Whether a sample shape matches an input's, where None stands for any size (the
+    length of a sequence, for example)."""
+    return len(shape) == len(expected) and all(e is None or s == e for s, e in zip(shape, expected))

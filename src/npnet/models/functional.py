@@ -9,7 +9,7 @@ import numpy as np
 from .._validation import check_seed
 from ..layers._symbolic import InputLayer, Node, SymbolicTensor
 from ..layers.base import Layer, _unique_name
-from ._structure import as_arrays, flatten, pack
+from ._structure import as_arrays, fits, flatten, pack
 from .model import Model
 from .sequential import _layer_from
 
@@ -197,7 +197,7 @@ class Functional(Model):
             if not isinstance(a, SymbolicTensor):
                 expected = tuple(t.shape[1:])
                 shape = tuple(np.shape(a)[1:])
-                if shape != expected:
+                if not fits(shape, expected):
                     raise ValueError(
                         f"{self._owner}: input {t.name!r} expects shape (batch, {', '.join(map(str, expected))}), "
                         f"received shape {np.shape(a)}")
@@ -224,7 +224,7 @@ class Functional(Model):
                 f"{owner}: every input must have the same number of samples, received {[a.shape[0] for a in arrays]}")
         for t, a in zip(self._in_list, arrays):
             expected = tuple(t.shape[1:])
-            if tuple(a.shape[1:]) != expected:
+            if not fits(tuple(a.shape[1:]), expected):
                 raise ValueError(
                     f"{owner}: input {t.name!r} of '{self.name}' expects shape (batch, "
                     f"{', '.join(map(str, expected))}), received shape {a.shape}")
@@ -305,3 +305,4 @@ class Functional(Model):
             produced[(lname, ni)] = flatten(out)
         return cls(decode(config["inputs"]), decode(config["outputs"]), name=config.get("name"),
                    trainable=config.get("trainable", True))
+

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _tape
+from .. import _masks, _tape
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
@@ -68,8 +68,41 @@ def _stratified_split(y: np.ndarray, fraction: float, rng: np.random.Generator) 
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def _apply_mask(sample_weight: np.ndarray | None, mask: np.ndarray | None, mean: bool) -> np.ndarray | None:
+    """Fold an output's mask into its sample weights, as Keras' ``apply_mask``.
+
+    Masked entries weigh 0. For a loss (``mean=True``) the real ones weigh
+    ``total / valid``, so that the loss, a sum over ``total`` entries divided by
+    ``total``, is the mean over the ``valid`` real entries; for a metric they weigh 1.
+    Sample weights of shape ``(batch,)`` spread over the time axis.
+    """
+    if mask is None:
+        return sample_weight
+    dtype = np.dtype(floatx())
+    valid = int(mask.sum())
+    scale = mask.size / valid if (mean and valid) else 1.0
+    weights = np.where(mask, np.asarray(scale, dtype=dtype), np.asarray(0, dtype=dtype))
+    if sample_weight is not None:
+        sw = np.asarray(sample_weight, dtype=dtype)
+        sw = sw.reshape(sw.shape + (1,) * (weights.ndim - sw.ndim)) if sw.ndim < weights.ndim else sw
+        weights = weights * sw
+    return weights
+
+
 def _cast(a: np.ndarray) -> np.ndarray:
     return a.astype(floatx(), copy=False) if a.dtype.kind != "f" else a
+
+
+def _cast_input(value: Any) -> np.ndarray:
+    """A model input as floats; an integer input that the current tape knows as a model
+    input (integer ids under ``check_gradients``) stays known after the cast."""
+    a = np.asarray(value)
+    b = _cast(a)
+    if b is not a:
+        run = _tape.current()
+        if run is not None and run.tape is not None and run.tape.knows(a):
+            run.tape.add_source(b)
+    return b
 
 
 class _BatchGather:
@@ -299,12 +332,12 @@ class Model(Layer):
         if type(inputs) is np.ndarray or not any_symbolic(inputs):
             if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple, dict)):
                 check_array_like(inputs, "inputs", self._owner)
-                inputs = _cast(np.asarray(inputs))
+                inputs = _cast_input(inputs)
             else:
                 leaves = flatten(inputs)
                 for a in leaves:
                     check_array_like(a, "inputs", self._owner)
-                inputs = pack(inputs, [_cast(np.asarray(a)) for a in leaves])
+                inputs = pack(inputs, [_cast_input(a) for a in leaves])
             if self._build_shapes is None:
                 self._build_shapes = _shapes_of(inputs)
         return super().__call__(inputs, training=training, **kwargs)
@@ -656,6 +689,7 @@ class Model(Layer):
                     "NumPy operators at the end of call()), so the backward pass cannot reach the model from "
                     "its loss; compute it with a layer")
             sw = None if sws is None else sws[i]
+            sw = _apply_mask(sw, _masks.get_mask(out), mean=True)
             weighting = {} if sw is None else {"sample_weight": sw}
             value = None
             if found is not None:
@@ -1009,10 +1043,15 @@ class Model(Layer):
         ``weighted_metrics`` with each output's sample weights, as in Keras."""
         for i, (h, y, out) in enumerate(zip(heads, ys, outs)):
             if y is not None:
-                for m in h.metrics:
-                    m.update_state(y, out)
+                mask = _masks.get_mask(out)
+                if mask is None:
+                    for m in h.metrics:
+                        m.update_state(y, out)
+                else:  # masked steps count for nothing, as in Keras
+                    for m in h.metrics:
+                        m.update_state(y, out, sample_weight=_apply_mask(None, mask, mean=False))
                 if h.weighted:
-                    sw = None if sws is None else sws[i]
+                    sw = _apply_mask(None if sws is None else sws[i], mask, mean=False)
                     for m in h.weighted:
                         m.update_state(y, out, sample_weight=sw)
 

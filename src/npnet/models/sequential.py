@@ -11,7 +11,7 @@ from .. import _tape
 from .._validation import check_seed
 from ..layers._symbolic import Input, InputLayer, SymbolicTensor
 from ..layers.base import Layer, get_layer_class
-from ._structure import as_arrays
+from ._structure import as_arrays, fits
 from .model import Model
 
 __all__ = ["Sequential"]
@@ -175,7 +175,7 @@ class Sequential(Model):
         structure, xs = as_arrays(x, "x", owner)
         if self._input_shape is not None and self._layers:
             expected = self._input_shape[1:]
-            if tuple(xs[0].shape[1:]) != tuple(expected):
+            if not fits(tuple(xs[0].shape[1:]), tuple(expected)):
                 first = self._layers[0]
                 raise ValueError(
                     f"{type(first).__name__} '{first.name}' (first layer of '{self.name}'): expected input "
