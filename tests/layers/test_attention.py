@@ -501,3 +501,47 @@ def test_symbolic_calls_check_shapes_and_refuse_constant_masks():
             "MultiHeadAttention 'att2': in a functional model `attention_mask` must be a symbolic tensor (an "
             "npnet.Input or a layer's output), received ndarray")):
         MultiHeadAttention(2, 3, name="att2")(x, x, attention_mask=np.ones((1, 5, 5), bool))
+
+
+# ---------------------------------------------------------------- masks from an Embedding, end to end
+def test_padding_mask_from_an_embedding_hides_the_padding():
+    """Embedding(mask_zero=True) attaches the padding mask; attention then ignores the padded
+    steps, so the real steps come out as for the unpadded sequences, and the output
+    carries the mask on."""
+    tokens = np.array([[3, 1, 4, 0, 0], [2, 7, 1, 8, 0]])
+    emb = npnet.layers.Embedding(10, 6, mask_zero=True)
+    mha = MultiHeadAttention(2, 3)
+    h = emb(tokens)
+    out = mha(h, h)
+    np.testing.assert_array_equal(get_mask(out), tokens != 0)
+    for i, n in enumerate((3, 4)):
+        short = emb(tokens[i:i + 1, :n])
+        np.testing.assert_allclose(out[i:i + 1, :n], mha(short, short), rtol=1e-5, atol=1e-6)
+
+
+def test_fit_on_padded_sequences_through_a_functional_model(tmp_path):
+    """Each step must say whether token 1 occurs anywhere in its (padded) sequence: only
+    attention over the whole sequence can tell, and the padding must not count."""
+    r = rng(50)
+    n, t, vocab = 1024, 7, 6
+    lengths = r.integers(2, t + 1, size=n)
+    tokens = r.integers(2, vocab, size=(n, t))
+    has_one = r.random(n) < 0.5
+    tokens[has_one, (r.random(n) * lengths).astype(int)[has_one]] = 1
+    tokens[np.arange(t)[None] >= lengths[:, None]] = 0  # padding
+    y = np.broadcast_to((tokens == 1).any(axis=1)[:, None], (n, t)).astype(np.float32)[..., None]
+    inp = npnet.Input((t,), dtype="int64")
+    h = npnet.layers.Embedding(vocab, 16, mask_zero=True)(inp)
+    a = MultiHeadAttention(num_heads=2, key_dim=8)(h, h)
+    h = npnet.layers.LayerNormalization()(npnet.layers.Add()([h, a]))
+    out = npnet.layers.Dense(1, activation="sigmoid")(h)
+    model = npnet.Model(inp, out)
+    model.compile(optimizer=npnet.Adam(0.01), loss="binary_crossentropy")
+    model.fit(tokens[:768], y[:768], epochs=15, batch_size=64, verbose=0, seed=0)
+    pred = model.predict(tokens[768:], verbose=0) > 0.5
+    real = tokens[768:] != 0
+    accuracy = float(np.mean(pred[..., 0][real] == (y[768:, :, 0][real] > 0.5)))
+    assert accuracy > 0.95, accuracy
+    path = tmp_path / "padded.npnet"
+    model.save(path)
+    np.testing.assert_array_equal(npnet.load_model(path).predict(tokens[768:], verbose=0) > 0.5, pred)
