@@ -91,9 +91,9 @@ class MultiHeadAttention(Layer):
     seed : int, optional
         Seed of the dropout stream.
 
-    Call arguments
-    --------------
-    ``mha(query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
+    Notes
+    -----
+    Call it as ``mha(query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
     attention_mask=None, return_attention_scores=False, training=None, use_causal_mask=False)``.
 
     - ``query_mask`` ``(batch, T)``, ``value_mask`` and ``key_mask`` ``(batch, S)``: True for
