@@ -183,7 +183,8 @@ class MultiHeadAttention(Layer):
         self._rng = as_rng(seed)
 
     # ------------------------------------------------------------------ calling
-    def __call__(self, query: Any, value: Any = None, key: Any = None, query_mask: Any = None,
+    # Keras' call signature: `value` comes second, where Layer.__call__ has `training`.
+    def __call__(self, query: Any, value: Any = None, key: Any = None, query_mask: Any = None,  # type: ignore[override]
                  value_mask: Any = None, key_mask: Any = None, attention_mask: Any = None,
                  return_attention_scores: bool = False, training: bool | None = None,
                  use_causal_mask: bool = False, **kwargs: Any) -> Any:
