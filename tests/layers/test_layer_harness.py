@@ -106,6 +106,12 @@ def dot_samples(axes):
     return draw
 
 
+def attention_samples(data):
+    """Query (T, dq), value (S, dv) and key (S, dk) with T, S, dq, dv, dk drawn."""
+    t, s = data.draw(st.integers(1, 4)), data.draw(st.integers(1, 4))
+    return [(t, data.draw(st.integers(1, 4))), (s, data.draw(st.integers(1, 4))), (s, data.draw(st.integers(1, 4)))]
+
+
 def vectors(data):
     d = data.draw(st.integers(1, 5))
     return [(d,), (d,)]
@@ -383,6 +389,16 @@ CASES = {
     "Dot_normalize": Case(lambda: Dot(axes=-1, normalize=True), vectors, per_sample, example=[(4,)] * 2),
     "Dot_normalize_axes12": Case(lambda: Dot(axes=(1, 2), normalize=True), dot_samples((1, 2)),
                                  batch_dot_shape((1, 2)), example=[(3, 2), (4, 3)]),
+    # attention: the list [query, value, key] in, [dquery, dvalue, dkey] out
+    "MultiHeadAttention": Case(lambda: npnet.layers.MultiHeadAttention(2, 3), attention_samples, first,
+                               example=[(3, 4), (5, 2), (5, 3)]),
+    "MultiHeadAttention_dropout": Case(lambda: npnet.layers.MultiHeadAttention(
+        2, 2, value_dim=3, dropout=0.4, seed=2, use_bias=False, output_shape=3), attention_samples,
+        lambda s: s[0][:-1] + (3,), example=[(3, 4), (5, 2), (5, 3)], training=True),
+    "MultiHeadAttention_regularized": Case(lambda: npnet.layers.MultiHeadAttention(
+        1, 2, kernel_regularizer="l2", bias_regularizer=npnet.regularizers.L1(0.1), activity_regularizer="l1",
+        kernel_constraint=npnet.constraints.MaxNorm(2.0), bias_constraint="non_neg", sliding_window=2),
+        attention_samples, first, example=[(3, 4), (3, 2), (3, 3)]),
 }
 
 # Registered classes that are not layers to put in the harness: the models (Model,
@@ -541,8 +557,9 @@ def test_backward_without_a_cache_is_a_clear_error(key):
     (lambda: Multiply(), [(4, 3), (4, 3)]),
     (lambda: npnet.layers.LSTM(3, return_sequences=True, dropout=0.3, seed=1), (4, 5, 2)),
     (lambda: npnet.layers.GRU(3), [(4, 5, 2), (4, 3)]),
+    (lambda: npnet.layers.MultiHeadAttention(2, 3, dropout=0.3, seed=1), [(4, 3, 5), (4, 6, 2), (4, 6, 5)]),
 ], ids=["dense", "conv2d", "conv1d", "conv2d_transpose", "depthwise", "separable", "batch_norm", "max_pooling",
-        "dropout", "multiply", "lstm", "gru_state"])
+        "dropout", "multiply", "lstm", "gru_state", "attention"])
 def test_the_cache_belongs_to_the_call(make, shape):
     """Two forward calls, then backward with the first one's cache: exactly what a single
     call on the first input gives. Nothing of a call is kept on the layer."""

@@ -2,6 +2,7 @@
 
 from ._symbolic import Input, InputLayer, SymbolicTensor
 from .activation import ACTIVATIONS, ELU, LeakyReLU, Linear, ReLU, Sigmoid, Softmax, Softplus, Swish, Tanh
+from .attention import MultiHeadAttention
 from .base import InputSpec, Layer, get_layer_class, layer_classes, register_layer
 from .conv import Conv2D
 from .conv1d import Conv1D
@@ -79,6 +80,7 @@ __all__ = [
     "MaxPooling2D",
     "Maximum",
     "Minimum",
+    "MultiHeadAttention",
     "Multiply",
     "ReLU",
     "Rescaling",
