@@ -256,3 +256,60 @@ def test_input_shape_may_hold_none_but_not_other_values():
     assert npnet.Input(shape=(None, 8)).shape == (None, None, 8)
     with pytest.raises(ValueError, match="None for a size that varies"):
         npnet.Input(shape=(0, 8))
+
+
+def test_a_layer_that_defines_compute_mask_supports_masking_as_in_keras():
+    from npnet._masks import get_mask
+
+    class MaskNegatives(npnet.layers.Layer):
+        """Masks steps whose first feature is negative (identity otherwise)."""
+
+        def forward(self, x, training=False):
+            return x, ()
+
+        def backward(self, cache, dy):
+            return dy
+
+        def compute_mask(self, inputs, mask=None):
+            return np.asarray(inputs)[..., 0] >= 0
+
+    x = np.array([[[1.0], [2.0], [-1.0]]], dtype=np.float32)
+    assert MaskNegatives.supports_masking
+    np.testing.assert_array_equal(get_mask(MaskNegatives()(x)), [[True, True, False]])
+
+
+def test_a_composite_layer_with_compute_mask_masks_its_output():
+    from npnet._masks import get_mask
+
+    class PaddedEncoder(npnet.layers.Layer):
+        """An Embedding without mask_zero, masked by the composite itself."""
+
+        def __init__(self):
+            super().__init__()
+            self.embed = Embedding(7, 3)
+
+        def call(self, ids):
+            return self.embed(ids)
+
+        def compute_mask(self, inputs, mask=None):
+            return np.asarray(inputs) != 0
+
+    encoder, lstm = PaddedEncoder(), npnet.layers.LSTM(2)
+    out = encoder(IDS)
+    np.testing.assert_array_equal(get_mask(out), IDS != 0)
+    # the LSTM skips the padded step: [1, 2, 2, 0] reads as [1, 2, 2]
+    np.testing.assert_allclose(lstm(encoder(IDS[:1])), lstm(encoder(IDS[:1, :3])), rtol=1e-6)
+
+
+def test_a_mask_argument_in_a_functional_model_is_refused_clearly():
+    inp = npnet.Input(shape=(4, 2))
+    with pytest.raises(TypeError, match=r"LSTM 'l': a `mask` argument cannot be recorded in a functional model"):
+        npnet.layers.LSTM(3, name="l")(inp, mask=np.ones((1, 4), dtype=bool))
+
+
+def test_unknown_feature_sizes_are_named_when_weights_are_made():
+    inp = npnet.Input(shape=(None, None))
+    with pytest.raises(ValueError, match=r"LSTM 'l2': cannot create weight 'kernel' of shape \(None, 12\)"):
+        npnet.layers.LSTM(3, name="l2")(inp)
+    with pytest.raises(ValueError, match=r"Flatten 'fl': cannot flatten input of shape \(None, None, 3\)"):
+        npnet.layers.Flatten(name="fl")(Embedding(7, 3)(npnet.Input(shape=(None,))))

@@ -192,6 +192,11 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     kwargs = {k: v for k, v in kwargs.items() if k != "training"}
     if layer._is_composite():
         return _trace_composite(layer, inputs, kwargs)
+    if kwargs.get("mask") is not None:
+        raise TypeError(
+            f"{layer._owner}: a `mask` argument cannot be recorded in a functional model (received "
+            f"{type(kwargs['mask']).__name__}); let an Embedding(mask_zero=True) or a Masking layer make the mask, "
+            "and it flows to the layers after it")
     kwargs = {k: v for k, v in kwargs.items() if k != "mask"}
     if kwargs:
         from .base import _forward_args

@@ -254,6 +254,10 @@ class Layer:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("npnet.") and not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
+        # As in Keras, a layer that defines its own compute_mask supports masking (unless
+        # the class says otherwise).
+        if "compute_mask" in cls.__dict__ and "supports_masking" not in cls.__dict__:
+            cls.supports_masking = True
 
     # ------------------------------------------------------------------ naming
     @property
@@ -303,8 +307,11 @@ class Layer:
             accepted = _call_args(type(self))
             if "training" in accepted or "*" in accepted:
                 kwargs["training"] = training
-            if "mask" in accepted and kwargs.get("mask") is None:
-                kwargs["mask"] = _masks.mask_of(inputs)
+            in_mask = kwargs.get("mask")
+            if in_mask is None:
+                in_mask = _masks.mask_of(inputs)
+                if "mask" in accepted:
+                    kwargs["mask"] = in_mask
             # Layers called inside without an explicit `training` take this call's, as in Keras.
             if run is None:
                 with _tape.running(_tape.Run(training=training)) as inner:
@@ -320,6 +327,8 @@ class Layer:
                 if self.__dict__.get("_activity_regularizer") is not None:
                     self._regularize_activity(out, run)
             self.built = True
+            if self.supports_masking:
+                self._attach_composite_mask(inputs, in_mask, out)
             return out
         if kwargs:
             unknown = sorted(set(kwargs) - _forward_args(type(self)))
@@ -413,6 +422,20 @@ class Layer:
                 "layers after it will not see the mask", stacklevel=3)
         return y
 
+    def _attach_composite_mask(self, inputs: Any, mask: Any, out: Any) -> None:
+        """A composite that supports masking: outputs that no inner layer gave a mask get
+        ``compute_mask(inputs, mask)`` (Keras' ``_set_mask_metadata``)."""
+        outs = _flatten(out)
+        if all(_masks.get_mask(o) is not None for o in outs):
+            return
+        out_mask = self.compute_mask(inputs, mask)
+        if out_mask is None:
+            return
+        masks = out_mask if isinstance(out_mask, (list, tuple)) else [out_mask]
+        for o, m in zip(outs, masks):
+            if _masks.get_mask(o) is None and m is not None:
+                _masks.set_mask(o, m)
+
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         """The mask of this layer's output, given its input and the input's mask.
 
@@ -470,6 +493,10 @@ class Layer:
         ``constraint`` (see :mod:`npnet.constraints`) projects the weight after each
         optimizer update.
         """
+        if any(d is None for d in shape):
+            raise ValueError(
+                f"{self._owner}: cannot create weight {name!r} of shape {tuple(shape)}: a size it depends on is "
+                "unknown (None); give that axis a size in npnet.Input(shape=...)")
         init = _initializers.get(initializer, owner=self._owner)
         reg = _regularizers.get(regularizer, owner=self._owner)
         con = _constraints.get(constraint, owner=self._owner)

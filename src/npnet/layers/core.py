@@ -187,6 +187,10 @@ class Flatten(Layer):
     """
 
     def build(self, input_shape):
+        if any(d is None for d in input_shape[1:]):
+            raise ValueError(
+                f"{self._owner}: cannot flatten input of shape {tuple(input_shape)} with a size that varies (None); "
+                "reduce the varying axis first, for example with GlobalAveragePooling1D")
         self.input_spec = InputSpec(min_ndim=2, sample_shape=tuple(input_shape[1:]))
         super().build(input_shape)
 
