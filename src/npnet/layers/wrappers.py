@@ -202,13 +202,13 @@ class TimeDistributed(Layer):
             if len(m_shape) < 2 or tuple(m_shape[:2]) != tuple(np.shape(inputs)[:2]):
                 raise ValueError(f"{self._owner}: expected a mask of shape {tuple(np.shape(inputs)[:2])} "
                                  f"(batch, time), received {tuple(m_shape)}")
-        fold_kw = {} if mask is None else {"mask": mask}
+        fold_kw: dict[str, Any] = {} if mask is None else {"mask": mask}
         folded = self._fold(inputs, **fold_kw)
         y = self.layer(folded, training=training)
         if isinstance(y, (list, tuple, dict)):
             raise ValueError(f"{self._owner}: the wrapped layer {self.layer._owner} returned "
                              f"{len(y)} outputs; TimeDistributed needs a layer with one output")
-        unfold_kw = {} if mask is None else {"mask": [None, mask]}
+        unfold_kw: dict[str, Any] = {} if mask is None else {"mask": [None, mask]}
         return self._unfold([y, inputs], **unfold_kw)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -318,19 +318,21 @@ class Bidirectional(Layer):
         super().__init__(name=name, trainable=trainable)
         config = layer.get_config()
         config["name"] = "forward_" + _remove_prefix(layer.name, "forward_")
-        self.forward_layer = type(layer).from_config(config)
+        # Any: a recurrent layer (it has go_backwards, return_sequences, return_state)
+        forward: Any = type(layer).from_config(config)
+        self.forward_layer = forward
         if backward_layer is None:
             config = layer.get_config()
             config["go_backwards"] = True
             config["name"] = "backward_" + _remove_prefix(layer.name, "backward_")
             backward_layer = type(layer).from_config(config)
-        self.backward_layer = backward_layer
+        self.backward_layer: Any = backward_layer
         self._verify_layers()
         self.merge_mode = merge_mode
-        self.return_sequences = bool(self.forward_layer.return_sequences)
-        self.return_state = bool(self.forward_layer.return_state)
-        self.stateful = bool(getattr(self.forward_layer, "stateful", False))
-        self._pending_weights = None
+        self.return_sequences = bool(forward.return_sequences)
+        self.return_state = bool(forward.return_state)
+        self.stateful = bool(getattr(forward, "stateful", False))
+        self._pending_weights: list[Any] | None = None
         if weights is not None:
             weights = list(weights)
             n = len(self.forward_layer._weight_entries()) if self.forward_layer.built else None
@@ -386,7 +388,8 @@ class Bidirectional(Layer):
                 else:
                     layer._check_build_spec(shape)
                     layer._build_from((None,) + tuple(shape[1:]))
-        weights, self._pending_weights = self._pending_weights, None
+        weights: list[Any] = self._pending_weights or []
+        self._pending_weights = None
         half = len(weights) // 2
         for layer, part in ((self.forward_layer, weights[:half]), (self.backward_layer, weights[half:])):
             try:
