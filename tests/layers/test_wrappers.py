@@ -199,6 +199,32 @@ def test_time_distributed_passes_the_mask_on_to_its_output():
         layer(np.array(embedded), mask=np.ones((2, 3), bool))
 
 
+def test_a_mask_with_more_axes_reaches_the_wrapped_layer():
+    """TimeDistributed(LSTM) over (batch, sentences, words, features) with a mask
+    (batch, sentences, words): each sentence's LSTM sees its own row of the mask."""
+    lstm = LSTM(2)
+    layer = TimeDistributed(lstm)
+    x = normal(2, 3, 4, 5, seed=30)
+    mask = np.random.default_rng(31).random((2, 3, 4)) > 0.3
+    mask[..., 0] = True
+    y = layer(x, mask=mask)
+    for t in range(3):
+        np.testing.assert_allclose(y[:, t], lstm(x[:, t], mask=mask[:, t]), rtol=1e-6, atol=1e-6)
+    assert not np.allclose(y, layer(x))
+    assert get_mask(y) is None  # the words' mask was used up inside
+
+
+def test_frozen_wrappers_leave_their_weights_alone():
+    for layer in (TimeDistributed(Dense(2), trainable=False), Bidirectional(GRU(2), trainable=False)):
+        model = npnet.Sequential([npnet.Input((3, 4)), layer])
+        assert model.trainable_weights == [] and len(model.non_trainable_weights) == len(layer.get_weights())
+        layer.trainable = True
+        assert len(model.trainable_weights) == len(layer.get_weights())
+        layer.trainable = False  # the setter reaches the wrapped layers too, as in Keras
+        inner = layer.layer if isinstance(layer, TimeDistributed) else layer.backward_layer
+        assert inner.trainable is False
+
+
 def test_padding_is_ignored_through_time_distributed_and_a_recurrent_layer():
     """Embedding(mask_zero) -> TimeDistributed(Dense) -> LSTM: the mask reaches the LSTM, so
     zero padding changes no output."""
@@ -388,6 +414,7 @@ def test_weights_argument_sets_forward_then_backward_weights():
     np.testing.assert_array_equal(bi(x), expected)
     for got, want in zip(bi.get_weights(), weights, strict=True):
         np.testing.assert_array_equal(got, want)
+    assert Bidirectional(SimpleRNN(2), weights=[])(x).shape == (3, 4)  # an empty list is ignored, as in Keras
     bad = Bidirectional(SimpleRNN(2), weights=weights[:2] + weights[:2])
     with pytest.raises(ValueError, match=r"Bidirectional '.*': `weights` do not fit the layers"):
         bad(x)

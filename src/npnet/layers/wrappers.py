@@ -67,7 +67,9 @@ class _UnfoldTime(Layer):
     back into ``(batch, time, ...)``. ``x`` only lends its batch and time sizes: its
     gradient is None. Backward: ``dy`` reshaped to ``y``'s shape.
 
-    The output takes the mask of ``x`` (Keras' TimeDistributed passes its input's mask on).
+    The output takes the mask of ``x`` when it is a ``(batch, time)`` mask (Keras'
+    TimeDistributed passes its input's mask on); a mask of higher rank was meant for the
+    wrapped layer, which has used it, and the output gets none.
     """
 
     _multi_input = True
@@ -92,7 +94,8 @@ class _UnfoldTime(Layer):
         return [dy.reshape(cache), None]
 
     def compute_mask(self, inputs, mask=None):
-        return mask[1] if isinstance(mask, (list, tuple)) else None
+        seq_mask = mask[1] if isinstance(mask, (list, tuple)) else None
+        return seq_mask if seq_mask is not None and np.ndim(seq_mask) == 2 else None
 
     def compute_output_shape(self, input_shape):
         y, seq = input_shape
@@ -159,7 +162,9 @@ class TimeDistributed(Layer):
 
     Notes
     -----
-    A mask on the input ``(batch, time)`` is passed on to the output, as Keras does.
+    A mask on the input ``(batch, time)`` is passed on to the output, as Keras does. A
+    mask with more axes, ``(batch, time, steps)``, is folded like the input and reaches
+    the wrapped layer (a recurrent layer over each step's own sequence, for example).
     The wrapped layer sees all steps as one batch: a ``BatchNormalization`` inside
     computes its statistics over ``batch * time`` rows.
 
@@ -333,10 +338,9 @@ class Bidirectional(Layer):
         self.return_state = bool(forward.return_state)
         self.stateful = bool(getattr(forward, "stateful", False))
         self._pending_weights: list[Any] | None = None
-        if weights is not None:
+        if weights is not None and len(weights):  # Keras ignores an empty list
             weights = list(weights)
-            n = len(self.forward_layer._weight_entries()) if self.forward_layer.built else None
-            if len(weights) % 2 or (n is not None and len(weights) != 2 * n):
+            if len(weights) % 2:
                 raise ValueError(f"{self._owner}: `weights` must hold the forward layer's weights followed by "
                                  f"the backward layer's (an even number), received {len(weights)} arrays")
             self._pending_weights = weights
