@@ -20,7 +20,7 @@ from npnet.layers import (
     SimpleRNN,
     TimeDistributed,
 )
-from npnet.layers.wrappers import _FoldTime, _ReverseTime, _UnfoldTime
+from npnet.layers.wrappers import _FoldTime, _ReverseTime, _UnfoldTime, _ZeroMaskedSteps
 from npnet.testing import check_gradients
 
 
@@ -68,6 +68,21 @@ def test_unfold_time_gradient_matches_central_differences_and_gives_none_for_the
     d_folded, d_seq = layer.backward(cache, dy)
     np.testing.assert_array_equal(d_folded, dy.reshape(6, 5))
     assert d_seq is None
+
+
+def test_zero_masked_steps_multiplies_by_the_mask_and_checks_its_gradient():
+    mask = np.array([[True, True, False], [True, False, False]])
+
+    class Fixed(_ZeroMaskedSteps):  # the mask a call would bring, fixed for the check
+        def forward(self, x, training=False, mask=None):
+            return super().forward(x, training, mask=MASK)
+
+    MASK = mask
+    x = normal(2, 3, 4, seed=32).astype(np.float64)
+    y, cache = Fixed().forward(x)
+    np.testing.assert_array_equal(y, x * mask[:, :, None])
+    assert check_gradients(Fixed(), x).passed
+    np.testing.assert_array_equal(_ZeroMaskedSteps()(x), x)  # no mask: the identity
 
 
 def test_a_wrong_primitive_backward_is_caught():
@@ -492,6 +507,17 @@ def test_zero_padded_sequences_give_the_unpadded_outputs(return_sequences):
     # without the mask the padding does change the result
     unmasked = npnet.Model(ids, Bidirectional(LSTM(4))(Embedding(10, 3)(ids)), seed=0)
     assert not np.allclose(unmasked.predict(padded, verbose=0)[1], unmasked.predict(seqs[1][None], verbose=0)[0])
+
+
+def test_masked_steps_of_returned_sequences_are_zeros_as_in_keras():
+    ids = np.array([[3, 4, 0, 0], [0, 5, 6, 0]])
+    x = Embedding(10, 3, mask_zero=True)(ids)
+    for merge_mode in ("concat", None):
+        out = Bidirectional(LSTM(2, return_sequences=True), merge_mode=merge_mode)(x)
+        halves = out if merge_mode is None else [out[..., :2], out[..., 2:]]
+        for half in halves:
+            np.testing.assert_array_equal(half[ids == 0], 0.0)
+            assert np.all(np.abs(half[ids != 0]).sum(axis=-1) > 0)
 
 
 def test_bidirectional_output_masks_follow_keras():

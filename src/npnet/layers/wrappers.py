@@ -4,7 +4,7 @@ r"""Wrappers: layers that apply another layer in a new way.
 :class:`Bidirectional` runs a recurrent layer over a sequence in both directions.
 
 Both are *composite* layers: their ``call`` is written out of other layers and they have
-no backward pass of their own. The reshaping they need is done by three small private
+no backward pass of their own. The reshaping they need is done by small private
 primitives, each with its own forward and backward:
 
 - ``_FoldTime``: ``(batch, time, ...)`` to ``(batch * time, ...)``, so that the wrapped
@@ -13,6 +13,8 @@ primitives, each with its own forward and backward:
   takes the original input as a second input only to read its batch and time sizes.
 - ``_ReverseTime``: reverses the time axis, ``y[:, t] = x[:, T - 1 - t]``; its backward
   reverses ``dy`` the same way.
+- ``_ZeroMaskedSteps``: multiplies each step by its mask entry (0 for a padded step); its
+  backward multiplies ``dy`` the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _masks
 from .base import Layer
 from .merge import Add, Average, Concatenate, Multiply
 
@@ -123,6 +126,34 @@ class _ReverseTime(Layer):
     def backward(self, cache, dy):
         self._require_cache(cache)
         return np.ascontiguousarray(dy[:, ::-1])
+
+
+class _ZeroMaskedSteps(Layer):
+    r"""Zero the masked steps: :math:`y_{b, t} = m_{b, t} \, x_{b, t}`, and
+    :math:`dx = m \, dy`. Without a mask, the identity.
+
+    Keras' Bidirectional sets ``zero_output_for_mask`` on its layers when they return
+    sequences: a masked step outputs zeros rather than repeating the previous output.
+    """
+
+    supports_masking = True
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__(name=name)
+        self.built = True
+
+    def forward(self, x, training=False, mask=None):
+        x = np.asarray(x)
+        if mask is None:
+            return x, (None,)
+        m = np.asarray(mask, dtype=bool)
+        keep = m.reshape(m.shape + (1,) * (x.ndim - m.ndim)).astype(x.dtype)
+        return x * keep, (keep,)
+
+    def backward(self, cache, dy):
+        self._require_cache(cache)
+        (keep,) = cache
+        return dy if keep is None else dy * keep
 
 
 def _check_layer(layer: Any, owner: str, argument: str = "layer") -> None:
@@ -281,6 +312,9 @@ class Bidirectional(Layer):
 
     Notes
     -----
+    With ``return_sequences=True`` and a mask, the masked steps of both halves are zeros
+    (Keras sets ``zero_output_for_mask`` on the wrapped layers).
+
     Call arguments: ``mask`` (passed to both directions) and ``initial_state``: a list of
     the forward states followed by the backward states (``[h_f, c_f, h_b, c_b]`` for an
     LSTM); the first half goes to the forward layer, the second to the backward one.
@@ -345,6 +379,7 @@ class Bidirectional(Layer):
                                  f"the backward layer's (an even number), received {len(weights)} arrays")
             self._pending_weights = weights
         self._reverse = _ReverseTime(name=f"{self.name}_reverse")
+        self._zero = _ZeroMaskedSteps(name=f"{self.name}_zero_masked")
         merge = {"concat": Concatenate, "sum": Add, "mul": Multiply, "ave": Average}.get(merge_mode or "")
         self._merge = None if merge is None else merge(name=f"{self.name}_{merge_mode}")
 
@@ -436,6 +471,10 @@ class Bidirectional(Layer):
             y_rev, b_states = y_rev[0], list(y_rev[1:])
         if self.return_sequences:
             y_rev = self._reverse(y_rev)
+            if mask is not None or _masks.get_mask(y) is not None:
+                # masked steps output zeros, as Keras' zero_output_for_mask
+                zkw = {} if mask is None else {"mask": mask}
+                y, y_rev = self._zero(y, **zkw), self._zero(y_rev, **zkw)
         output = [y, y_rev] if self._merge is None else [self._merge([y, y_rev])]
         if self.return_state:
             return output + f_states + b_states
