@@ -404,7 +404,8 @@ CASES = {
 # Registered classes that are not layers to put in the harness: the models (Model,
 # Functional, Sequential) are Layer subclasses with their own tests (tests/models), and
 # InputLayer is the layer behind npnet.Input, never called on data by users.
-NOT_IN_HARNESS = (npnet.Model, npnet.layers.InputLayer)
+# Composite layers (no forward or backward of their own) are tested in their own files.
+NOT_IN_HARNESS = (npnet.Model, npnet.layers.InputLayer, npnet.layers.TimeDistributed, npnet.layers.Bidirectional)
 
 
 # ---------------------------------------------------------------- inputs

@@ -41,6 +41,7 @@ from .pooling import (
 )
 from .recurrent import GRU, LSTM, SimpleRNN
 from .reshaping import Cropping2D, UpSampling1D, UpSampling2D, ZeroPadding1D, ZeroPadding2D
+from .wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "ACTIVATIONS",
@@ -50,6 +51,7 @@ __all__ = [
     "AveragePooling1D",
     "AveragePooling2D",
     "BatchNormalization",
+    "Bidirectional",
     "Concatenate",
     "Conv1D",
     "Conv2D",
@@ -94,6 +96,7 @@ __all__ = [
     "SymbolicTensor",
     "Swish",
     "Tanh",
+    "TimeDistributed",
     "UpSampling1D",
     "UpSampling2D",
     "ZeroPadding1D",
