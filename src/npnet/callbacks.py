@@ -13,7 +13,6 @@ import math
 import os
 import re
 import sys
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
@@ -795,17 +794,9 @@ class BackupAndRestore(Callback):
         return os.path.join(self.backup_dir, name)
 
     def _write_atomic(self, name: str, write: Callable[[IO[bytes]], Any]) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".backup-", suffix=".tmp", dir=self.backup_dir)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                write(f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._file(name))
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        from .saving import _atomic_write_file
+
+        _atomic_write_file(self._file(name), write, "BackupAndRestore")
 
     def _own_files(self) -> list[str]:
         """Files of this callback in ``backup_dir`` (backups, the state file, leftovers of a
@@ -813,7 +804,7 @@ class BackupAndRestore(Callback):
         if not os.path.isdir(self.backup_dir):
             return []
         return [name for name in os.listdir(self.backup_dir)
-                if name == self._STATE_FILE or _BACKUP_NAME.fullmatch(name)
+                if name == self._STATE_FILE or _BACKUP_NAME.fullmatch(name) or _BACKUP_TEMP.fullmatch(name)
                 or (name.startswith((".backup-", ".npnet-")) and name.endswith(".tmp"))]
 
     # ---------------------------------------------------------------- saving
@@ -975,6 +966,9 @@ class BackupAndRestore(Callback):
 
 
 _BACKUP_NAME = re.compile(r"(weights-[0-9]+\.npnet|optimizer-[0-9]+\.npz)")
+# Temporary files of the backup's files (see npnet.saving._atomic_write_file).
+_BACKUP_TEMP = re.compile(r"\.(weights-[0-9]+\.npnet|optimizer-[0-9]+\.npz|training_state\.json)"
+                          r"\.npnet-tmp-[0-9]+-[0-9a-f]{8}")
 
 
 def _generation_of(entry: dict[str, Any]) -> int:

@@ -31,14 +31,18 @@ then renamed over the target, so a crash mid-save leaves the previous file intac
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
 import os
-import tempfile
+import re
+import secrets
+import stat
 import warnings
 import zipfile
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -86,25 +90,192 @@ def _npy_bytes(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path: str, entries: list[tuple[str, bytes]]) -> None:
-    if os.path.isdir(path):
-        raise IsADirectoryError(f"save: {path!r} is a directory; give a file path such as 'model.npnet'")
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"save: folder {folder!r} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=".npnet-", suffix=".tmp", dir=folder)
+def _atomic_write(path: str, entries: list[tuple[str, bytes]], where: str = "save") -> None:
+    def write(f: IO[bytes]) -> None:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+
+    _atomic_write_file(path, write, where)
+
+
+# ---------------------------------------------------------------- writing files safely
+# A temporary file is named ``.<target name>.npnet-tmp-<pid>-<8 hex digits>`` and lives in
+# the target's folder, so a leftover of a killed save is recognisably npnet's own, tied to
+# its target, and removed by the next save of that target once its process is dead.
+_TMP_TAG = ".npnet-tmp-"
+_MAX_STEM_BYTES = 160  # keeps the temporary name within the usual 255-byte limit
+_WRITE_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only"}
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+          (stat.S_ISSOCK, "a socket"))
+
+
+def _temp_prefix(base: str) -> str:
+    """The start of every temporary file name for a target named ``base``."""
+    stem = base
+    if len(os.fsencode(base)) > _MAX_STEM_BYTES:
+        digest = hashlib.sha256(os.fsencode(base)).hexdigest()[:16]
+        while len(os.fsencode(stem)) > _MAX_STEM_BYTES - 17:
+            stem = stem[:-1]
+        stem = f"{stem}~{digest}"
+    return f".{stem}{_TMP_TAG}"
+
+
+def _process_is_running(pid: int) -> bool:
+    """Whether a process with id ``pid`` may still be writing; True when unsure."""
+    if pid == os.getpid() or pid <= 0 or os.name != "posix":
+        # This process's own threads may be writing; elsewhere than POSIX, os.kill(pid, 0)
+        # would terminate the process, so leftovers are kept.
+        return True
     try:
-        with os.fdopen(fd, "wb") as raw:
-            with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_STORED) as zf:
-                for name, data in entries:
-                    zf.writestr(name, data)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it runs, under another user
+        return True
+    return True
+
+
+def _remove_leftovers(folder: str, base: str) -> None:
+    """Remove the temporary files of earlier saves of ``base`` whose process has died.
+
+    Only names of the exact pattern for this target, only regular files (never a link
+    or a folder, which ``unlink`` would not follow anyway), never a file whose process is
+    alive. Failures are ignored: cleaning up never makes a save fail.
+    """
+    pattern = re.compile(re.escape(_temp_prefix(base)) + r"([0-9]{1,10})-[0-9a-f]{8}")
+    try:
+        with os.scandir(folder) as it:
+            found = [(e.path, int(m.group(1))) for e in it if (m := pattern.fullmatch(e.name))
+                     and e.is_file(follow_symlinks=False)]
+    except OSError:
+        return
+    for leftover, pid in found:
+        if not _process_is_running(pid):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
+
+
+def _write_error(exc: OSError, where: str, path: str, doing: str) -> OSError:
+    """``exc`` as the same kind of OSError (same class and errno) with a message naming the
+    file, the reason and what was being done."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in _WRITE_REASONS:
+        reason += f" ({_WRITE_REASONS[exc.errno]})"
+    cls = type(exc) if type(exc).__module__ == "builtins" else OSError
+    error = cls(f"{where}: cannot write {path!r}: {reason} while {doing}; any previous file is unchanged and no "
+                "temporary file is left")
+    error.errno = exc.errno
+    return error
+
+
+def _target_error(cls: type[OSError], code: int, message: str) -> OSError:
+    error = cls(message)
+    error.errno = code
+    return error
+
+
+def _resolve_target(path: str, where: str) -> tuple[str, os.stat_result | None]:
+    """The file a save replaces: ``path`` with symbolic links followed (a save writes
+    through a link, as ``open`` does), and its status if it exists."""
+    target = os.path.realpath(path)
+    if os.path.islink(target):
+        raise _target_error(OSError, errno.ELOOP, f"{where}: cannot write {path!r}: it is a symbolic link that loops")
+    try:
+        st: os.stat_result | None = os.stat(target)
+    except (FileNotFoundError, NotADirectoryError):  # the folder is checked below
+        st = None
+    except OSError as exc:
+        raise _write_error(exc, where, path, f"reading the status of {target!r}") from None
+    if st is not None and stat.S_ISDIR(st.st_mode):
+        raise _target_error(IsADirectoryError, errno.EISDIR,
+                            f"{where}: {path!r} is a directory; give a file path such as 'model.npnet'")
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        kind = next((name for test, name in _KINDS if test(st.st_mode)), "a special file")
+        raise _target_error(OSError, errno.EINVAL,
+                            f"{where}: cannot write {path!r}: it is {kind}, not a regular file; a save writes a new "
+                            "file and renames it over the target, which would replace it; give a file path")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        if os.path.lexists(folder):
+            raise _target_error(NotADirectoryError, errno.ENOTDIR, f"{where}: {folder!r} is not a folder")
+        raise _target_error(FileNotFoundError, errno.ENOENT, f"{where}: folder {folder!r} does not exist")
+    return target, st
+
+
+def _sync_folder(folder: str, where: str, path: str) -> None:
+    """fsync ``folder``, so that the rename survives a power cut (POSIX only)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return  # a folder we may write but not read: the rename stands, unsynced
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EBADF, errno.EACCES):
+            reason = exc.strerror or str(exc)
+            error = type(exc) if type(exc).__module__ == "builtins" else OSError
+            raise _target_error(error, exc.errno or 0,
+                                f"{where}: {path!r} was written, but syncing its folder {folder!r} failed: {reason}; "
+                                "the new file may not survive a power cut") from None
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_file(path: str, write: Callable[[IO[bytes]], Any], where: str) -> None:
+    """Write a file atomically: ``write(f)`` fills a temporary file in the target's folder,
+    which is synced, given the target's permission mode and renamed over the target; then
+    the folder is synced.
+
+    A symbolic link is written through (the file it points to is replaced, the link kept).
+    An existing file keeps its permission mode (and, where allowed, its owner); a new file
+    gets the mode ``open`` would give it (``0o666`` less the umask). Leftovers of earlier
+    saves of the same target whose process has died are removed first. Any OSError comes
+    out as the same kind of OSError naming the file and the reason; the previous file is
+    then unchanged and the temporary file removed.
+    """
+    target, st = _resolve_target(path, where)
+    folder, base = os.path.split(target)
+    _remove_leftovers(folder, base)
+    tmp = os.path.join(folder, f"{_temp_prefix(base)}{os.getpid()}-{secrets.token_hex(4)}")
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+             | getattr(os, "O_BINARY", 0))
+    # Never more permissive than the final mode while the data is written.
+    try:
+        fd = os.open(tmp, flags, 0o666 if st is None else stat.S_IMODE(st.st_mode) & 0o666)
+    except OSError as exc:
+        raise _write_error(exc, where, path, f"creating a temporary file in the folder {folder!r}") from None
+    doing = "writing the data"
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if st is not None and os.name == "posix":
+                now = os.fstat(fd)
+                if (now.st_uid, now.st_gid) != (st.st_uid, st.st_gid):
+                    try:
+                        os.fchown(fd, st.st_uid, st.st_gid)
+                    except OSError:
+                        pass  # only the owner's and root's own files keep their owner
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
+            write(f)
+            doing = "flushing it to disk"
+            f.flush()
+            os.fsync(f.fileno())
+        doing = f"renaming the temporary file over {target!r}"
+        os.replace(tmp, target)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise _write_error(exc, where, path, doing) from None
         raise
+    _sync_folder(folder, where, path)
 
 
 def _weight_entries(model: Any) -> tuple[list[dict], list[tuple[str, bytes]]]:
@@ -334,7 +505,7 @@ def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True
     manifest, files = _weight_entries(model)
     header = _header(model, _WEIGHTS_FORMAT)
     header["weights"] = manifest
-    _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files)
+    _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files, "save_weights")
 
 
 class _Reader:
