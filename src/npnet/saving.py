@@ -25,8 +25,12 @@ would be a program. Here arrays are read with ``allow_pickle=False`` and layer c
 are looked up in npnet's registry (plus classes registered with
 :func:`npnet.register_layer`), never imported by a name taken from the file.
 
-Writes are atomic: the zip is written to a temporary file in the same folder, synced,
-then renamed over the target, so a crash mid-save leaves the previous file intact.
+Writes are atomic: the zip is written to a temporary file in the target's folder,
+``.<name>.npnet-tmp-<pid>-<random>``, synced, given the target's permission mode and
+renamed over the target, and then the folder is synced; so a crash, a kill or a full disk
+mid-save leaves the previous file intact. A temporary file left by a killed save is
+removed by the next save of the same target once the process that wrote it has died.
+A symbolic link is written through: the file it points to is replaced, the link kept.
 """
 
 from __future__ import annotations
@@ -436,6 +440,20 @@ def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, 
     ------
     FileExistsError
         If ``overwrite=False`` and ``filepath`` exists.
+    OSError
+        If the file cannot be written: a full disk, no permission, a missing folder
+        (:class:`FileNotFoundError`), a directory (:class:`IsADirectoryError`), a target
+        that is not a regular file (a pipe or device). The error is of the class and
+        ``errno`` the system gave, and its message names the file and the reason; the
+        previous file is then unchanged and no temporary file is left.
+
+    Notes
+    -----
+    The file is written atomically (see :mod:`npnet.saving`): a temporary file in the
+    target's folder is synced and renamed over the target, then the folder is synced. An
+    existing file keeps its permission mode (and its owner, where the system allows); a
+    new file gets the mode ``open`` would give it. A symbolic link is written through.
+    Writing needs permission to create files in the target's folder.
 
     Examples
     --------
@@ -497,6 +515,12 @@ def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True
     overwrite : bool, default True
         Replace an existing file; with ``False`` an existing file raises
         :class:`FileExistsError` (Keras asks on the terminal instead).
+
+    Raises
+    ------
+    OSError
+        If the file cannot be written, naming the file and the reason, as
+        :func:`save_model` does; the previous file is then unchanged.
     """
     path = os.fspath(filepath)
     _check_target(path, overwrite, "save_weights")
