@@ -9,6 +9,8 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 import zipfile
 
 import numpy as np
@@ -157,9 +159,11 @@ def test_cleanup_removes_only_dead_leftovers_of_this_target(tmp_path):
     precious.write_text("keep me")
     dead = tmp_path / _leftover("m.npnet", DEAD_PID)
     dead.write_bytes(b"half a zip")
+    # This process's id, but not a file it is writing: left by an earlier process with the
+    # same id (a restarted container's training process is often process 1 again).
+    (tmp_path / _leftover("m.npnet", os.getpid())).write_bytes(b"half a zip")
     kept = {
-        _leftover("m.npnet", os.getpid()),  # another thread of this process may be writing it
-        _leftover("m.npnet", os.getppid(), "ffffffff"),  # a live process
+        _leftover("m.npnet", os.getppid(), "ffffffff"),  # a live process, running since before
         _leftover("other.npnet", DEAD_PID),  # another target's
         _leftover("m.npnet", DEAD_PID, "0123abc"),  # not the exact pattern
         _leftover("m.npnet", DEAD_PID, "0123ABCD"),
@@ -193,6 +197,59 @@ def test_a_failed_write_removes_its_temporary_file_and_keeps_the_previous_one(tm
     with pytest.raises(RuntimeError, match="bug in a writer"):
         _model(seed=1).save(path)
     assert os.listdir(tmp_path) == ["m.npnet"] and path.read_bytes() == before
+
+
+def test_a_save_keeps_the_temporary_file_another_thread_is_writing(tmp_path, monkeypatch):
+    path = tmp_path / "m.npnet"
+    writing, release = threading.Event(), threading.Event()
+    real = zipfile.ZipFile.writestr
+
+    def writestr(self, *a, **k):
+        if threading.current_thread().name == "slow-saver" and not writing.is_set():
+            writing.set()
+            assert release.wait(30)
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", writestr)
+    slow, fast = _model(seed=1), _model(seed=2)
+    errors = []
+
+    def save_slowly():
+        try:
+            slow.save(path)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=save_slowly, name="slow-saver")
+    thread.start()
+    try:
+        assert writing.wait(30)
+        (temp,) = [n for n in os.listdir(tmp_path) if n.startswith(".m.npnet.npnet-tmp-")]
+        fast.save(path)
+        assert os.path.exists(tmp_path / temp)  # another thread's file is left alone
+        assert _same(npnet.load_model(path).get_weights(), fast.get_weights())
+    finally:
+        release.set()
+        thread.join(30)
+    assert errors == [] and os.listdir(tmp_path) == ["m.npnet"]
+    assert _same(npnet.load_model(path).get_weights(), slow.get_weights())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process start times from /proc")
+def test_a_leftover_whose_process_id_was_reused_by_a_later_process_is_removed(tmp_path):
+    waiting = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    try:
+        older = tmp_path / _leftover("m.npnet", waiting.pid, "0000aaaa")
+        older.write_bytes(b"written before that process started")
+        an_hour_ago = time.time() - 3600
+        os.utime(older, (an_hour_ago, an_hour_ago))
+        fresh = tmp_path / _leftover("m.npnet", waiting.pid, "0000bbbb")
+        fresh.write_bytes(b"may be that process's")
+        _model().save(tmp_path / "m.npnet")
+        assert sorted(os.listdir(tmp_path)) == sorted(["m.npnet", fresh.name])
+    finally:
+        waiting.kill()
+        waiting.communicate()
 
 
 # ------------------------------------------------------------------ fsync

@@ -43,6 +43,7 @@ import os
 import re
 import secrets
 import stat
+import threading
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -126,39 +127,64 @@ def _temp_prefix(base: str) -> str:
     return f".{stem}{_TMP_TAG}"
 
 
-def _process_is_running(pid: int) -> bool:
-    """Whether a process with id ``pid`` may still be writing; True when unsure."""
-    if pid == os.getpid() or pid <= 0 or os.name != "posix":
-        # This process's own threads may be writing; elsewhere than POSIX, os.kill(pid, 0)
-        # would terminate the process, so leftovers are kept.
-        return True
+# Temporary files this process is writing now, so that a save recognises them as live
+# (another thread's) while a file carrying this process's id but not listed here is a
+# leftover of an earlier process that had the same id, as a restarted container's often has.
+_writing: set[str] = set()
+_writing_lock = threading.Lock()
+_CLOCK_SLACK = 2.0  # seconds: /proc/stat gives the boot time to the second
+
+
+def _process_start_time(pid: int) -> float | None:
+    """When process ``pid`` started, in seconds since the epoch (Linux); None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def _is_leftover(path: str, pid: int, mtime: float) -> bool:
+    """Whether the temporary file ``path``, named for process ``pid`` and last written at
+    ``mtime``, is one that no live process is writing; False when unsure."""
+    if pid == os.getpid():
+        with _writing_lock:
+            return path not in _writing
+    if pid <= 0 or os.name != "posix":
+        return False  # elsewhere than POSIX, os.kill(pid, 0) would terminate the process
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
-        return False
-    except OSError:  # PermissionError: it runs, under another user
         return True
-    return True
+    except OSError:  # PermissionError: it runs, under another user
+        pass
+    # A live process that started after the file was last written is not its writer: it
+    # reuses the id of the dead one.
+    started = _process_start_time(pid)
+    return started is not None and started > mtime + _CLOCK_SLACK
 
 
 def _remove_leftovers(folder: str, base: str) -> None:
     """Remove the temporary files of earlier saves of ``base`` whose process has died.
 
-    Only names of the exact pattern for this target, only regular files (never a link
-    or a folder, which ``unlink`` would not follow anyway), never a file whose process is
-    alive. Failures are ignored: cleaning up never makes a save fail.
+    Only names of the exact pattern for this target, only regular files (never a link or
+    a folder), never a file a live process may be writing (see :func:`_is_leftover`).
+    Failures are ignored: cleaning up never makes a save fail.
     """
     pattern = re.compile(re.escape(_temp_prefix(base)) + r"([0-9]{1,10})-[0-9a-f]{8}")
     try:
         with os.scandir(folder) as it:
-            found = [(e.path, int(m.group(1))) for e in it if (m := pattern.fullmatch(e.name))
-                     and e.is_file(follow_symlinks=False)]
+            found = [(e.path, int(m.group(1)), e.stat(follow_symlinks=False).st_mtime) for e in it
+                     if (m := pattern.fullmatch(e.name)) and e.is_file(follow_symlinks=False)]
     except OSError:
         return
-    for leftover, pid in found:
-        if not _process_is_running(pid):
+    for leftover, pid, mtime in found:
+        if _is_leftover(leftover, pid, mtime):
             try:
-                os.unlink(leftover)
+                os.unlink(leftover)  # never follows a link
             except OSError:
                 pass
 
@@ -247,13 +273,27 @@ def _atomic_write_file(path: str, write: Callable[[IO[bytes]], Any], where: str)
     folder, base = os.path.split(target)
     _remove_leftovers(folder, base)
     tmp = os.path.join(folder, f"{_temp_prefix(base)}{os.getpid()}-{secrets.token_hex(4)}")
+    with _writing_lock:
+        _writing.add(tmp)
+    try:
+        _write_temporary(tmp, target, st, write, where, path)
+    finally:
+        with _writing_lock:
+            _writing.discard(tmp)
+    _sync_folder(folder, where, path)
+
+
+def _write_temporary(tmp: str, target: str, st: os.stat_result | None, write: Callable[[IO[bytes]], Any],
+                     where: str, path: str) -> None:
+    """Create ``tmp``, fill it, sync it and rename it over ``target``; remove it on failure."""
     flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
              | getattr(os, "O_BINARY", 0))
     # Never more permissive than the final mode while the data is written.
     try:
         fd = os.open(tmp, flags, 0o666 if st is None else stat.S_IMODE(st.st_mode) & 0o666)
     except OSError as exc:
-        raise _write_error(exc, where, path, f"creating a temporary file in the folder {folder!r}") from None
+        raise _write_error(exc, where, path, f"creating a temporary file in the folder "
+                           f"{os.path.dirname(tmp)!r}") from None
     doing = "writing the data"
     try:
         with os.fdopen(fd, "wb") as f:
@@ -263,7 +303,7 @@ def _atomic_write_file(path: str, write: Callable[[IO[bytes]], Any], where: str)
                     try:
                         os.fchown(fd, st.st_uid, st.st_gid)
                     except OSError:
-                        pass  # only the owner's and root's own files keep their owner
+                        pass  # without the privilege to, the file becomes the saver's
                 os.fchmod(fd, stat.S_IMODE(st.st_mode))
             write(f)
             doing = "flushing it to disk"
@@ -279,7 +319,6 @@ def _atomic_write_file(path: str, write: Callable[[IO[bytes]], Any], where: str)
         if isinstance(exc, OSError):
             raise _write_error(exc, where, path, doing) from None
         raise
-    _sync_folder(folder, where, path)
 
 
 def _weight_entries(model: Any) -> tuple[list[dict], list[tuple[str, bytes]]]:
