@@ -426,7 +426,23 @@ def test_a_missing_folder_a_directory_or_a_file_as_folder_raise_oserrors_with_er
     with pytest.raises(NotADirectoryError, match=r"save: '.*file' is not a folder") as info:
         model.save(tmp_path / "file" / "m.npnet")
     assert info.value.errno == errno.ENOTDIR
+    with pytest.raises(FileExistsError, match=r"save: '.*file' exists and overwrite=False") as info:
+        model.save(tmp_path / "file", overwrite=False)
+    assert info.value.errno == errno.EEXIST
     assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def test_the_file_path_is_checked(tmp_path):
+    model = _model()
+    with pytest.raises(TypeError, match=r"save: `filepath` must be a str or path, received None"):
+        model.save(None)
+    with pytest.raises(TypeError, match=r"save_weights: `filepath` must be a str or path, received 3"):
+        model.save_weights(3)
+    with pytest.raises(ValueError, match=r"save: `filepath` must be a file path such as 'model.npnet', received ''"):
+        model.save("")
+    model.save(os.fsencode(tmp_path / "bytes.npnet"))  # a bytes path names the same file
+    assert os.listdir(tmp_path) == ["bytes.npnet"]
+    assert _same(npnet.load_model(tmp_path / "bytes.npnet").get_weights(), model.get_weights())
 
 
 # ------------------------------------------------------------------ callbacks

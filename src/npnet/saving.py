@@ -82,11 +82,22 @@ def _check_bool(value: Any, argument: str, where: str) -> bool:
     return bool(value)
 
 
+def _save_path(filepath: Any, where: str) -> str:
+    """The target of a save as a str (a bytes path is decoded as the file system does)."""
+    try:
+        path = os.fsdecode(os.fspath(filepath))
+    except TypeError:
+        raise TypeError(f"{where}: `filepath` must be a str or path, received {filepath!r}") from None
+    if not path:
+        raise ValueError(f"{where}: `filepath` must be a file path such as 'model.npnet', received ''")
+    return path
+
+
 def _check_target(path: str, overwrite: Any, where: str) -> None:
     """Keras asks on the terminal before overwriting when ``overwrite=False``; npnet refuses."""
     if not _check_bool(overwrite, "overwrite", where) and os.path.exists(path):
-        raise FileExistsError(
-            f"{where}: {path!r} exists and overwrite=False; remove it, choose another path or pass overwrite=True")
+        raise _target_error(FileExistsError, errno.EEXIST, f"{where}: {path!r} exists and overwrite=False; remove it, "
+                            "choose another path or pass overwrite=True")
 
 
 def _npy_bytes(array: np.ndarray) -> bytes:
@@ -510,7 +521,7 @@ def save_model(model: Any, filepath: str | os.PathLike, overwrite: bool = True, 
     if zipped is not None and not zipped:
         raise ValueError("save: npnet always writes one zip file; zipped=False (an unzipped folder, as Keras "
                          "writes for the Hugging Face Hub) is not supported; leave `zipped` out")
-    path = os.fspath(filepath)
+    path = _save_path(filepath, "save")
     _check_target(path, overwrite, "save")
     _check_bool(include_optimizer, "include_optimizer", "save")
     if not model.built:
@@ -561,7 +572,7 @@ def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True
         If the file cannot be written, naming the file and the reason, as
         :func:`save_model` does; the previous file is then unchanged.
     """
-    path = os.fspath(filepath)
+    path = _save_path(filepath, "save_weights")
     _check_target(path, overwrite, "save_weights")
     if not model.built:
         raise ValueError(f"save_weights: model {model.name!r} is not built; call fit(), build() or the model on data first")
