@@ -578,3 +578,16 @@ def test_every_failure_names_the_file(tmp_path):
         _refused(path, "not a readable zip", load=model.load_weights)
     _write(tmp_path / "noconfig.npnet", [(n, d) for n, d in members if n != "config.json"])
     _refused(tmp_path / "noconfig.npnet", "has no config.json")
+    _write(tmp_path / "compile.npnet", _with_header(members, lambda h: h.update(compile=5)))
+    _refused(tmp_path / "compile.npnet", "malformed compile settings")
+    _write(tmp_path / "loss.npnet", _with_header(members, lambda h: h["compile"]["heads"][0].update(
+        loss={"class_name": "Nope", "config": {}})))
+    _refused(tmp_path / "loss.npnet", "unknown loss class 'Nope'")
+
+
+@pytest.mark.parametrize("shape", [[None, "4"], [None, -4], [None, True]])
+def test_malformed_build_shapes_are_refused(tmp_path, shape):
+    members = _members(_trained(tmp_path))
+    _write(tmp_path / "b.npnet", _with_header(members, lambda h: h["model"].update(build_shapes={"shape": shape})))
+    model = npnet.Sequential([npnet.Dense(8, name="hidden"), npnet.Dense(3, name="out")])  # built from the file
+    _refused(tmp_path / "b.npnet", "malformed build shapes", load=model.load_weights)

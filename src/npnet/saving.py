@@ -182,7 +182,8 @@ def _json_shapes(shapes: Any) -> Any:
 def _shapes_from_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_shapes_from_json(v) for v in value]
-    if isinstance(value, dict) and set(value) == {"shape"} and isinstance(value["shape"], list):
+    if isinstance(value, dict) and set(value) == {"shape"} and isinstance(value["shape"], list) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in value["shape"]):
         return tuple(value["shape"])
     if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], dict):
         return {k: _shapes_from_json(v) for k, v in value["dict"].items()}
@@ -809,7 +810,7 @@ def _build_model(reader: _Reader, custom_objects: dict[str, Any] | None) -> Any:
     from .models.sequential import _layer_from
 
     entry = reader.header.get("model")
-    version = reader.header.get("format_version")
+    version = int(reader.header["format_version"])  # checked by the reader
     if version == 1:  # npnet 0.1: a Sequential config
         if not isinstance(entry, dict) or not isinstance(entry.get("layers"), list):
             raise SavedModelError(f"load: {reader.path!r}: config.json has no model description")
@@ -895,11 +896,19 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
             elif state is not None:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
             reader.check_no_extra(used)
-    except SavedModelError:
-        raise
+    except SavedModelError as exc:
+        raise _naming(exc, path) from None
     except Exception as exc:
         raise SavedModelError(f"load: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
     return model
+
+
+def _naming(exc: SavedModelError, path: str) -> SavedModelError:
+    """``exc``, with the file's path put in if its message does not name it."""
+    message = str(exc)
+    if repr(path) in message:
+        return exc
+    return SavedModelError(f"load: {path!r}: {message.removeprefix('load: ')}")
 
 
 def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str]], slot: str) -> list[Any]:
@@ -991,8 +1000,8 @@ def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = 
             if state:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
             reader.check_no_extra(used)
-    except SavedModelError:
-        raise
+    except SavedModelError as exc:
+        raise _naming(exc, path) from None
     except Exception as exc:
         raise SavedModelError(f"load_weights: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
 
