@@ -25,6 +25,12 @@ would be a program. Here arrays are read with ``allow_pickle=False`` and layer c
 are looked up in npnet's registry (plus classes registered with
 :func:`npnet.register_layer`), never imported by a name taken from the file.
 
+Loading a file from someone else is safe by construction: the loader refuses anything but
+a regular file, checks every zip member's declared size against the manifest and the
+file's size before decompressing it, caps the configuration (:data:`MAX_CONFIG_BYTES`,
+:data:`MAX_LAYERS`), and accepts only finite float arrays; see the docs page "Security and
+reliability".
+
 Writes are atomic: the zip is written to a temporary file in the same folder, synced,
 then renamed over the target, so a crash mid-save leaves the previous file intact.
 """
@@ -858,8 +864,12 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     Raises
     ------
     SavedModelError
-        For anything but a valid file: not a zip, truncated, missing or extra arrays, wrong
-        shapes or dtypes, object arrays, unknown layer classes, a newer format version.
+        For anything but a valid file, naming the file and the member at fault: not a
+        regular file, not a zip, truncated, a member that expands more than
+        :data:`MAX_EXPANSION` allows or is larger than its manifest entry, duplicate,
+        missing or extra members, wrong shapes or dtypes, object arrays, non-finite
+        weights or slots, out-of-range counters, mistyped JSON values, more than
+        :data:`MAX_LAYERS` layers, unknown layer classes, a newer format version.
 
     Notes
     -----
