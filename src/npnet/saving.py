@@ -25,6 +25,12 @@ would be a program. Here arrays are read with ``allow_pickle=False`` and layer c
 are looked up in npnet's registry (plus classes registered with
 :func:`npnet.register_layer`), never imported by a name taken from the file.
 
+Loading a file from someone else is safe by construction: the loader refuses anything but
+a regular file, checks every zip member's declared size against the manifest and the
+file's size before decompressing it, caps the configuration (:data:`MAX_CONFIG_BYTES`,
+:data:`MAX_LAYERS`), and accepts only finite float arrays; see the docs page "Security and
+reliability".
+
 Writes are atomic: the zip is written to a temporary file in the target's folder,
 ``.<name>.npnet-tmp-<pid>-<random>``, synced, given the target's permission mode and
 renamed over the target, and then the folder is synced; so a crash, a kill or a full disk
@@ -39,6 +45,7 @@ import errno
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import secrets
@@ -59,12 +66,29 @@ from ._config import floatx
 from .layers import base as _base
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "SavedModelError", "FORMAT_VERSION",
+           "MAX_CONFIG_BYTES", "MAX_LAYERS", "MAX_EXPANSION", "MAX_ITERATIONS",
            "register_keras_serializable", "get_custom_objects"]
 
 FORMAT_VERSION = 3
 _MODEL_FORMAT = "npnet.model"
 _WEIGHTS_FORMAT = "npnet.weights"
-_MAX_CONFIG_BYTES = 16 * 2**20
+
+#: The largest ``config.json`` a file may hold, in bytes (16 MiB; a model of 10,000 layers
+#: needs about 6 MiB).
+MAX_CONFIG_BYTES = 16 * 2**20
+#: The most layers a saved model may list, counting the layers of nested models and the
+#: layer calls of functional models.
+MAX_LAYERS = 10_000
+#: The members of a file may together expand to at most this many times the file's size
+#: (plus 1 MiB): npnet stores members uncompressed, and a file recompressed with deflate
+#: expands about 1.1 times, but a zip bomb a thousand times.
+MAX_EXPANSION = 100
+#: The largest optimizer step count a file may hold (that of a signed 64-bit integer, as
+#: Keras stores it).
+MAX_ITERATIONS = 2**63 - 1
+_MAX_DEPTH = 100  # nesting of JSON objects and lists in config.json
+_NPY_HEADER_BYTES = 16 * 1024  # room for an .npy header (numpy writes 128 bytes for small shapes)
+_DTYPES = {"float16": 2, "float32": 4, "float64": 8}  # the array types a file may hold, and their sizes
 
 
 class SavedModelError(ValueError):
@@ -388,7 +412,8 @@ def _json_shapes(shapes: Any) -> Any:
 def _shapes_from_json(value: Any) -> Any:
     if isinstance(value, list):
         return [_shapes_from_json(v) for v in value]
-    if isinstance(value, dict) and set(value) == {"shape"} and isinstance(value["shape"], list):
+    if isinstance(value, dict) and set(value) == {"shape"} and isinstance(value["shape"], list) and all(
+            d is None or (isinstance(d, int) and not isinstance(d, bool) and d >= 0) for d in value["shape"]):
         return tuple(value["shape"])
     if isinstance(value, dict) and set(value) == {"dict"} and isinstance(value["dict"], dict):
         return {k: _shapes_from_json(v) for k, v in value["dict"].items()}
@@ -582,66 +607,290 @@ def save_weights(model: Any, filepath: str | os.PathLike, overwrite: bool = True
     _atomic_write(path, [("config.json", json.dumps(header, indent=1).encode("utf-8"))] + files, "save_weights")
 
 
+def _open_regular_file(path: str) -> tuple[Any, int]:
+    """Open ``path`` for reading if it is a regular file: a directory, device (``/dev/zero``),
+    named pipe or socket is refused at once, never read (a pipe is opened without waiting
+    for a writer)."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise SavedModelError(f"load: no file at {path!r}") from None
+    except IsADirectoryError:
+        raise SavedModelError(f"load: {path!r} is a directory, not an npnet file") from None
+    except OSError as exc:
+        raise SavedModelError(f"load: {path!r} cannot be opened: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise SavedModelError(f"load: {path!r} is a directory, not an npnet file")
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a named pipe" if stat.S_ISFIFO(info.st_mode) else "a device" if stat.S_ISCHR(info.st_mode)
+                    or stat.S_ISBLK(info.st_mode) else "a socket" if stat.S_ISSOCK(info.st_mode) else "not a file")
+            raise SavedModelError(f"load: {path!r} is {kind}, not a regular file; npnet reads model files only")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb"), info.st_size
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _json_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + f"... ({len(text)} characters)"
+
+
 class _Reader:
-    """Validating reader: every failure becomes a SavedModelError naming the file."""
+    """Validating reader: every failure becomes a SavedModelError naming the file, and the
+    member when one is at fault.
+
+    Before anything is decompressed it checks the zip's directory: one entry per member,
+    stored or deflated, not encrypted, together at most :data:`MAX_EXPANSION` times the
+    file's size; ``config.json`` at most :data:`MAX_CONFIG_BYTES`. Once the JSON is read,
+    every other member must be an array the manifest lists, once, and no larger than the
+    manifest's shape and dtype allow; each array is then checked against its ``.npy``
+    header before its data is read.
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
-        if os.path.isdir(path):
-            raise SavedModelError(f"load: {path!r} is a directory, not an npnet file")
-        if not os.path.exists(path):
-            raise SavedModelError(f"load: no file at {path!r}")
+        self._file, size = _open_regular_file(path)
         try:
-            self.zf = zipfile.ZipFile(path, "r")
-        except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
-            raise SavedModelError(f"load: {path!r} is not an npnet file (not a readable zip: {exc})") from None
-        self.names = set(self.zf.namelist())
-        if "config.json" not in self.names:
-            raise SavedModelError(f"load: {path!r} has no config.json; it is not an npnet file")
-        info = self.zf.getinfo("config.json")
-        if info.file_size > _MAX_CONFIG_BYTES:
-            raise SavedModelError(f"load: {path!r}: config.json is implausibly large ({info.file_size} bytes)")
+            try:
+                self.zf = zipfile.ZipFile(self._file, "r")
+            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError, ValueError) as exc:
+                raise SavedModelError(f"load: {path!r} is not an npnet file (not a readable zip: {exc})") from None
+            try:
+                self._check_members(size)
+                self.header = self._read_header()
+                self.entries = self._check_manifest()
+            except BaseException:
+                self.zf.close()
+                raise
+        except BaseException:
+            self._file.close()
+            raise
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.zf.close()
+        self._file.close()
+
+    def _fail(self, message: str) -> SavedModelError:
+        return SavedModelError(f"load: {self.path!r}: {message}")
+
+    def _check_members(self, file_size: int) -> None:
+        infos = self.zf.infolist()
+        seen: set[str] = set()
+        for info in infos:
+            name = info.filename
+            if name in seen:
+                raise self._fail(f"member {name!r} appears twice in the zip (npnet writes each member once; "
+                                 "the file may have been tampered with)")
+            seen.add(name)
+            if info.flag_bits & 0x1:
+                raise self._fail(f"member {name!r} is encrypted; npnet files are not")
+            if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+                raise self._fail(f"member {name!r} uses zip compression method {info.compress_type}; npnet reads "
+                                 "stored or deflated members only")
+        self.names = seen
+        self.infos = {info.filename: info for info in infos}
+        total = sum(info.file_size for info in infos)
+        allowed = MAX_EXPANSION * file_size + 2**20
+        if total > allowed:
+            worst = max(infos, key=lambda i: i.file_size / max(i.compress_size, 1))
+            raise self._fail(
+                f"member {worst.filename!r} declares {worst.file_size} bytes compressed into {worst.compress_size}; "
+                f"the members would expand to {total} bytes from a file of {file_size} bytes, more than "
+                f"npnet.saving.MAX_EXPANSION = {MAX_EXPANSION} times its size (a zip bomb?)")
+        if "config.json" not in seen:
+            raise SavedModelError(f"load: {self.path!r} has no config.json; it is not an npnet file")
+        declared = self.infos["config.json"].file_size
+        if declared > MAX_CONFIG_BYTES:
+            raise self._fail(f"config.json is implausibly large ({declared} bytes; "
+                             f"npnet.saving.MAX_CONFIG_BYTES = {MAX_CONFIG_BYTES})")
+
+    def _read_header(self) -> dict[str, Any]:
         try:
-            self.header = json.loads(self.zf.read("config.json").decode("utf-8"))
+            with self.zf.open("config.json") as fp:
+                text = fp.read(MAX_CONFIG_BYTES + 1)
+            header = json.loads(text.decode("utf-8"), parse_float=_json_float, parse_constant=_json_constant,
+                                object_pairs_hook=_json_object)
         except Exception as exc:
-            raise SavedModelError(f"load: {path!r}: config.json is unreadable: {exc}") from None
-        if not isinstance(self.header, dict):
-            raise SavedModelError(f"load: {path!r}: config.json does not hold an object")
-        version = self.header.get("format_version")
-        if not isinstance(version, int):
-            raise SavedModelError(f"load: {path!r}: config.json has no integer format_version")
+            raise self._fail(f"config.json is unreadable: {type(exc).__name__}: {exc}") from None
+        if not isinstance(header, dict):
+            raise self._fail("config.json does not hold an object")
+        version = header.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise self._fail(f"config.json has no valid format_version (a positive integer), "
+                             f"received {_short(version)}")
         if version > FORMAT_VERSION:
             raise SavedModelError(
-                f"load: {path!r} uses format version {version}, newer than this npnet supports "
+                f"load: {self.path!r} uses format version {version}, newer than this npnet supports "
                 f"({FORMAT_VERSION}); upgrade npnet"
             )
-        if self.header.get("format") not in (_MODEL_FORMAT, _WEIGHTS_FORMAT):
-            raise SavedModelError(f"load: {path!r}: unknown format {self.header.get('format')!r}")
+        if header.get("format") not in (_MODEL_FORMAT, _WEIGHTS_FORMAT):
+            raise self._fail(f"unknown format {_short(header.get('format'))}")
+        self._check_values(header)
+        return header
 
-    def array(self, entry: Any, what: str) -> np.ndarray:
+    def _check_values(self, header: dict[str, Any]) -> None:
+        """Walk the JSON once: its depth, the number of layers, and ``trainable`` flags."""
+        layers = 0
+        stack: list[tuple[Any, int]] = [(header, 0)]
+        while stack:
+            value, depth = stack.pop()
+            if depth > _MAX_DEPTH:
+                raise self._fail(f"config.json nests objects more than {_MAX_DEPTH} deep")
+            if isinstance(value, dict):
+                for key in ("layers", "nodes"):
+                    if isinstance(value.get(key), list):
+                        layers += len(value[key])
+                if "trainable" in value and not isinstance(value["trainable"], bool):
+                    where = value.get("name")
+                    raise self._fail(
+                        f"`trainable` must be true or false{'' if where is None else f' (layer {_short(where)})'}, "
+                        f"received {_short(value['trainable'])}")
+                stack.extend((v, depth + 1) for v in value.values())
+            elif isinstance(value, list):
+                stack.extend((v, depth + 1) for v in value)
+        if layers > MAX_LAYERS:
+            raise self._fail(f"the model lists {layers} layers and layer calls, more than "
+                             f"npnet.saving.MAX_LAYERS = {MAX_LAYERS}")
+
+    def _check_manifest(self) -> dict[str, tuple[dict[str, Any], str]]:
+        """Every array the manifest lists, by member name, with what it is; checks each
+        listed member's declared size against the shape and dtype the manifest gives it."""
+        weights = self.header.get("weights")
+        if not isinstance(weights, list):
+            raise self._fail("config.json has no weights manifest")
+        listed: list[tuple[Any, str]] = []
+        for entry in weights:
+            if isinstance(entry, dict):
+                path = entry.get("path")
+                if path is None and isinstance(entry.get("layer"), str) and isinstance(entry.get("key"), str):
+                    path = f"{entry['layer']}/{entry['key']}"
+                listed.append((entry, f"weight {path!r}"))
+            else:
+                listed.append((entry, "a weight"))
+        state = self.header.get("optimizer_state")
+        if state is not None:
+            if not isinstance(state, dict) or not isinstance(state.get("slots"), dict):
+                raise self._fail("malformed optimizer state")
+            iterations = state.get("iterations")
+            if (isinstance(iterations, bool) or not isinstance(iterations, int)
+                    or not 0 <= iterations <= MAX_ITERATIONS):
+                raise self._fail(f"invalid optimizer iterations {_short(iterations)}: expected an integer from 0 "
+                                 f"to npnet.saving.MAX_ITERATIONS = 2**63 - 1")
+            for slot, entries in state["slots"].items():
+                if not isinstance(entries, list):
+                    raise self._fail(f"malformed optimizer slot {slot!r}")
+                for entry in entries:
+                    path = entry.get("path") if isinstance(entry, dict) else None
+                    listed.append((entry, f"optimizer slot {slot!r}" + ("" if path is None else f" of {path!r}")))
+        found: dict[str, tuple[dict[str, Any], str]] = {}
+        for entry, what in listed:
+            if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+                raise self._fail(f"malformed manifest entry for {what}")
+            fname = entry["file"]
+            if fname in found:
+                raise self._fail(f"member {fname!r} is listed twice in the manifest, for {found[fname][1]} and {what}")
+            shape, dtype = entry.get("shape"), entry.get("dtype")
+            if not (isinstance(shape, list) and len(shape) <= 32
+                    and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+                raise self._fail(f"the manifest gives {what} ({fname!r}) the invalid shape {_short(shape)}")
+            if dtype not in _DTYPES:
+                raise self._fail(f"the manifest gives {what} ({fname!r}) the dtype {_short(dtype)}; "
+                                 f"npnet files hold {', '.join(_DTYPES)} arrays")
+            info = self.infos.get(fname)
+            if info is not None:
+                most = math.prod(shape) * _DTYPES[dtype] + _NPY_HEADER_BYTES
+                if info.file_size > most:
+                    raise self._fail(
+                        f"member {fname!r} ({what}) declares {info.file_size} bytes, but an array of shape "
+                        f"{tuple(shape)} and dtype {dtype} takes at most {most}")
+            found[fname] = (entry, what)
+        extra = sorted(self.names - set(found) - {"config.json"})
+        if extra:
+            raise SavedModelError(f"load: {self.path!r} holds unexpected files {extra[:5]} that the manifest does "
+                                  "not list; it may have been tampered with")
+        return found
+
+    def array(self, entry: Any, what: str, nonnegative: bool = False) -> np.ndarray:
+        """The array of a manifest entry as a new C-ordered floatx array, after checking its
+        ``.npy`` header against the manifest and its values (finite; ``>= 0`` if asked)."""
         if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-            raise SavedModelError(f"load: {self.path!r}: malformed manifest entry for {what}")
+            raise self._fail(f"malformed manifest entry for {what}")
         fname = entry["file"]
         if fname not in self.names:
-            raise SavedModelError(f"load: {self.path!r}: array {fname!r} for {what} is missing")
+            raise self._fail(f"array {fname!r} for {what} is missing")
+        where = f"{fname!r} for {what}"
         try:
-            arr = np.load(io.BytesIO(self.zf.read(fname)), allow_pickle=False)
+            with self.zf.open(fname) as fp:
+                version = np.lib.format.read_magic(fp)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fp)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fp)
+                else:
+                    raise ValueError(f"unsupported .npy format version {version}")
+                if dtype.hasobject:
+                    raise self._fail(f"{fname!r} holds an object array, which npnet never writes and refuses "
+                                     "to unpickle")
+                if dtype.kind != "f" or dtype.fields is not None:
+                    raise self._fail(f"{where} has dtype {dtype}, expected a float array")
+                if list(shape) != entry.get("shape") or dtype.name != entry.get("dtype"):
+                    raise self._fail(f"{where} has shape {shape} and dtype {dtype}, the manifest says "
+                                     f"{tuple(entry.get('shape', []))} and {entry.get('dtype')}")
+                nbytes = math.prod(shape) * dtype.itemsize
+                size = self.infos[fname].file_size
+                if fp.tell() + nbytes != size:
+                    raise self._fail(f"member {where} declares {size} bytes, its .npy header "
+                                     f"describes {fp.tell() + nbytes}")
+                data = fp.read(nbytes)
+            if len(data) != nbytes:
+                raise ValueError(f"the data ends after {len(data)} of {nbytes} bytes")
+        except SavedModelError:
+            raise
         except ValueError as exc:
-            if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-                raise SavedModelError(
-                    f"load: {self.path!r}: {fname!r} holds an object array, which npnet never writes "
-                    "and refuses to unpickle") from None
-            raise SavedModelError(f"load: {self.path!r}: {fname!r} is not a valid .npy array: {exc}") from None
+            raise self._fail(f"{where} is not a valid .npy array: {exc}") from None
         except Exception as exc:
-            raise SavedModelError(f"load: {self.path!r}: {fname!r} could not be read: {exc}") from None
-        if not isinstance(arr, np.ndarray) or arr.dtype.kind != "f":
-            raise SavedModelError(
-                f"load: {self.path!r}: {fname!r} for {what} has dtype {getattr(arr, 'dtype', type(arr))}, "
-                "expected a float array")
-        if list(arr.shape) != list(entry.get("shape", [])) or str(arr.dtype) != entry.get("dtype"):
-            raise SavedModelError(
-                f"load: {self.path!r}: {fname!r} for {what} has shape {arr.shape} and dtype {arr.dtype}, "
-                f"the manifest says {tuple(entry.get('shape', []))} and {entry.get('dtype')}")
+            raise self._fail(f"{where} could not be read: {type(exc).__name__}: {exc}") from None
+        stored = np.frombuffer(data, dtype=dtype).reshape(shape, order="F" if fortran else "C")
+        with np.errstate(over="ignore", invalid="ignore"):
+            arr = np.array(stored, dtype=floatx(), order="C")
+        if not np.isfinite(arr).all():
+            bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+            if np.isfinite(stored).all():
+                raise self._fail(f"{where} holds {bad} values too large for {floatx()} (up to "
+                                 f"{float(np.max(np.abs(stored))):.3g})")
+            raise self._fail(f"{where} holds {bad} non-finite values (NaN or inf)")
+        if nonnegative and (arr < 0).any():
+            raise self._fail(f"{where} holds negative values (down to {float(arr.min()):.3g}); "
+                             "the optimizer keeps this slot >= 0")
         return arr
 
     def check_no_extra(self, used: set[str]) -> None:
@@ -731,8 +980,9 @@ def _assign_weights(reader: _Reader, model: Any, replace: bool = False, skip_mis
         arr = found
         target = model._array(layer, key)
         if replace:
-            # The model was built with placeholders (see Layer.add_weight): put real arrays in.
-            value = np.array(arr, dtype=floatx())
+            # The model was built with placeholders (see Layer.add_weight): put real arrays in
+            # (reader.array returns a new C-ordered floatx array).
+            value = arr
             (layer.params if key in layer.params else layer.state)[key] = value
             if key in layer.grads:
                 layer.grads[key] = np.zeros_like(value)
@@ -810,7 +1060,7 @@ def _build_model(reader: _Reader, custom_objects: dict[str, Any] | None) -> Any:
     from .models.sequential import _layer_from
 
     entry = reader.header.get("model")
-    version = reader.header.get("format_version")
+    version = int(reader.header["format_version"])  # checked by the reader
     if version == 1:  # npnet 0.1: a Sequential config
         if not isinstance(entry, dict) or not isinstance(entry.get("layers"), list):
             raise SavedModelError(f"load: {reader.path!r}: config.json has no model description")
@@ -858,8 +1108,12 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     Raises
     ------
     SavedModelError
-        For anything but a valid file: not a zip, truncated, missing or extra arrays, wrong
-        shapes or dtypes, object arrays, unknown layer classes, a newer format version.
+        For anything but a valid file, naming the file and the member at fault: not a
+        regular file, not a zip, truncated, a member that expands more than
+        :data:`MAX_EXPANSION` allows or is larger than its manifest entry, duplicate,
+        missing or extra members, wrong shapes or dtypes, object arrays, non-finite
+        weights or slots, out-of-range counters, mistyped JSON values, more than
+        :data:`MAX_LAYERS` layers, unknown layer classes, a newer format version.
 
     Notes
     -----
@@ -873,7 +1127,7 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     path = os.fspath(filepath)
     reader = _Reader(path)
     try:
-        with reader.zf:
+        with reader:
             if reader.header.get("format") != _MODEL_FORMAT:
                 raise SavedModelError(f"load_model: {path!r} is a weights-only file; use model.load_weights")
             model = _build_model(reader, custom_objects)
@@ -885,22 +1139,30 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
                 if state is not None:
                     slots = {}
                     paths = (_param_paths(model), _param_paths(model, structural=True))
+                    positive = getattr(model.optimizer, "_nonnegative_slots", ())
                     for slot, entries in state["slots"].items():
                         entries = _order_slots(reader, entries, paths, slot)
-                        slots[slot] = [reader.array(e, f"optimizer slot {slot!r}") for e in entries]
+                        slots[slot] = [reader.array(e, reader.entries[e["file"]][1], nonnegative=slot in positive)
+                                       for e in entries]
                         used |= {e["file"] for e in entries}
                     iterations = state["iterations"]
-                    if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 0:
-                        raise SavedModelError(f"load: {path!r}: invalid optimizer iterations {iterations!r}")
                     model.optimizer.set_state({"iterations": iterations, "slots": slots}, model.trainable_weights)
             elif state is not None:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
             reader.check_no_extra(used)
-    except SavedModelError:
-        raise
+    except SavedModelError as exc:
+        raise _naming(exc, path) from None
     except Exception as exc:
         raise SavedModelError(f"load: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
     return model
+
+
+def _naming(exc: SavedModelError, path: str) -> SavedModelError:
+    """``exc``, with the file's path put in if its message does not name it."""
+    message = str(exc)
+    if repr(path) in message:
+        return exc
+    return SavedModelError(f"load: {path!r}: {message.removeprefix('load: ')}")
 
 
 def _order_slots(reader: _Reader, entries: Any, paths: tuple[list[str], list[str]], slot: str) -> list[Any]:
@@ -984,7 +1246,7 @@ def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = 
     skip_mismatch = _check_bool(skip_mismatch, "skip_mismatch", "load_weights")
     reader = _Reader(path)
     try:
-        with reader.zf:
+        with reader:
             if not model.built:
                 model.build(_stored_shapes(reader))
             used = _assign_weights(reader, model, skip_mismatch=skip_mismatch)
@@ -992,8 +1254,8 @@ def load_weights(model: Any, filepath: str | os.PathLike, skip_mismatch: bool = 
             if state:
                 used |= {e["file"] for entries in state["slots"].values() for e in entries}
             reader.check_no_extra(used)
-    except SavedModelError:
-        raise
+    except SavedModelError as exc:
+        raise _naming(exc, path) from None
     except Exception as exc:
         raise SavedModelError(f"load_weights: {path!r} is corrupt or inconsistent: {type(exc).__name__}: {exc}") from None
 

@@ -87,8 +87,10 @@ class Functional(Model):
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self._in_list, self._out_list = in_list, out_list
         layers: list[Layer] = [t.node.layer for t in in_list]
+        listed = {id(layer) for layer in layers}
         for node in self._nodes:
-            if not any(node.layer is layer for layer in layers):
+            if id(node.layer) not in listed:
+                listed.add(id(node.layer))
                 layers.append(node.layer)
         names: dict[str, Layer] = {}
         for layer in layers:

@@ -56,10 +56,16 @@ class Sequential(Model):
         self._weight_rng = None if seed is None else np.random.default_rng(seed)
         self._layers: list[Layer] = []
         self._input_shape: tuple | None = None
+        # (number of layers, output shape of the stack) after the last build, so that adding
+        # a layer to a built model builds that layer alone: linear, not quadratic, in the
+        # number of layers.
+        self._built_stack: tuple[int, tuple] | None = None
         if layers is not None and not isinstance(layers, (list, tuple)):
             raise TypeError(f"Sequential: `layers` must be a list of layers, received {type(layers).__name__}")
+        ids: set[int] = set()
+        names: set[str] = set()
         for layer in layers or []:
-            self.add(layer)
+            self._add(layer, (ids, names))
 
     # ------------------------------------------------------------------ structure
     @property
@@ -72,6 +78,11 @@ class Sequential(Model):
 
     def add(self, layer: Any) -> None:
         """Append a layer (or :func:`npnet.Input`, only as the first element)."""
+        self._add(layer, None)
+
+    def _add(self, layer: Any, seen: tuple[set[int], set[str]] | None) -> None:
+        """``add``; ``seen`` holds the ids and names of the layers added so far by the
+        constructor, which checks uniqueness against them instead of scanning the list."""
         if isinstance(layer, SymbolicTensor) and isinstance(layer.node.layer, InputLayer):
             layer = layer.node.layer
         if isinstance(layer, InputLayer):
@@ -83,14 +94,25 @@ class Sequential(Model):
             raise TypeError(f"{self._owner}.add: expected a layer, received the symbolic tensor {layer.name!r}")
         if not isinstance(layer, Layer):
             raise TypeError(f"{self._owner}.add: expected an npnet layer, received {layer!r}")
-        if any(existing is layer for existing in self._layers):
+        if (id(layer) in seen[0] if seen is not None else any(existing is layer for existing in self._layers)):
             raise ValueError(f"{self._owner}.add: layer {layer.name!r} is already in the model")
-        if any(existing.name == layer.name for existing in self._layers):
+        if (layer.name in seen[1] if seen is not None else any(existing.name == layer.name for existing in self._layers)):
             raise ValueError(f"{self._owner}.add: the model already has a layer named {layer.name!r}; names must be unique")
+        if seen is not None:
+            seen[0].add(id(layer))
+            seen[1].add(layer.name)
+        stack = self._built_stack if self.built and self._built_stack is not None else None
         self._layers.append(layer)
         self.built = False
         self._heads = None  # compile's settings are kept; the heads follow the new last layer
-        if self._input_shape is not None:
+        if self._input_shape is None:
+            return
+        if stack is not None and stack[0] == len(self._layers) - 1:
+            # The layers before are built: build the new one on the stack's output shape.
+            self._built_stack = (len(self._layers), self._build_layers([layer], stack[1], None))
+            self.built = True
+            self._build_shapes = self._input_shape
+        else:
             self.build(self._input_shape)
 
     def pop(self) -> Layer:
@@ -99,6 +121,7 @@ class Sequential(Model):
             raise ValueError(f"{self._owner}.pop: the model has no layers")
         layer = self._layers.pop()
         self.built = bool(self._layers) and self._input_shape is not None
+        self._built_stack = None
         self._heads = None
         return layer
 
@@ -112,15 +135,21 @@ class Sequential(Model):
         if shape and shape[0] is not None:
             shape = (None,) + shape[1:]
         self._input_shape = shape
+        shape = self._build_layers(self._layers, shape, rng)
+        self.built = bool(self._layers)
+        self._built_stack = (len(self._layers), shape) if self._layers else None
+        self._build_shapes = self._input_shape
+
+    def _build_layers(self, layers: list[Layer], shape: tuple, rng: np.random.Generator | None) -> tuple:
+        """Build ``layers`` in turn from inputs of ``shape``; their output shape."""
         rng = self._weight_rng if self._weight_rng is not None else rng
         with _tape.running(_tape.Run(init_rng=rng if rng is not None else _tape.init_rng())):
-            for layer in self._layers:
+            for layer in layers:
                 if not layer.built and not layer._is_composite():
                     layer._check_build_spec(shape)
                     layer._build_from(shape)
                 shape = _output_shape(layer, shape)
-        self.built = bool(self._layers)
-        self._build_shapes = self._input_shape
+        return shape
 
     @property
     def input_shape(self) -> tuple | None:  # type: ignore[override]

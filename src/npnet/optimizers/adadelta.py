@@ -48,6 +48,7 @@ class Adadelta(Optimizer):
     """
 
     _slot_names = ("accumulated_grad", "accumulated_delta")
+    _nonnegative_slots = ("accumulated_grad", "accumulated_delta")
     _scratch_names = ("tmp",)
 
     def __init__(self, learning_rate: Any = 0.001, rho: float = 0.95, epsilon: float = 1e-7, **kwargs: Any) -> None:

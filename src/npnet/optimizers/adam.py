@@ -58,6 +58,7 @@ class Adam(Optimizer):
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self.amsgrad = check_bool(amsgrad, "amsgrad", owner=owner)
         self._slot_names = ("m", "v", "v_hat") if self.amsgrad else ("m", "v")
+        self._nonnegative_slots = ("v", "v_hat")
 
     def _prepare(self, lr):
         t = self.iterations + 1

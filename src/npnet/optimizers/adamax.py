@@ -45,6 +45,7 @@ class Adamax(Optimizer):
     """
 
     _slot_names = ("m", "u")
+    _nonnegative_slots = ("u",)
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, **kwargs: Any) -> None:

@@ -45,6 +45,9 @@ class Optimizer:
     """
 
     _slot_names: tuple[str, ...] = ()
+    #: Slots that hold running sums or maxima of squared or absolute gradients, so are never
+    #: negative; a saved file with a negative value there is refused.
+    _nonnegative_slots: tuple[str, ...] = ()
     _scratch_names: tuple[str, ...] = ()
 
     def __init__(self, learning_rate: Any = 0.001, weight_decay: float | None = None,

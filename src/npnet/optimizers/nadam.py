@@ -50,6 +50,7 @@ class Nadam(Optimizer):
     """
 
     _slot_names = ("m", "v")
+    _nonnegative_slots = ("v",)
     _scratch_names = ("tmp",)
 
     def __init__(self, learning_rate: Any = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,

@@ -63,6 +63,7 @@ class RMSprop(Optimizer):
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self.centered = check_bool(centered, "centered", owner=owner)
         self._slot_names = ("s",) + (("u",) if self.momentum else ()) + (("mg",) if self.centered else ())
+        self._nonnegative_slots = ("s",)
 
     def _update(self, p, g, slots, buf, lr):
         s = slots["s"]
