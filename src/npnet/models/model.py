@@ -889,6 +889,36 @@ class Model(Layer):
             values; with several outputs also ``<output>_loss`` and ``<output>_<metric>``.
             The epoch's loss is the mean of the batch losses weighted by batch size, as
             in Keras.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C, as in Keras, after the steps below.
+        RuntimeError
+            If the model is training already: in another thread, or from a callback of
+            its own ``fit``.
+
+        Notes
+        -----
+        **Ctrl-C** stops training at a step boundary. A Ctrl-C received during a training
+        step (forward, backward, optimizer update, constraints) takes effect when the step
+        has finished: the weights, the moving statistics and the optimizer's slots and
+        step count all include that step, or, for an interruption that comes before the
+        step, none of it. An exception raised *inside* a step by code (a
+        ``KeyboardInterrupt`` raised in a layer or in the optimizer, a
+        ``FloatingPointError`` under ``np.seterr(all="raise")``) undoes the step instead.
+        No worker thread is still writing when the exception leaves ``fit``. Then
+        ``model.stop_training`` is set, ``on_train_end`` runs (Keras skips it; a
+        :class:`~npnet.callbacks.BackupAndRestore` keeps its backup, to be resumed), and
+        the ``KeyboardInterrupt`` goes on to the caller. The model can be saved, evaluated
+        and trained on from there. This holds when ``fit`` runs in the main thread with
+        Python's Ctrl-C handler, or any handler set from Python, in place.
+
+        **Threads.** Inference (``predict``, ``evaluate``, calling the model) may run in
+        several threads at once, with the results of running them one after the other. It
+        may also run while another thread trains the model, but then it sees the weights
+        as they are at that moment, possibly in the middle of an update. Training one
+        model from two threads at once is refused.
         """
         self._require_compiled("fit")
         owner = "fit"
