@@ -30,13 +30,14 @@ class _PausingDense(L.Dense):
     def build(self, input_shape):
         if not type(self).inside.is_set():
             type(self).inside.set()
-            type(self).resume.wait(10)
+            type(self).resume.wait(30)
         super().build(input_shape)
 
 
 def test_a_model_built_while_another_thread_loads_gets_real_weights(tmp_path):
-    model = npnet.Sequential([npnet.Input((8,)), _PausingDense(4)])
+    _PausingDense.resume.clear()
     _PausingDense.inside.set()  # no pause while building this one
+    model = npnet.Sequential([npnet.Input((8,)), _PausingDense(4)])
     model.compile("sgd", "mse")
     path = str(tmp_path / "m.npnet")
     model.save(path)
@@ -45,8 +46,13 @@ def test_a_model_built_while_another_thread_loads_gets_real_weights(tmp_path):
     loader = threading.Thread(target=lambda: loaded.append(npnet.load_model(path)))
     loader.start()
     try:
-        assert _PausingDense.inside.wait(10)  # the loader is in the middle of building its model
-        assert_freshly_initialized(small_model())
+        assert _PausingDense.inside.wait(30)  # the loader is in the middle of building its model
+        built = []
+        builder = threading.Thread(target=lambda: built.append(small_model()))
+        builder.start()
+        builder.join(10)  # a hang guard, not a timing: building takes milliseconds
+        assert built, "building a model waited for the load in another thread to finish"
+        assert_freshly_initialized(built[0])
     finally:
         _PausingDense.resume.set()
         loader.join()
