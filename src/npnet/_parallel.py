@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, TypeVar
 
 __all__ = ["get_num_threads", "set_num_threads", "spans", "run", "total"]
@@ -95,10 +95,14 @@ def set_num_threads(n: int) -> None:
         raise TypeError(f"set_num_threads: `n` must be an integer, received {type(n).__name__} {n!r}")
     if n < 1:
         raise ValueError(f"set_num_threads: `n` must be at least 1, received {n}")
-    if n != _THREADS and _POOL is not None:
-        _POOL.shutdown(wait=True)
-        _POOL = None
-    _THREADS = n
+    with _POOL_LOCK:
+        if n != _THREADS and _POOL is not None:
+            # Another thread may be running chunks on the old pool: it finishes them (a
+            # chunk it had yet to hand over runs on that thread), and the old workers
+            # exit when they are done.
+            _POOL.shutdown(wait=False)
+            _POOL = None
+        _THREADS = n
 
 
 def spans(length: int, elements: int) -> list[tuple[int, int]]:
@@ -113,7 +117,13 @@ def spans(length: int, elements: int) -> list[tuple[int, int]]:
 
 
 def run(fn: Callable[[int, int], T], length: int, elements: int) -> list[T]:
-    """Call ``fn(start, stop)`` on every chunk of :func:`spans`, in parallel; return the results in order."""
+    """Call ``fn(start, stop)`` on every chunk of :func:`spans`, in parallel; return the results in order.
+
+    Every chunk has finished (or was never started) when this returns or raises: no
+    worker is still writing into the caller's arrays once an exception, a
+    ``KeyboardInterrupt`` included, reaches the caller. The first exception of a chunk
+    is raised after the others are done.
+    """
     chunks = spans(length, elements)
     if len(chunks) == 1 or _THREADS == 1:
         return [fn(a, b) for a, b in chunks]
@@ -122,7 +132,43 @@ def run(fn: Callable[[int, int], T], length: int, elements: int) -> list[T]:
         if _POOL is None:
             _POOL = ThreadPoolExecutor(max_workers=_THREADS, thread_name_prefix="npnet")
         pool = _POOL
-    return list(pool.map(lambda ab: fn(*ab), chunks))
+    futures: list[Future[T]] = []
+    try:
+        for a, b in chunks:
+            try:
+                futures.append(pool.submit(fn, a, b))
+            except RuntimeError:  # set_num_threads shut this pool down meanwhile: run the chunk here
+                futures.append(_done(fn, a, b))
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()  # chunks not started yet never start
+        _wait_all(futures)
+        raise
+
+
+def _done(fn: Callable[[int, int], T], a: int, b: int) -> Future[T]:
+    """A finished future holding ``fn(a, b)`` or its exception."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(fn(a, b))
+    except Exception as e:
+        future.set_exception(e)
+    return future
+
+
+def _wait_all(futures: list[Future[Any]]) -> None:
+    """Wait until every future has finished or was cancelled; a Ctrl-C meanwhile is
+    raised once they all have."""
+    interrupted: BaseException | None = None
+    while True:
+        try:
+            wait(futures)
+            break
+        except KeyboardInterrupt as e:
+            interrupted = e
+    if interrupted is not None:
+        raise interrupted
 
 
 def total(parts: list[Any]) -> Any:

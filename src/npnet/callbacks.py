@@ -734,7 +734,8 @@ class BackupAndRestore(Callback):
         Keep the previous backup too, and restore it if the latest cannot be read.
     delete_checkpoint : bool, default True
         Delete the backup when ``fit`` ends normally (also when a callback stopped it).
-        A ``fit`` that raised, or a process that was killed, leaves it in place.
+        A ``fit`` that raised or was stopped by Ctrl-C, or a process that was killed,
+        leaves it in place.
 
     Every file is written atomically (to a temporary file that is then renamed), and the
     small state file that names the current backup is written last: a kill at any moment
@@ -956,7 +957,8 @@ class BackupAndRestore(Callback):
             self._save(epoch + 1, 0)
 
     def on_train_end(self, logs=None):
-        if not self.delete_checkpoint:
+        # A fit stopped by Ctrl-C keeps its backup, to be resumed.
+        if not self.delete_checkpoint or getattr(self.model, "_interrupted", False):
             return
         for name in self._own_files():
             os.remove(self._file(name))

@@ -34,6 +34,7 @@ import re
 import threading
 import warnings
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -59,8 +60,30 @@ def _as_input(value: Any, owner: str) -> np.ndarray:
 _REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
 _NAME_LOCK = threading.Lock()
-# Building creates the weights; two threads calling an unbuilt layer at once must not both build it.
-_BUILD_LOCK = threading.RLock()
+# Building creates the weights; two threads calling an unbuilt layer at once must not both
+# build it. One lock per layer being built (id -> [lock, users]), so that a slow build in one
+# thread (a model being loaded) never holds up the building of other layers elsewhere.
+_BUILD_LOCKS: dict[int, list[Any]] = {}
+_BUILD_LOCKS_GUARD = threading.Lock()
+
+
+@contextmanager
+def _build_lock(layer: Any) -> Iterator[None]:
+    """Hold the build lock of ``layer`` (re-entrant: a build may call the layer again)."""
+    key = id(layer)
+    with _BUILD_LOCKS_GUARD:
+        entry = _BUILD_LOCKS.get(key)
+        if entry is None:
+            entry = _BUILD_LOCKS[key] = [threading.RLock(), 0]
+        entry[1] += 1
+    try:
+        with entry[0]:
+            yield
+    finally:
+        with _BUILD_LOCKS_GUARD:
+            entry[1] -= 1
+            if not entry[1]:
+                del _BUILD_LOCKS[key]
 
 
 def register_layer(cls: type[Layer]) -> type[Layer]:
@@ -344,7 +367,7 @@ class Layer:
         when its class defines one (the Keras pattern of creating inner layers there)."""
         if self.built or getattr(type(self).build, "__module__", "npnet.").startswith("npnet."):
             return
-        with _BUILD_LOCK:
+        with _build_lock(self):
             if not self.built:
                 self.build(_shapes(inputs))
                 self.built = True
@@ -471,7 +494,7 @@ class Layer:
 
     def _build_from(self, input_shape: Any) -> None:
         """Build under the lock, with the generator of the current run when the layer has none."""
-        with _BUILD_LOCK:
+        with _build_lock(self):
             if self.built:
                 return
             own = self._init_rng

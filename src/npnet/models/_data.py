@@ -154,7 +154,7 @@ class Stream:
         warnings.warn(
             f"{self.owner}: {self.what} ran out of batches before the {self.steps} steps of this epoch; "
             "the epoch ends early. Give a data source that yields at least steps x epochs batches",
-            stacklevel=4)
+            stacklevel=5)  # the caller of fit (wrapped by _trains_alone)
 
     def epoch(self, rng: np.random.Generator | None, skip: int = 0) -> Iterator[Any]:
         """The batches of one epoch, from batch ``skip`` on (a resumed run skips the batches

@@ -15,15 +15,17 @@ reverse (see :mod:`npnet._tape`), so no model needs a backward of its own.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import os
+import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-from .. import _masks, _tape
+from .. import _interrupts, _masks, _tape
 from .. import losses as _losses
 from .. import metrics as _metrics
 from .. import optimizers as _optimizers
@@ -39,6 +41,38 @@ from ._data import Source, Stream, check_class_weight, class_weight_array, is_so
 from ._structure import as_arrays, flatten, pack
 
 __all__ = ["Model"]
+
+#: id of each model being trained (fit or train_on_batch) -> the thread training it.
+_TRAINING: dict[int, int] = {}
+_TRAINING_LOCK = threading.Lock()
+
+
+def _trains_alone(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Refuse to train a model that is training already (in another thread, or from a
+    callback of its own ``fit``): two updates at once would interleave their writes to
+    the same weights and optimizer slots."""
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        key = id(self)
+        with _TRAINING_LOCK:
+            other = _TRAINING.get(key)
+            if other is None:
+                _TRAINING[key] = threading.get_ident()
+        if other is not None:
+            where = "this thread, from inside its own training" if other == threading.get_ident() \
+                else "another thread"
+            raise RuntimeError(
+                f"{method.__name__}: model {self.name!r} is already training in {where}; a model trains in one "
+                "thread at a time (predict and evaluate may run alongside). Wait for the other fit to return, "
+                "or train a copy (npnet.models.clone_model)")
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            with _TRAINING_LOCK:
+                del _TRAINING[key]
+
+    return wrapper
 
 
 def _root_seed(seed: Any) -> int:
@@ -726,24 +760,53 @@ class Model(Layer):
 
     def _train_step(self, xs: Any, ys: list[np.ndarray | None], params: list[np.ndarray],
                     grads: list[np.ndarray], owners: list[Layer], buffers: dict | None,
-                    sws: list[np.ndarray | None] | None = None) -> tuple[float, dict, list]:
-        """Forward with a tape, loss, backward along the tape, one optimizer update."""
-        tape = _tape.Tape()
-        run = _tape.Run(training=True, tape=tape, buffers=buffers)
-        with _tape.running(run):
-            for a in flatten(xs):
-                tape.add_source(a)
-            outs = flatten(self(xs, training=True))
-            total, parts, seeds, fused = self._loss(outs, ys, tape, grads=True, sws=sws)
-            _, visited = tape.backward(seeds, fused)
-        for layer, g in zip(owners, grads):
-            if id(layer) not in visited:
-                g.fill(0)  # not reached this step (an untaken branch): no gradient
-        self.optimizer.step(params, grads)
-        self._apply_constraints()
+                    sws: list[np.ndarray | None] | None = None,
+                    undo: _interrupts.Undo | None = None) -> tuple[float, dict, list]:
+        """Forward with a tape, loss, backward along the tape, one optimizer update.
+
+        The step is all or nothing. Ctrl-C received during it takes effect when it is
+        over. An exception raised inside it puts the weights, the layers' state (moving
+        statistics) and the optimizer's slots and step count back as they were before it.
+        """
+        undo = _interrupts.Undo() if undo is None else undo
+        opt = self.optimizer
+        scalars: dict[str, Any] | None = None
+        built = opt._shapes is not None
+        with _interrupts.step():
+            try:
+                for layer in self._flatten_layers():
+                    if layer.state:
+                        undo.save_slots(layer, layer.state)
+                tape = _tape.Tape()
+                run = _tape.Run(training=True, tape=tape, buffers=buffers)
+                with _tape.running(run):
+                    for a in flatten(xs):
+                        tape.add_source(a)
+                    outs = flatten(self(xs, training=True))
+                    total, parts, seeds, fused = self._loss(outs, ys, tape, grads=True, sws=sws)
+                    _, visited = tape.backward(seeds, fused)
+                for layer, g in zip(owners, grads):
+                    if id(layer) not in visited:
+                        g.fill(0)  # not reached this step (an untaken branch): no gradient
+                scalars = {k: v for k, v in vars(opt).items() if isinstance(v, (bool, int, float))}
+                undo.save(params)
+                if built:
+                    undo.save(a for arrays in opt.slots.values() for a in arrays)
+                opt.step(params, grads)
+                self._apply_constraints()
+            except BaseException:
+                undo.restore()
+                if scalars is not None:
+                    for k, v in scalars.items():
+                        setattr(opt, k, v)
+                    if not built:  # the optimizer made its slots in this step: as if it never had
+                        opt._shapes, opt.slots = None, {}
+                raise
+            undo.clear()
         return total, parts, outs
 
     # ------------------------------------------------------------------ training
+    @_trains_alone
     def fit(self, x: Any = None, y: Any = None, batch_size: int | None = None, epochs: int = 1,
             verbose: Any = "auto", callbacks: Sequence[Callback] | None = None, validation_split: float = 0.0,
             validation_data: Any = None, shuffle: bool = True, class_weight: dict | None = None,
@@ -826,6 +889,36 @@ class Model(Layer):
             values; with several outputs also ``<output>_loss`` and ``<output>_<metric>``.
             The epoch's loss is the mean of the batch losses weighted by batch size, as
             in Keras.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            On Ctrl-C, as in Keras, after the steps below.
+        RuntimeError
+            If the model is training already: in another thread, or from a callback of
+            its own ``fit``.
+
+        Notes
+        -----
+        **Ctrl-C** stops training at a step boundary. A Ctrl-C received during a training
+        step (forward, backward, optimizer update, constraints) takes effect when the step
+        has finished: the weights, the moving statistics and the optimizer's slots and
+        step count all include that step, or, for an interruption that comes before the
+        step, none of it. An exception raised *inside* a step by code (a
+        ``KeyboardInterrupt`` raised in a layer or in the optimizer, a
+        ``FloatingPointError`` under ``np.seterr(all="raise")``) undoes the step instead.
+        No worker thread is still writing when the exception leaves ``fit``. Then
+        ``model.stop_training`` is set, ``on_train_end`` runs (Keras skips it; a
+        :class:`~npnet.callbacks.BackupAndRestore` keeps its backup, to be resumed), and
+        the ``KeyboardInterrupt`` goes on to the caller. The model can be saved, evaluated
+        and trained on from there. This holds when ``fit`` runs in the main thread with
+        Python's Ctrl-C handler, or any handler set from Python, in place.
+
+        **Threads.** Inference (``predict``, ``evaluate``, calling the model) may run in
+        several threads at once, with the results of running them one after the other. It
+        may also run while another thread trains the model, but then it sees the weights
+        as they are at that moment, possibly in the middle of an update. Training one
+        model from two threads at once is refused.
         """
         self._require_compiled("fit")
         owner = "fit"
@@ -928,63 +1021,79 @@ class Model(Layer):
                            epochs=epochs, steps=steps, verbose=verbose)
         history = self.history = cbs._history
         self.stop_training = False
-        cbs.on_train_begin({})
         logs: dict[str, float] = {}
         # While training, every layer call hands out the same output arrays batch after
         # batch (see Layer._new_array); they are freed when fit returns.
         buffers: dict = {}
-        for epoch in range(initial_epoch, epochs):
-            if source is not None and source.one_shot and not source.ready():
-                warnings.warn(f"fit: `x` (a {type(x).__name__}) has no batches left, so training stops before epoch "
-                              f"{epoch + 1}. A generator is read once: for several epochs give `steps_per_epoch` and "
-                              "a generator that yields steps_per_epoch x epochs batches, or use a PyDataset",
-                              stacklevel=2)
-                break
-            cbs.on_epoch_begin(epoch, {})
-            # One stream per epoch, derived from (seed, epoch): a run resumed with
-            # initial_epoch=k sees the same shuffles, masks and augmentations.
-            erng = self._epoch_rng = np.random.default_rng([root, 2, epoch])
-            for layer in self._flatten_layers():
-                layer._seed_from(erng, epoch)
-            for m in self.metrics:
-                m.reset_state()
-            totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
-            seen = done = 0
-            batch_logs: dict[str, float] = {}
-            if source is not None:
-                source.on_epoch_begin()
-            first = skip if epoch == initial_epoch else 0  # a resumed epoch skips the batches done
-            for step, (structure, xb, yb, swb, size) in enumerate(train.epoch(erng, first), start=first):
-                cbs.on_train_batch_begin(step, {})
-                if augment is not None:
-                    xb = [np.asarray(augment(xb[0], erng), dtype=dtype)]
-                value, parts, outs = self._train_step(pack(structure, xb), yb, params, grads, owners, buffers, swb)
-                if _base.BUILDS[0] != builds:  # some layer was built during the step
-                    self._check_no_new_weights(owners)
-                    builds = _base.BUILDS[0]
-                seen += size
-                done = step + 1
-                totals["loss"] += value * size
-                for k, v in parts.items():
-                    totals[k] += v * size
-                self._update_metrics(heads, yb, outs, swb)
-                batch_logs = self._logs(heads, totals, seen)
-                cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
-                if self.stop_training:
-                    break
-            if source is not None:
-                source.on_epoch_end()
-            if not done:
-                warnings.warn(f"fit: `x` yielded no batches in epoch {epoch + 1}; training stops", stacklevel=2)
-                break
-            logs = {k: batch_logs[k] for k in keys if k in batch_logs}
-            if val_stream is not None and _should_eval(epoch, validation_freq):
-                val_logs = self._run_test(val_stream, val_source, cbs, None, buffers)
-                logs.update({f"val_{k}": v for k, v in val_logs.items()})
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        buffers.clear()
+        undo = _interrupts.Undo()  # copies to undo a failed step, kept between steps
+        # Ctrl-C: the step under way finishes, on_train_end runs, KeyboardInterrupt goes on.
+        with _interrupts.handling_interrupts():
+            try:
+                cbs.on_train_begin({})
+                for epoch in range(initial_epoch, epochs):
+                    if source is not None and source.one_shot and not source.ready():
+                        warnings.warn(
+                            f"fit: `x` (a {type(x).__name__}) has no batches left, so training stops before epoch "
+                            f"{epoch + 1}. A generator is read once: for several epochs give `steps_per_epoch` and "
+                            "a generator that yields steps_per_epoch x epochs batches, or use a PyDataset",
+                            stacklevel=3)  # fit's caller (fit is wrapped by _trains_alone)
+                        break
+                    cbs.on_epoch_begin(epoch, {})
+                    # One stream per epoch, derived from (seed, epoch): a run resumed with
+                    # initial_epoch=k sees the same shuffles, masks and augmentations.
+                    erng = self._epoch_rng = np.random.default_rng([root, 2, epoch])
+                    for layer in self._flatten_layers():
+                        layer._seed_from(erng, epoch)
+                    for m in self.metrics:
+                        m.reset_state()
+                    totals = {k: 0.0 for k in ["loss"] + [h.name for h in heads]}
+                    seen = done = 0
+                    batch_logs: dict[str, float] = {}
+                    if source is not None:
+                        source.on_epoch_begin()
+                    first = skip if epoch == initial_epoch else 0  # a resumed epoch skips the batches done
+                    for step, (structure, xb, yb, swb, size) in enumerate(train.epoch(erng, first), start=first):
+                        cbs.on_train_batch_begin(step, {})
+                        if augment is not None:
+                            xb = [np.asarray(augment(xb[0], erng), dtype=dtype)]
+                        value, parts, outs = self._train_step(pack(structure, xb), yb, params, grads, owners,
+                                                              buffers, swb, undo)
+                        if _base.BUILDS[0] != builds:  # some layer was built during the step
+                            self._check_no_new_weights(owners)
+                            builds = _base.BUILDS[0]
+                        seen += size
+                        done = step + 1
+                        totals["loss"] += value * size
+                        for k, v in parts.items():
+                            totals[k] += v * size
+                        self._update_metrics(heads, yb, outs, swb)
+                        batch_logs = self._logs(heads, totals, seen)
+                        cbs.on_train_batch_end(step, {**batch_logs, "batch_loss": value})
+                        if self.stop_training:
+                            break
+                    if source is not None:
+                        source.on_epoch_end()
+                    if not done:
+                        warnings.warn(f"fit: `x` yielded no batches in epoch {epoch + 1}; training stops",
+                                      stacklevel=3)
+                        break
+                    logs = {k: batch_logs[k] for k in keys if k in batch_logs}
+                    if val_stream is not None and _should_eval(epoch, validation_freq):
+                        val_logs = self._run_test(val_stream, val_source, cbs, None, buffers)
+                        logs.update({f"val_{k}": v for k, v in val_logs.items()})
+                    cbs.on_epoch_end(epoch, logs)
+                    if self.stop_training:
+                        break
+                buffers.clear()
+            except KeyboardInterrupt:
+                buffers.clear()
+                self.stop_training = True
+                self.__dict__["_interrupted"] = True  # BackupAndRestore keeps its backup
+                try:
+                    cbs.on_train_end(logs)
+                finally:
+                    self.__dict__["_interrupted"] = False
+                raise
         cbs.on_train_end(logs)
         return history
 
@@ -1154,6 +1263,7 @@ class Model(Layer):
         bar.finish(result)
         return _result(result, return_dict)
 
+    @_trains_alone
     def train_on_batch(self, x: Any, y: Any = None, sample_weight: Any = None, class_weight: dict | None = None,
                        return_dict: bool = False) -> Any:
         """One gradient update on one batch, as in Keras: forward, loss, backward along
