@@ -37,7 +37,41 @@ and scored on the same targets: add-one smoothed unigram character frequencies,
 ``p(c | a) = (n(a, c) + 1) / (n(a) + V)``. A sample of generated text follows
 (temperature 0.8, ``np.random.default_rng(seed)``, from the prompt "The ").
 
-FIGURES-PLACEHOLDER
+Results of the default runs (seed 0, Python 3.11.7: 464,970 characters, 371,976 /
+46,497 / 46,497 in train / validation / test, 103 characters + 1 unknown id), bits per
+character (perplexity in brackets); the baselines are scored on each model's targets,
+which differ only in the tails left out:
+
+    =========================  ===============  ===============
+    model                      validation       test
+    =========================  ===============  ===============
+    unigram (add-one)          4.646 (25.04)    4.676 (25.56)
+    bigram (add-one)           3.549 (11.71)    3.365 (10.30)
+    lstm, 326k weights         1.922 (3.79)     1.953 (3.87)
+    transformer, 440k weights  1.955 (3.88)     1.994 (3.98)
+    =========================  ===============  ===============
+
+Each run takes 15 epochs (early stopping kept epoch 15 of the LSTM and 14 of the
+Transformer): 2.8 and 3.8 minutes of CPU time with one BLAS thread
+(``OPENBLAS_NUM_THREADS=1``); the wall time was 20 and 21 minutes on a machine shared by
+several jobs at once.
+
+The search was short, and on the validation part only. With windows of 100 and batches
+of 64 (58 updates an epoch) the LSTM was still at the unigram figure after one epoch,
+hence batches of 32. For 3 epochs on the first 150,000 characters, a rate of 1e-2 reached
+3.95 bits and 3e-3 4.53; on the whole text, windows of 50 at 1e-2 reached 2.10 bits after
+3 epochs. The recipe above (windows of 100 for more context, 5e-3, 15 cosine-decayed
+epochs) was then run once: 1.92 bits, still falling slowly, with a small gap to the
+training loss. The Transformer's recipe was run once too (1.97 bits at epoch 12 of 15).
+Neither was tuned further; larger models and longer runs would do better.
+
+The LSTM's sample, from "The ":
+
+    The neacessed(lase.
+
+    Changed its method is execution of the function of instance with the presireess
+    variables unlear
+    **PEP 42] * so bound in version 3.2:
 
 Outputs in --out (default runs/char/<model>-seed<seed>): model.npnet (load it with
 ``npnet.load_model`` after defining or importing ``PositionEmbedding``, which this script
