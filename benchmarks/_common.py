@@ -52,3 +52,50 @@ def example_model(kind: str):
     """``build_model(kind, 0)`` of the Chinese-MNIST example script (run as a module, not as main)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
     return runpy.run_path(path)["build_model"](kind, 0)
+
+
+class StepProfile:
+    """Seconds spent in each part of npnet's training step, measured by wrapping methods.
+
+    ``wrap(obj, method, label)`` replaces ``obj.method`` (on the instance) with a timed
+    call adding its seconds to ``label``; ``restore()`` puts every method back. Timers
+    nest: a wrapped call inside another wrapped call counts in both labels, so subtract
+    when a part contains another. ``layer_calls(model)`` wraps every layer's forward,
+    backward and fused backward (the calls the tape makes), labelled ``(name, "forward")``
+    and ``(name, "backward")``.
+    """
+
+    def __init__(self) -> None:
+        self.seconds: dict = {}
+        self._saved: list = []
+
+    def wrap(self, obj, method: str, label) -> None:
+        inner = getattr(obj, method)
+        self.seconds.setdefault(label, 0.0)
+
+        def timed(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[label] += time.perf_counter() - t0
+
+        self._saved.append((obj, method, vars(obj).get(method)))
+        setattr(obj, method, timed)
+
+    def layer_calls(self, model) -> list:
+        """Wrap the layer calls of ``model``; returns its layers with parameters or a forward."""
+        layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+        for layer in layers:
+            self.wrap(layer, "forward", (layer.name, "forward"))
+            self.wrap(layer, "backward", (layer.name, "backward"))
+            self.wrap(layer, "_backward_from_logits", (layer.name, "backward"))
+        return layers
+
+    def restore(self) -> None:
+        for obj, method, own in reversed(self._saved):
+            if own is None:
+                delattr(obj, method)  # back to the class's method
+            else:
+                setattr(obj, method, own)
+        self._saved.clear()
