@@ -676,12 +676,13 @@ class LSTM(_Recurrent):
         dh_next = np.empty((n, u), gates.dtype)
         tmp = np.empty((n, u), gates.dtype)
         if fused is not None:
-            # The activations' derivatives from their outputs, for every step at once:
-            # y (1 - y) for the sigmoid gates, 1 - y^2 for g; and o tanh'(c_t).
+            # The activations' derivatives from their outputs, alpha y - y^2 + beta:
+            # y (1 - y) for the sigmoid gates, 1 - y^2 for g; and o tanh'(c_t) for all steps.
             alpha = 2 * fused[1]  # 1 on i, f, o; 0 on g
             beta = 1 - alpha
             deriv = np.empty((n, width), gates.dtype)
-            o_dtanh = np.multiply(tanh_c, tanh_c)
+            o_dtanh = self._new_array("o_dtanh", tanh_c.shape, tanh_c.dtype)
+            np.multiply(tanh_c, tanh_c, out=o_dtanh)
             np.subtract(1, o_dtanh, out=o_dtanh)
             o_dtanh *= gates[:, :, 3 * u:]
         for t in range(steps - 1, -1, -1):
