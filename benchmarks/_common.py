@@ -26,12 +26,13 @@ def parse_and_pin_threads(parser: argparse.ArgumentParser) -> argparse.Namespace
     return args
 
 
-def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
-              block: int = 1) -> tuple[dict[str, list[float]], dict[str, float]]:
+def alternate(steps: dict[str, Callable[[int], None]], rounds: int, block: int = 1,
+              clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run each library's step ``block`` times in turn, for ``rounds`` turns.
 
     Alternating keeps both libraries under the same machine load. ``steps[name](i)`` gets
-    the round number ``i`` (from 1). Returns the seconds of every step and the page
+    the round number ``i`` (from 1). Returns the seconds of every step (by ``clock``:
+    wall time, or ``time.process_time`` for the CPU time of a one-thread run) and the page
     faults per step of each library: a fresh large array costs page faults, which can
     weigh as much as the arithmetic that fills it.
     """
@@ -41,9 +42,9 @@ def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
         for name, fn in steps.items():
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(block):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn(i)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     return times, {name: faults[name] / len(times[name]) for name in steps}
 
@@ -65,7 +66,8 @@ class StepProfile:
     and ``(name, "backward")``.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
         self.seconds: dict = {}
         self._saved: list = []
 
@@ -74,11 +76,11 @@ class StepProfile:
         self.seconds.setdefault(label, 0.0)
 
         def timed(*args, **kwargs):
-            t0 = time.perf_counter()
+            t0 = self.clock()
             try:
                 return inner(*args, **kwargs)
             finally:
-                self.seconds[label] += time.perf_counter() - t0
+                self.seconds[label] += self.clock() - t0
 
         self._saved.append((obj, method, vars(obj).get(method)))
         setattr(obj, method, timed)

@@ -11,6 +11,9 @@ and the LSTM layer alone (forward + backward from a fixed output gradient, no lo
 update) in both libraries.
 
 Run: ``make bench`` or ``python benchmarks/bench_lstm.py --steps 100 --threads 2``.
+On a busy machine, ``--threads 1 --cpu-time`` times each step by the process's CPU time,
+which other processes disturb much less than the wall clock (a thread pool of two
+threads, waiting for a core, can make a step ten times slower).
 """
 
 from __future__ import annotations
@@ -33,7 +36,12 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time steps by the process's CPU time (with --threads 1, on a busy machine)")
     args = parse_and_pin_threads(parser)
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time needs --threads 1 (with more, a thread pool's spinning counts as CPU time)")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     import numpy as np
     import torch
     from torch import nn
@@ -78,18 +86,19 @@ def main() -> None:
         npnet_step()
         torch_step()
     times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
-                              max(1, args.steps // args.block), args.block)
+                              max(1, args.steps // args.block), args.block, clock)
     med = {key: statistics.median(v) for key, v in times.items()}
     best = {key: fastest_block(v, args.block) for key, v in times.items()}
-    split, reps = _split(model, npnet_step)
-    layer_med = _layer_only(npnet, torch, np, rng, n, steps, d, u, max(1, args.steps // 2), args.block)
+    split, reps = _split(model, npnet_step, clock)
+    layer_med = _layer_only(npnet, torch, np, rng, n, steps, d, u, max(1, args.steps // 2), args.block, clock)
 
     n_np = sum(w.size for w in model.trainable_weights)
     n_pt = sum(p.numel() for p in net.parameters())
     print(f"LSTM({u}) classifier, {steps} steps x {d} features, batch {n}, {k} classes, Adam, "
           f"{args.threads} threads, numpy {np.__version__}, torch {torch.__version__}")
     print(f"parameters: npnet {n_np:,}, PyTorch {n_pt:,} (PyTorch's LSTM has two bias vectors, Keras' one)")
-    print("| library | s/step (median) | s/step (fastest block) | page faults/step |")
+    what = "CPU s/step" if args.cpu_time else "s/step"
+    print(f"| library | {what} (median) | {what} (fastest block) | page faults/step |")
     print("|---|---|---|---|")
     for key in ("npnet", "pytorch"):
         print(f"| {key} | {med[key]:.4f} | {best[key]:.4f} | {faults[key]:.0f} |")
@@ -104,19 +113,19 @@ def main() -> None:
           f"{a_best / b_best:.2f}")
 
 
-def _split(model, step, reps: int = 20) -> tuple[list[tuple[str, float]], int]:
+def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float]], int]:
     """npnet's step split into its parts, summed over ``reps`` steps."""
     lstm, dense = model.layers[0], model.layers[1]
-    prof = StepProfile()
+    prof = StepProfile(clock)
     prof.layer_calls(model)
     prof.wrap(model.optimizer, "step", "optimizer")
     prof.wrap(lstm, "_scan", "scan")
     prof.wrap(lstm, "_scan_backward", "scan_backward")
     prof.wrap(lstm, "_recurrent_grad", "recurrent_grad")
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(reps):
         step()
-    total = time.perf_counter() - t0
+    total = clock() - t0
     prof.restore()
     s = prof.seconds
     lf, lb = s[(lstm.name, "forward")], s[(lstm.name, "backward")]
@@ -136,7 +145,7 @@ def _split(model, step, reps: int = 20) -> tuple[list[tuple[str, float]], int]:
     return rows, reps
 
 
-def _layer_only(npnet, torch, np, rng, n, steps, d, u, rounds, block) -> dict[str, tuple[float, float]]:
+def _layer_only(npnet, torch, np, rng, n, steps, d, u, rounds, block, clock) -> dict[str, tuple[float, float]]:
     """Seconds of one forward + backward pass of the LSTM layer alone: the median and the
     fastest block's mean."""
     x = rng.normal(size=(n, steps, d)).astype(np.float32)
@@ -159,7 +168,7 @@ def _layer_only(npnet, torch, np, rng, n, steps, d, u, rounds, block) -> dict[st
     for _ in range(3):
         npnet_pass(0)
         torch_pass(0)
-    times, _ = alternate({"npnet": npnet_pass, "pytorch": torch_pass}, max(1, rounds // block), block)
+    times, _ = alternate({"npnet": npnet_pass, "pytorch": torch_pass}, max(1, rounds // block), block, clock)
     return {key: (statistics.median(v), fastest_block(v, block)) for key, v in times.items()}
 
 

@@ -11,6 +11,9 @@ both parameter counts, seconds per training step (forward + backward + update) w
 page faults per step, the ratio npnet / PyTorch, and npnet's time per layer call.
 
 Run: ``make bench`` or ``python benchmarks/bench_transformer.py --steps 60 --threads 2``.
+On a busy machine, ``--threads 1 --cpu-time`` times each step by the process's CPU time,
+which other processes disturb much less than the wall clock (a thread pool of two
+threads, waiting for a core, can make a step ten times slower).
 """
 
 from __future__ import annotations
@@ -34,7 +37,12 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ff", type=int, default=256)
     parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time steps by the process's CPU time (with --threads 1, on a busy machine)")
     args = parse_and_pin_threads(parser)
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time needs --threads 1 (with more, a thread pool's spinning counts as CPU time)")
+    clock = time.process_time if args.cpu_time else time.perf_counter
     import numpy as np
     import torch
     from torch import nn
@@ -91,16 +99,17 @@ def main() -> None:
         npnet_step()
         torch_step()
     times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
-                              max(1, args.steps // args.block), args.block)
+                              max(1, args.steps // args.block), args.block, clock)
     med = {key: statistics.median(v) for key, v in times.items()}
     best = {key: fastest_block(v, args.block) for key, v in times.items()}
-    rows, reps = _split(model, npnet_step)
+    rows, reps = _split(model, npnet_step, clock)
 
     print(f"Transformer encoder block, batch {n}, {t} steps x {dim}, {heads} heads of {dim // heads}, "
           f"feed-forward {ff}, {k} classes, Adam, {args.threads} threads, numpy {np.__version__}, "
           f"torch {torch.__version__}")
     print(f"parameters: npnet {n_np:,}, PyTorch {n_pt:,}")
-    print("| library | s/step (median) | s/step (fastest block) | page faults/step |")
+    what = "CPU s/step" if args.cpu_time else "s/step"
+    print(f"| library | {what} (median) | {what} (fastest block) | page faults/step |")
     print("|---|---|---|---|")
     for key in ("npnet", "pytorch"):
         print(f"| {key} | {med[key]:.4f} | {best[key]:.4f} | {faults[key]:.0f} |")
@@ -112,16 +121,16 @@ def main() -> None:
         print(f"  {name:<28} {1000 * f / reps:8.2f} {1000 * b / reps:9.2f}")
 
 
-def _split(model, step, reps: int = 20) -> tuple[list[tuple[str, float, float]], int]:
+def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float, float]], int]:
     """npnet's forward and backward seconds per layer call, the optimizer, and the rest
     (loss, tape), summed over ``reps`` steps."""
-    prof = StepProfile()
+    prof = StepProfile(clock)
     layers = prof.layer_calls(model)
     prof.wrap(model.optimizer, "step", "optimizer")
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(reps):
         step()
-    total = time.perf_counter() - t0
+    total = clock() - t0
     prof.restore()
     s = prof.seconds
     rows = sorted(((layer.name, s[(layer.name, "forward")], s[(layer.name, "backward")]) for layer in layers),
