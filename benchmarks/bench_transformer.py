@@ -118,10 +118,11 @@ def main() -> None:
     print("\nnpnet's training step by layer call (ms/step):")
     print(f"  {'':<28} {'forward':>8} {'backward':>9}")
     for name, f, b in rows:
-        print(f"  {name:<28} {1000 * f / reps:8.2f} {1000 * b / reps:9.2f}")
+        back = "" if b is None else f"{1000 * b / reps:9.2f}"
+        print(f"  {name:<28} {1000 * f / reps:8.2f} {back}")
 
 
-def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float, float]], int]:
+def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float, float | None]], int]:
     """npnet's forward and backward seconds per layer call, the optimizer, and the rest
     (loss, tape), summed over ``reps`` steps."""
     prof = StepProfile(clock)
@@ -133,11 +134,12 @@ def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float, f
     total = clock() - t0
     prof.restore()
     s = prof.seconds
+    rows: list[tuple[str, float, float | None]]
     rows = sorted(((layer.name, s[(layer.name, "forward")], s[(layer.name, "backward")]) for layer in layers),
                   key=lambda r: -(r[1] + r[2]))
-    counted = sum(f + b for _, f, b in rows) + s["optimizer"]
-    rows += [("optimizer (Adam)", s["optimizer"], 0.0), ("loss and tape", total - counted, 0.0),
-             ("total", total, 0.0)]
+    counted = sum(f + (b or 0.0) for _, f, b in rows) + s["optimizer"]
+    rows += [("optimizer (Adam)", s["optimizer"], None), ("loss and tape", total - counted, None),
+             ("total", total, None)]
     return rows, reps
 
 
