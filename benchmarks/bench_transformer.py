@@ -119,7 +119,7 @@ def main() -> None:
     print(f"  {'':<28} {'forward':>8} {'backward':>9}")
     for name, f, b in rows:
         back = "" if b is None else f"{1000 * b / reps:9.2f}"
-        print(f"  {name:<28} {1000 * f / reps:8.2f} {back}")
+        print(f"  {name:<28} {1000 * f / reps:8.2f} {back}".rstrip())
 
 
 def _split(model, step, clock, reps: int = 20) -> tuple[list[tuple[str, float, float | None]], int]:
