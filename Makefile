@@ -43,6 +43,8 @@ bench: $(VENV)/.bench
 	$(PY) benchmarks/bench_mlp.py
 	$(PY) benchmarks/bench_cnn.py
 	$(PY) benchmarks/bench_resnet.py
+	$(PY) benchmarks/bench_lstm.py
+	$(PY) benchmarks/bench_transformer.py
 
 lint: $(VENV)/.dev
 	$(PY) -m ruff check src tests examples benchmarks docs

@@ -26,12 +26,13 @@ def parse_and_pin_threads(parser: argparse.ArgumentParser) -> argparse.Namespace
     return args
 
 
-def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
-              block: int = 1) -> tuple[dict[str, list[float]], dict[str, float]]:
+def alternate(steps: dict[str, Callable[[int], None]], rounds: int, block: int = 1,
+              clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run each library's step ``block`` times in turn, for ``rounds`` turns.
 
     Alternating keeps both libraries under the same machine load. ``steps[name](i)`` gets
-    the round number ``i`` (from 1). Returns the seconds of every step and the page
+    the round number ``i`` (from 1). Returns the seconds of every step (by ``clock``:
+    wall time, or ``time.process_time`` for the CPU time of a one-thread run) and the page
     faults per step of each library: a fresh large array costs page faults, which can
     weigh as much as the arithmetic that fills it.
     """
@@ -41,9 +42,9 @@ def alternate(steps: dict[str, Callable[[int], None]], rounds: int,
         for name, fn in steps.items():
             f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             for _ in range(block):
-                t0 = time.perf_counter()
+                t0 = clock()
                 fn(i)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
             faults[name] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0
     return times, {name: faults[name] / len(times[name]) for name in steps}
 
@@ -52,3 +53,58 @@ def example_model(kind: str):
     """``build_model(kind, 0)`` of the Chinese-MNIST example script (run as a module, not as main)."""
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "examples", "chinese_mnist.py")
     return runpy.run_path(path)["build_model"](kind, 0)
+
+
+class StepProfile:
+    """Seconds spent in each part of npnet's training step, measured by wrapping methods.
+
+    ``wrap(obj, method, label)`` replaces ``obj.method`` (on the instance) with a timed
+    call adding its seconds to ``label``; ``restore()`` puts every method back. Timers
+    nest: a wrapped call inside another wrapped call counts in both labels, so subtract
+    when a part contains another. ``layer_calls(model)`` wraps every layer's forward,
+    backward and fused backward (the calls the tape makes), labelled ``(name, "forward")``
+    and ``(name, "backward")``.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.seconds: dict = {}
+        self._saved: list = []
+
+    def wrap(self, obj, method: str, label) -> None:
+        inner = getattr(obj, method)
+        self.seconds.setdefault(label, 0.0)
+
+        def timed(*args, **kwargs):
+            t0 = self.clock()
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                self.seconds[label] += self.clock() - t0
+
+        self._saved.append((obj, method, vars(obj).get(method)))
+        setattr(obj, method, timed)
+
+    def layer_calls(self, model) -> list:
+        """Wrap the layer calls of ``model``; returns its layers with parameters or a forward."""
+        layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+        for layer in layers:
+            self.wrap(layer, "forward", (layer.name, "forward"))
+            self.wrap(layer, "backward", (layer.name, "backward"))
+            self.wrap(layer, "_backward_from_logits", (layer.name, "backward"))
+        return layers
+
+    def restore(self) -> None:
+        for obj, method, own in reversed(self._saved):
+            if own is None:
+                delattr(obj, method)  # back to the class's method
+            else:
+                setattr(obj, method, own)
+        self._saved.clear()
+
+
+def fastest_block(seconds: list[float], block: int) -> float:
+    """Mean seconds per step of the fastest block of ``block`` consecutive steps: on a busy
+    machine, the closest figure to the library's speed when it has the cores to itself."""
+    means = [sum(seconds[i:i + block]) / len(seconds[i:i + block]) for i in range(0, len(seconds), block)]
+    return min(means)

@@ -310,7 +310,9 @@ class _Recurrent(Layer):
             rmask = self._dropout_mask(self.recurrent_dropout, (n, self.units), dtype)
         xt = np.ascontiguousarray(xt, dtype=dtype)
         # 1. the input projection of all steps: one GEMM
-        xw = (xt.reshape(steps * n, d) @ kernel).reshape(steps, n, kernel.shape[1])
+        # (an array kept between batches while fit trains: no page faults for a fresh one)
+        xw = self._new_array("xw", (steps, n, kernel.shape[1]), dtype)
+        np.matmul(xt.reshape(steps * n, d), kernel, out=xw.reshape(steps * n, kernel.shape[1]))
         if self.use_bias:
             xw += self._input_bias()
         states = [np.zeros((n, self.units), dtype) for _ in self._states] if given is None else \
@@ -607,44 +609,82 @@ class LSTM(_Recurrent):
         init = _initializers.get(self.bias_initializer, owner=self._owner)
         return _UnitForgetBias(init) if self.unit_forget_bias else init
 
+    def _gate_constants(self, dtype: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """With the default activations (sigmoid gates, tanh cell), all four blocks go
+        through one ``tanh``: :math:`\\sigma(z) = (1 + \\tanh(z / 2)) / 2`, so
+        ``gates = tanh(a * scale) * scale + offset`` with ``scale`` 1/2 on the blocks
+        i, f, o and 1 on g, ``offset`` 1/2 on i, f, o and 0 on g. None for other activations."""
+        if self._rec.kind != "sigmoid" or self._act.kind != "tanh":
+            return None
+        u = self.units
+        scale = np.full(4 * u, 0.5, dtype)
+        scale[2 * u:3 * u] = 1
+        offset = np.full(4 * u, 0.5, dtype)
+        offset[2 * u:3 * u] = 0
+        return scale, offset
+
     def _scan(self, xw, states, keep, rmask):
         steps, n, width = xw.shape
         u = width // 4
         rk = self.params["recurrent_kernel"]
-        hs = np.empty((steps + 1, n, u), xw.dtype)  # hs[t] = h_{t-1}
-        cs = np.empty((steps + 1, n, u), xw.dtype)  # cs[t] = c_{t-1}
+        fused = self._gate_constants(xw.dtype)
+        hs = self._new_array("hs", (steps + 1, n, u), xw.dtype)  # hs[t] = h_{t-1}
+        cs = self._new_array("cs", (steps + 1, n, u), xw.dtype)  # cs[t] = c_{t-1}
         hs[0], cs[0] = states
-        tanh_c = np.empty((steps, n, u), xw.dtype)  # phi(c_t) of the new cell state
+        tanh_c = self._new_array("tanh_c", (steps, n, u), xw.dtype)  # phi(c_t) of the new cell state
         rec = np.empty((n, width), xw.dtype)
-        c = np.empty((n, u), xw.dtype)
-        h = np.empty((n, u), xw.dtype)
+        ig = np.empty((n, u), xw.dtype)
+        c_new = np.empty((n, u), xw.dtype)  # the cell's output at a step with a mask
+        h_new = np.empty((n, u), xw.dtype)
         acts = []
         for t in range(steps):
             np.matmul(hs[t] if rmask is None else hs[t] * rmask, rk, out=rec)
             a = xw[t]  # becomes [i, f, g, o]
             a += rec
             i, f, g, o = a[:, :u], a[:, u:2 * u], a[:, 2 * u:3 * u], a[:, 3 * u:]
-            kept = [self._rec.apply(i), self._rec.apply(f), self._act.apply(g), self._rec.apply(o)]
+            if fused is not None:  # the four activations in one pass over the row
+                a *= fused[0]
+                np.tanh(a, out=a)
+                a *= fused[0]
+                a += fused[1]
+            else:
+                acts.append([self._rec.apply(i), self._rec.apply(f), self._act.apply(g), self._rec.apply(o)])
+            c = cs[t + 1] if keep is None else c_new
             np.multiply(f, cs[t], out=c)  # c_t = f c_{t-1} + i g
-            c += i * g
+            np.multiply(i, g, out=ig)
+            c += ig
             tc = tanh_c[t]
-            tc[...] = c
-            kept.append(self._act.apply(tc))
+            if fused is not None:
+                np.tanh(c, out=tc)
+            else:
+                tc[...] = c
+                acts[t].append(self._act.apply(tc))
+            h = hs[t + 1] if keep is None else h_new
             np.multiply(o, tc, out=h)  # h_t = o phi(c_t)
-            acts.append(kept)
-            m = None if keep is None else keep[t]
-            _carry(m, h, hs[t], hs[t + 1])
-            _carry(m, c, cs[t], cs[t + 1])
-        return hs[1:], [hs[steps], cs[steps]], (xw, hs, cs, tanh_c, acts)
+            if keep is not None:
+                _carry(keep[t], h, hs[t], hs[t + 1])
+                _carry(keep[t], c, cs[t], cs[t + 1])
+        return hs[1:], [hs[steps], cs[steps]], (xw, hs, cs, tanh_c, acts, fused)
 
     def _scan_backward(self, kept, dseq, dfinal, keep, rmask):
-        gates, hs, cs, tanh_c, acts = kept
+        gates, hs, cs, tanh_c, acts, fused = kept
         steps, n, width = gates.shape
         u = width // 4
         rk = self.params["recurrent_kernel"]
-        da = np.empty_like(gates)
-        dh, dc = dfinal
-        dtc = np.empty((n, u), gates.dtype)
+        da = self._new_array("dgates", gates.shape, gates.dtype)  # d(gate outputs), then d(their inputs)
+        dh, dc = dfinal[0], dfinal[1].copy()
+        dh_next = np.empty((n, u), gates.dtype)
+        tmp = np.empty((n, u), gates.dtype)
+        if fused is not None:
+            # The activations' derivatives from their outputs, alpha y - y^2 + beta:
+            # y (1 - y) for the sigmoid gates, 1 - y^2 for g; and o tanh'(c_t) for all steps.
+            alpha = 2 * fused[1]  # 1 on i, f, o; 0 on g
+            beta = 1 - alpha
+            deriv = np.empty((n, width), gates.dtype)
+            o_dtanh = self._new_array("o_dtanh", tanh_c.shape, tanh_c.dtype)
+            np.multiply(tanh_c, tanh_c, out=o_dtanh)
+            np.subtract(1, o_dtanh, out=o_dtanh)
+            o_dtanh *= gates[:, :, 3 * u:]
         for t in range(steps - 1, -1, -1):
             if dseq is not None:
                 dh = dh + dseq[t]
@@ -653,22 +693,34 @@ class LSTM(_Recurrent):
             dc, skip_c = _split_masked(dc, m)
             g_t = gates[t]
             i, f, g, o = g_t[:, :u], g_t[:, u:2 * u], g_t[:, 2 * u:3 * u], g_t[:, 3 * u:]
-            ki, kf, kg, ko, ktc = acts[t]
             da_t = da[t]
-            self._rec.grad(ko, dh * tanh_c[t], da_t[:, 3 * u:])  # through o
-            dc = dc + self._act.grad(ktc, dh * o, dtc)  # through phi(c_t)
-            self._rec.grad(ki, dc * g, da_t[:, :u])
-            self._rec.grad(kf, dc * cs[t], da_t[:, u:2 * u])
-            self._act.grad(kg, dc * i, da_t[:, 2 * u:3 * u])
-            dc = dc * f
-            dh = da_t @ rk.T
+            np.multiply(dh, tanh_c[t], out=da_t[:, 3 * u:])  # d o
+            if fused is not None:  # d c_t += dh o phi'(c_t)
+                np.multiply(dh, o_dtanh[t], out=tmp)
+                dc += tmp
+            else:
+                dc += self._act.grad(acts[t][4], dh * o, tmp)
+            np.multiply(dc, g, out=da_t[:, :u])  # d i
+            np.multiply(dc, cs[t], out=da_t[:, u:2 * u])  # d f
+            np.multiply(dc, i, out=da_t[:, 2 * u:3 * u])  # d g
+            if fused is not None:  # through the activations
+                np.subtract(alpha, g_t, out=deriv)
+                deriv *= g_t
+                deriv += beta
+                da_t *= deriv
+            else:
+                for k, fn in enumerate((self._rec, self._rec, self._act, self._rec)):
+                    block = da_t[:, k * u:(k + 1) * u]
+                    fn.grad(acts[t][k], block.copy(), block)
+            dc *= f  # d c_{t-1}
+            dh = np.matmul(da_t, rk.T, out=dh_next)  # d h_{t-1}
             if rmask is not None:
                 dh *= rmask
             if skip_h is not None:
                 dh += skip_h
                 dc += skip_c
         self._recurrent_grad(hs[:-1], rmask, da, self.grads["recurrent_kernel"])
-        return da, [dh, dc]
+        return da, [dh.copy(), dc]
 
     def get_config(self):
         return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}
