@@ -8,6 +8,7 @@ for ``--split random``, writer-disjoint for ``--split writer``).
     python examples/chinese_mnist.py --split writer       # no writer in both train and test
     python examples/chinese_mnist.py --model cnn          # the convolutional network
     python examples/chinese_mnist.py --model resnet       # a residual network (functional API)
+    python examples/chinese_mnist.py --model rnn          # a recurrent network reading row by row
     python examples/chinese_mnist.py --dataset digits     # scikit-learn's 8x8 digits instead
 
 The archive is read from --data, else $NPNET_CHINESE_MNIST, else
@@ -68,6 +69,18 @@ RECIPES = {
     "resnet": {"epochs": 20, "learning_rate": 3e-3, "patience": 10, "monitor": "val_loss",
                "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
                            "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
+    # The recurrent network (a GRU reading the 64 rows), chosen on the validation split of
+    # seed 0 (random split), never on test data; Adam 3e-3 with cosine decay, batch 64.
+    # 30 epochs without augmentation: GRU(128) beat LSTM(128) (validation loss 0.068
+    # against 0.084, accuracy 98.1% against 97.7%) at 3/4 of the time per epoch; both
+    # memorised (training accuracy 99.97-99.98%). The MLP's augmentation took GRU(128) to 0.020
+    # and 99.3%; GRU(256) to 0.006 and 99.87%, better than GRU(128) trained twice as long
+    # (60 epochs: 0.008, 99.6%), and level with two stacked GRU(128) (0.006, 99.87%) in one
+    # layer that is simpler to read.
+    # Early stopping as for the CNN: validation loss, patience 10.
+    "rnn": {"epochs": 30, "learning_rate": 3e-3, "patience": 10, "monitor": "val_loss",
+            "augment": {"rotation_range": 6, "width_shift_range": 0.06, "height_shift_range": 0.06,
+                        "zoom_range": 0.06, "elastic_alpha": 1.5, "interpolation": "nearest"}},
 }
 
 # The 8x8 digits' recipes, chosen on the validation splits of seeds 0-2 (360 images each),
@@ -84,6 +97,11 @@ DIGITS_RECIPES = {
             "augment": {**_DIGITS_AUGMENT, "elastic_alpha": 0.5}},
     "cnn": {"epochs": 30, "learning_rate": 1e-2, "patience": 10, "monitor": "val_loss", "augment": _DIGITS_AUGMENT},
     "resnet": {"epochs": 30, "learning_rate": 1e-2, "patience": 10, "monitor": "val_loss", "augment": _DIGITS_AUGMENT},
+    # GRU over the 8 rows, 60 epochs at 1e-2 (mean validation loss / accuracy over seeds
+    # 0-2): GRU(32) 0.096 / 97.1% without augmentation, 0.065 / 97.9% with the CNN's;
+    # GRU(64) 0.086 / 97.5% and 0.034 / 99.0%; GRU(128) with it 0.037 / 98.9%; GRU(64) at
+    # 3e-3 0.108 / 96.2%; LSTM(64) at 1e-2 with it 0.069 / 97.6%.
+    "rnn": {"epochs": 60, "learning_rate": 1e-2, "patience": 20, "monitor": "val_loss", "augment": _DIGITS_AUGMENT},
 }
 
 
@@ -93,6 +111,8 @@ class Task:
 
     ``filters`` gives the widths of the convolutional blocks; each block halves the maps
     (64x64 -> 8x8 in three blocks, 8x8 -> 2x2 in two), and the last maps are flattened.
+    ``rnn`` gives the recurrent network: the cell ("gru" or "lstm") and the units of each
+    stacked layer.
     """
 
     key: str                       # model names, results.json
@@ -107,24 +127,27 @@ class Task:
     test_size: int                 # default number of test images
     val_size: int                  # default number of validation images
     runs: str                      # default output folder, under which <model>-<split>-seed<seed>
+    rnn: tuple[str, tuple[int, ...]]
 
 
 CHINESE_MNIST = Task(
     key="chinese_mnist", title="Chinese-MNIST", image_shape=(64, 64), max_value=255, filters=(32, 64, 128),
     labels=tuple(f"{v:,}" for v in cm.VALUES), glyphs=cm.CHARACTERS,
     report_names=tuple(f"{c} ({v})" for c, v in zip(cm.CHARACTERS, cm.VALUES)),
-    recipes=RECIPES, test_size=2000, val_size=1500, runs="runs")
+    recipes=RECIPES, test_size=2000, val_size=1500, runs="runs", rnn=("gru", (256,)))
 
 DIGITS = Task(
     key="digits", title="8x8 digits", image_shape=(8, 8), max_value=16, filters=(32, 64),
     labels=tuple(str(d) for d in range(10)), glyphs=None, report_names=tuple(str(d) for d in range(10)),
-    recipes=DIGITS_RECIPES, test_size=360, val_size=360, runs=os.path.join("runs", "digits"))
+    recipes=DIGITS_RECIPES, test_size=360, val_size=360, runs=os.path.join("runs", "digits"), rnn=("gru", (64,)))
 
 
 def build_model(kind: str, seed: int, task: Task = CHINESE_MNIST) -> npnet.Model:
     """The original project's MLP, a small CNN, or a small residual network, sized for ``task``."""
     if kind == "resnet":
         return build_resnet(seed, task)
+    if kind == "rnn":
+        return build_rnn(seed, task)
     h, w = task.image_shape
     n_classes = len(task.labels)
     if kind == "mlp":
@@ -182,6 +205,28 @@ def build_resnet(seed: int, task: Task = CHINESE_MNIST) -> npnet.Model:
     return npnet.Model(inputs, outputs, name=f"{task.key}_resnet", seed=seed)
 
 
+def build_rnn(seed: int, task: Task = CHINESE_MNIST, cell: str | None = None,
+              units: tuple[int, ...] | None = None) -> npnet.Model:
+    """A recurrent network that reads the image row by row, top to bottom.
+
+    The ``(rows, cols)`` image is a sequence of ``rows`` steps of ``cols`` pixels (64 steps
+    of 64 for Chinese-MNIST, 8 of 8 for the digits). Each recurrent layer but the last
+    returns its whole sequence to the next; the last one's final state, a summary of every
+    row it has read, goes to the softmax layer. ``cell`` and ``units`` default to
+    ``task.rnn``.
+    """
+    default_cell, default_units = task.rnn
+    cell = cell or default_cell
+    units = units or default_units
+    layer = {"gru": npnet.layers.GRU, "lstm": npnet.layers.LSTM}[cell]
+    rows, cols = task.image_shape
+    layers = [npnet.Input(shape=(rows, cols)), npnet.Rescaling(1 / task.max_value)]
+    for i, u in enumerate(units):
+        layers.append(layer(u, return_sequences=i < len(units) - 1))
+    layers.append(npnet.Dense(len(task.labels), activation="softmax"))
+    return npnet.Sequential(layers, name=f"{task.key}_rnn", seed=seed)
+
+
 class TimedAugmenter:
     """Wraps the augmenter to measure its share of the training time."""
 
@@ -203,7 +248,7 @@ def parse_args(argv=None):
     p.add_argument("--dataset", choices=["chinese-mnist", "digits"], default=None,
                    help="default: Chinese-MNIST, or scikit-learn's 8x8 digits when no archive is found "
                         "and --data is not given")
-    p.add_argument("--model", choices=["mlp", "cnn", "resnet"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "cnn", "resnet", "rnn"], default="mlp")
     p.add_argument("--split", choices=["random", "writer"], default="random")
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs (default: the recipe's)")
     p.add_argument("--batch-size", type=int, default=64)

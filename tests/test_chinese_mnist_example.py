@@ -102,6 +102,28 @@ def test_resnet_example_is_a_functional_model_that_trains_and_reloads(tmp_path, 
     np.testing.assert_allclose(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-6)
 
 
+def test_rnn_example_reads_rows_as_a_sequence_trains_and_reloads(tmp_path, example, monkeypatch):
+    model = example["build_model"]("rnn", 0)
+    # GRU(256) over 64 steps of 64 pixels: kernel 64*768, recurrent kernel 256*768, bias 2*768
+    # (reset_after: an input and a recurrent bias); Dense 256*15 + 15
+    assert model.count_params() == 64 * 768 + 256 * 768 + 2 * 768 + 256 * 15 + 15 == 251151
+    assert [type(layer).__name__ for layer in model.layers] == ["Rescaling", "GRU", "Dense"]
+    monkeypatch.setenv("NPNET_CACHE_DIR", str(tmp_path / "cache"))
+    archive = _write_zip(tmp_path / "tiny.zip", _entries(writers=(1, 2, 3, 4), samples=(1, 2, 3), codes=tuple(range(1, 16))))
+    out = tmp_path / "out"
+    results = example["main"](["--data", archive, "--model", "rnn", "--epochs", "2", "--test-size", "30",
+                               "--val-size", "30", "--out", str(out), "--verbose", "0", "--no-plots"])
+    assert results["model"] == "rnn" and results["epochs_run"] == 2
+    reloaded = npnet.load_model(out / "model.npnet")
+    assert [type(layer).__name__ for layer in reloaded.layers] == ["Rescaling", "GRU", "Dense"]
+    x = np.random.default_rng(0).integers(0, 256, size=(4, 64, 64)).astype(np.float32)
+    trained = example["build_model"]("rnn", 0)
+    trained.set_weights(reloaded.get_weights())
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), trained.predict(x, verbose=0), rtol=1e-6)
+    # the saved network is the trained one, not a fresh one
+    assert not np.allclose(reloaded.predict(x, verbose=0), example["build_model"]("rnn", 0).predict(x, verbose=0))
+
+
 def _no_archive_anywhere(tmp_path, monkeypatch, env):
     """No archive at $NPNET_CHINESE_MNIST (``env``) nor under a fresh home directory."""
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
@@ -149,6 +171,20 @@ def test_the_fallback_also_applies_when_no_path_is_set(tmp_path, example, monkey
     assert printed.startswith(f"note: Chinese-MNIST archive not found; looked at: {default} (the default location)")
     assert results["dataset"] == "digits" and results["model"] == "cnn"
     assert results["test_accuracy"] >= 0.90
+
+
+def test_the_digits_rnn_reads_eight_rows_of_eight_pixels(tmp_path, example, monkeypatch):
+    """The digits' recipe (GRU(64), 60 epochs) scored 99.17%, 98.06% and 98.89% on the test
+    splits of seeds 0-2; the floor leaves room for other machines' arithmetic."""
+    _no_archive_anywhere(tmp_path, monkeypatch, str(tmp_path / "nowhere.zip"))
+    model = example["build_model"]("rnn", 0, example["DIGITS"])
+    # GRU(64) over 8 steps of 8: kernel 8*192, recurrent kernel 64*192, bias 2*192; Dense 64*10 + 10
+    assert model.count_params() == 8 * 192 + 64 * 192 + 2 * 192 + 64 * 10 + 10 == 14858
+    results = example["main"](["--dataset", "digits", "--model", "rnn", "--out", str(tmp_path / "out"), "--verbose",
+                               "0", "--no-plots"])
+    assert results["dataset"] == "digits" and results["model"] == "rnn"
+    assert results["best_val_accuracy"] >= 0.95
+    assert results["test_accuracy"] >= 0.95
 
 
 def test_an_archive_from_the_environment_is_used_not_the_digits(tmp_path, example, monkeypatch, capsys):
