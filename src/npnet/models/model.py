@@ -29,7 +29,7 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .._config import floatx, fresh_seed
 from .._progress import ProgressBar, resolve_verbose
-from .._validation import check_array_like, check_float, check_int
+from .._validation import check_array_like, check_finite, check_float, check_int
 from ..callbacks import Callback, CallbackList, History
 from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
@@ -330,14 +330,21 @@ class Model(Layer):
         from ..layers._symbolic import any_symbolic
 
         if type(inputs) is np.ndarray or not any_symbolic(inputs):
+            top = _tape.current() is None  # a call from outside: fit and predict checked their data
             if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple, dict)):
                 check_array_like(inputs, "inputs", self._owner)
                 inputs = _cast_input(inputs)
+                if top:
+                    check_finite(inputs, "inputs", owner=self._owner)
             else:
                 leaves = flatten(inputs)
                 for a in leaves:
                     check_array_like(a, "inputs", self._owner)
-                inputs = pack(inputs, [_cast_input(a) for a in leaves])
+                cast = [_cast_input(a) for a in leaves]
+                if top:
+                    for i, a in enumerate(cast):
+                        check_finite(a, f"inputs[{i}]", owner=self._owner)
+                inputs = pack(inputs, cast)
             if self._build_shapes is None:
                 self._build_shapes = _shapes_of(inputs)
         return super().__call__(inputs, training=training, **kwargs)
