@@ -6,6 +6,7 @@ argument), what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
@@ -55,7 +56,10 @@ def check_float(
             f"{owner_prefix(owner)}`{name}` must be a number, received {value!r} "
             f"of type {type(value).__name__}"
         )
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range, such as 10**400
+        value = math.inf if value > 0 else -math.inf
     ok = np.isfinite(value)
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
@@ -72,11 +76,42 @@ def check_float(
 def check_choice(value: Any, name: str, choices: Iterable[str], *, owner: str | None = None) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
     choices = list(choices)
-    if value not in choices:
+    # Compared only with choices of its own type: an array or a list never matches (and
+    # never makes `in` ask an array for its truth value).
+    if not any(isinstance(value, type(c)) and value == c for c in choices):
         raise ValueError(
             f"{owner_prefix(owner)}`{name}` must be one of {choices}, received {value!r}"
         )
     return value
+
+
+def check_verbose(value: Any, name: str = "verbose", *, owner: str | None = None) -> int:
+    """A verbosity level: an int >= 0 (True and False count as 1 and 0)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int(value, name, minimum=0, owner=owner)
+
+
+def check_name(value: Any, name: str = "name", *, owner: str | None = None) -> str | None:
+    """A name argument: a string or None."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be a string or None, received {value!r} "
+                        f"of type {type(value).__name__}")
+    return value
+
+
+def check_path(value: Any, name: str, *, owner: str | None = None) -> str:
+    """A file or folder path: a non-empty str, bytes or os.PathLike; returned as a str."""
+    import os
+
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be a str or path, received {value!r} "
+                        f"of type {type(value).__name__}")
+    path = os.fsdecode(os.fspath(value))
+    if not path or "\x00" in path:
+        raise ValueError(f"{owner_prefix(owner)}`{name}` must be a non-empty path without NUL characters, "
+                         f"received {value!r}")
+    return path
 
 
 def check_tuple(value: Any, name: str, length: int, *, minimum: int = 1, owner: str | None = None) -> tuple[int, ...]:

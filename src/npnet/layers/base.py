@@ -44,7 +44,7 @@ from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._config import floatx
 from .._nest import flatten as _flatten
-from .._validation import check_array_like
+from .._validation import check_array_like, check_bool, check_int
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
@@ -140,6 +140,22 @@ class InputSpec:
     def __init__(self, ndim: int | None = None, min_ndim: int | None = None,
                  axes: dict[int, int] | None = None, layout: str | None = None,
                  sample_shape: tuple[int, ...] | None = None) -> None:
+        owner = "InputSpec"
+        for value, what in ((ndim, "ndim"), (min_ndim, "min_ndim")):
+            if value is not None:
+                check_int(value, what, minimum=0, owner=owner)
+        if axes is not None and not (isinstance(axes, dict) and all(
+                isinstance(k, (int, np.integer)) and isinstance(v, (int, np.integer))
+                and not isinstance(k, bool) and not isinstance(v, bool) for k, v in axes.items())):
+            raise TypeError(f"{owner}: `axes` must be a dict of axis to size (ints) or None, received {axes!r}")
+        if layout is not None and not isinstance(layout, str):
+            raise TypeError(f"{owner}: `layout` must be a string or None, received {layout!r}")
+        if sample_shape is not None:
+            if isinstance(sample_shape, (str, bytes)) or not hasattr(sample_shape, "__iter__") or any(
+                    s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0)
+                    for s in sample_shape):
+                raise TypeError(f"{owner}: `sample_shape` must be a tuple of ints >= 0 (or None) or None, "
+                                f"received {sample_shape!r}")
         self.ndim, self.min_ndim, self.axes, self.layout = ndim, min_ndim, dict(axes or {}), layout
         self.sample_shape = None if sample_shape is None else tuple(sample_shape)
 
@@ -241,7 +257,7 @@ class Layer:
             raise TypeError(
                 f"{type(self).__name__}: `name` must be a non-empty string without '/', received {name!r}")
         self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
-        self._trainable = bool(trainable)
+        self._trainable = check_bool(trainable, "trainable", owner=type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
@@ -281,7 +297,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
+        self._trainable = check_bool(value, "trainable", owner=self._owner)
         for _, layer in self._children():
             layer.trainable = value
 

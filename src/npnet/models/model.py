@@ -30,7 +30,7 @@ from .. import optimizers as _optimizers
 from .._config import floatx, fresh_seed
 from .._progress import ProgressBar, resolve_verbose
 from .._validation import check_array_like, check_finite, check_float, check_int
-from ..callbacks import Callback, CallbackList, History
+from ..callbacks import Callback, CallbackList, History, check_callbacks
 from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
 from ..layers.base import Layer
@@ -855,7 +855,8 @@ class Model(Layer):
         # Resume hook (BackupAndRestore): a callback with a backup loads it into the model and
         # says where to go on: the seed of the interrupted run, its epoch, batches done in it.
         skip = 0
-        for cb in callbacks or []:
+        callbacks = check_callbacks(callbacks, owner)
+        for cb in callbacks:
             resume = getattr(cb, "_resume_state", None)
             state = resume(self) if callable(resume) else None
             if state is not None:
@@ -1146,6 +1147,7 @@ class Model(Layer):
             batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
+        callbacks = check_callbacks(callbacks, owner)
         source: Source | None = None
         if is_source(x):
             source = self._source_data(x, y, sample_weight, owner, True)[0]
@@ -1228,6 +1230,7 @@ class Model(Layer):
             batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
+        callbacks = check_callbacks(callbacks, owner)
         source: Source | None = None
         if is_source(x):
             source = Source(x, owner, "`x`")

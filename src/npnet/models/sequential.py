@@ -57,7 +57,8 @@ class Sequential(Model):
         self._layers: list[Layer] = []
         self._input_shape: tuple | None = None
         if layers is not None and not isinstance(layers, (list, tuple)):
-            raise TypeError(f"Sequential: `layers` must be a list of layers, received {type(layers).__name__}")
+            raise TypeError(f"Sequential: `layers` must be a list of layers, received {layers!r} "
+                            f"of type {type(layers).__name__}")
         for layer in layers or []:
             self.add(layer)
 

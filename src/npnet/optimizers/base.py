@@ -9,6 +9,7 @@ preallocated buffers, so a step allocates no temporaries per parameter.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -71,7 +72,13 @@ class Optimizer:
     def learning_rate(self) -> float:
         """The rate used by the next step (a schedule is evaluated at ``iterations``)."""
         lr = self._learning_rate
-        return float(lr(self.iterations)) if callable(lr) else lr
+        if not callable(lr):
+            return lr
+        value = lr(self.iterations)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {lr!r} must return a finite number "
+                             f">= 0, received {value!r} at step {self.iterations}")
+        return float(value)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
