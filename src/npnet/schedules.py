@@ -135,10 +135,12 @@ class ExponentialDecay(_Checked):
         self.staircase = check_bool(staircase, "staircase", owner=owner)
         self.name = _check_name(name, owner)
         try:
-            self._value(self.decay_steps)
+            finite = math.isfinite(self._value(self.decay_steps))
         except OverflowError:
+            finite = False
+        if not finite:
             raise ValueError(f"{owner}: the rate after `decay_steps` steps, initial_learning_rate * decay_rate = "
-                             f"{self.initial_learning_rate!r} * {self.decay_rate!r}, overflows") from None
+                             f"{self.initial_learning_rate!r} * {self.decay_rate!r}, overflows")
 
     def _value(self, step):
         p = step / self.decay_steps

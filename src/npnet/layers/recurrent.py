@@ -166,7 +166,8 @@ class _Recurrent(Layer):
                 f"{owner}: `stateful=True` is not supported; keep the state yourself: call the layer with "
                 "return_state=True and pass the returned states back as initial_state=")
         self.stateful = False
-        self.unroll = check_bool(unroll, "unroll", owner=type(self).__name__)  # accepted for Keras compatibility; the loop is the same either way
+        # unroll is accepted for Keras compatibility; the loop is the same either way
+        self.unroll = check_bool(unroll, "unroll", owner=type(self).__name__)
 
     def _seed_from(self, rng, epoch):
         if self.seed is None:

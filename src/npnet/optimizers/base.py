@@ -17,6 +17,7 @@ import numpy as np
 
 from .. import _parallel
 from .. import schedules as _schedules
+from .._config import floatx
 from .._validation import check_float
 
 __all__ = ["Optimizer"]
@@ -78,6 +79,9 @@ class Optimizer:
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
             raise ValueError(f"{type(self).__name__}: the learning-rate schedule {lr!r} must return a finite number "
                              f">= 0, received {value!r} at step {self.iterations}")
+        if value > float(np.finfo(floatx()).max):
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {lr!r} returned {value!r} at step "
+                             f"{self.iterations}, which becomes infinity in {floatx()}")
         return float(value)
 
     @learning_rate.setter
