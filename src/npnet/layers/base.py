@@ -54,7 +54,10 @@ def _as_input(value: Any, owner: str) -> np.ndarray:
     NumPy walks it element by element."""
     if not isinstance(value, (list, tuple)):
         check_array_like(value, "inputs", owner, "an array or a list of arrays")
-    return np.asarray(value)
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # a ragged list and the like
+        raise ValueError(f"{owner}: `inputs` could not be converted to an array: {exc}") from None
 
 _REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
@@ -379,6 +382,9 @@ class Layer:
                         kwargs: dict[str, Any] | None = None) -> Any:
         multi = self._check_arity(inputs)
         xs = [a if isinstance(a, np.ndarray) else _as_input(a, self._owner) for a in (inputs if multi else [inputs])]
+        for a in xs:
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{self._owner}: `inputs` must hold real numbers, received an array of dtype {a.dtype}")
         x: Any = xs if multi else xs[0]
         kwargs = kwargs or {}
         if "mask" in kwargs and kwargs["mask"] is not None:
