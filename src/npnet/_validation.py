@@ -6,13 +6,14 @@ argument), what was expected and what was received.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from ._config import fresh_rng
+from ._config import floatx, fresh_rng
 
 
 def owner_prefix(owner: str | None) -> str:
@@ -55,7 +56,10 @@ def check_float(
             f"{owner_prefix(owner)}`{name}` must be a number, received {value!r} "
             f"of type {type(value).__name__}"
         )
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond the float range, such as 10**400
+        value = math.inf if value > 0 else -math.inf
     ok = np.isfinite(value)
     if ok and low is not None:
         ok = value >= low if low_inclusive else value > low
@@ -72,11 +76,42 @@ def check_float(
 def check_choice(value: Any, name: str, choices: Iterable[str], *, owner: str | None = None) -> str:
     """Return ``value`` if it is one of ``choices``; otherwise raise listing them."""
     choices = list(choices)
-    if value not in choices:
+    # Compared only with choices of its own type: an array or a list never matches (and
+    # never makes `in` ask an array for its truth value).
+    if not any(isinstance(value, type(c)) and value == c for c in choices):
         raise ValueError(
             f"{owner_prefix(owner)}`{name}` must be one of {choices}, received {value!r}"
         )
     return value
+
+
+def check_verbose(value: Any, name: str = "verbose", *, owner: str | None = None) -> int:
+    """A verbosity level: an int >= 0 (True and False count as 1 and 0)."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    return check_int(value, name, minimum=0, owner=owner)
+
+
+def check_name(value: Any, name: str = "name", *, owner: str | None = None) -> str | None:
+    """A name argument: a string or None."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be a string or None, received {value!r} "
+                        f"of type {type(value).__name__}")
+    return value
+
+
+def check_path(value: Any, name: str, *, owner: str | None = None) -> str:
+    """A file or folder path: a non-empty str, bytes or os.PathLike; returned as a str."""
+    import os
+
+    if not isinstance(value, (str, bytes, os.PathLike)):
+        raise TypeError(f"{owner_prefix(owner)}`{name}` must be a str or path, received {value!r} "
+                        f"of type {type(value).__name__}")
+    path = os.fsdecode(os.fspath(value))
+    if not path or "\x00" in path:
+        raise ValueError(f"{owner_prefix(owner)}`{name}` must be a non-empty path without NUL characters, "
+                         f"received {value!r}")
+    return path
 
 
 def check_tuple(value: Any, name: str, length: int, *, minimum: int = 1, owner: str | None = None) -> tuple[int, ...]:
@@ -129,6 +164,57 @@ def check_seed(seed: Any, name: str = "seed", owner: str | None = None) -> int |
     return check_int(seed, name, minimum=0, owner=owner)
 
 
+# Rows checked at a time in a large array: a memory-mapped file is never copied, cast or
+# masked whole.
+_CHUNK_BYTES = 1 << 24
+
+
+def first_nonfinite(arr: np.ndarray, dtype: Any = None) -> tuple[int, ...] | None:
+    """Index of the first entry of ``arr`` that is NaN or infinite once cast to ``dtype``
+    (default: floatx), or None. Large arrays are checked in chunks of rows."""
+    target = np.dtype(dtype or floatx())
+    kind = arr.dtype.kind
+    if kind not in "fiu" or arr.size == 0:
+        return None
+    if kind in "iu":
+        info = np.iinfo(arr.dtype)
+        if max(abs(int(info.min)), int(info.max)) < float(np.finfo(target).max):
+            return None  # every integer of this type is finite in the target type
+    cast = kind in "iu" or arr.dtype.itemsize > target.itemsize
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    row = max(1, arr[:1].nbytes)
+    step = max(1, _CHUNK_BYTES // row)
+    for lo in range(0, arr.shape[0], step):
+        chunk = arr[lo:lo + step]
+        if cast:
+            with np.errstate(over="ignore", invalid="ignore"):
+                chunk = chunk.astype(target)
+        finite = np.isfinite(chunk)
+        if not finite.all():
+            bad = np.argwhere(~finite)[0]
+            bad[0] += lo
+            return tuple(int(i) for i in bad)
+    return None
+
+
+def check_finite(arr: np.ndarray, name: str, *, owner: str | None = None) -> None:
+    """Raise if an entry of ``arr`` is NaN or infinite, or becomes infinite when cast to
+    floatx (a float64 ``1e39`` in float32), naming the argument and the first index."""
+    bad = first_nonfinite(arr)
+    if bad is None:
+        return
+    value = float(arr[bad] if arr.ndim else arr[()])
+    if not np.isfinite(value):
+        raise ValueError(
+            f"{owner_prefix(owner)}`{name}` contains NaN or infinity "
+            f"(first at index {bad}); clean the data before training")
+    raise ValueError(
+        f"{owner_prefix(owner)}`{name}` holds {value!r} at index {bad}, which becomes infinity in "
+        f"{floatx()}, the type npnet computes in (npnet.floatx()); scale the data, or call "
+        "npnet.set_floatx('float64')")
+
+
 def as_array(x: Any, name: str, *, owner: str | None = None, allow_int: bool = True) -> np.ndarray:
     """Convert ``x`` to a numeric ndarray, rejecting empty, non-numeric and non-finite input."""
     try:
@@ -145,14 +231,7 @@ def as_array(x: Any, name: str, *, owner: str | None = None, allow_int: bool = T
         raise ValueError(f"{owner_prefix(owner)}`{name}` must have a batch dimension, received a scalar")
     if arr.shape[0] == 0:
         raise ValueError(f"{owner_prefix(owner)}`{name}` is empty: received shape {arr.shape}")
-    if np.issubdtype(arr.dtype, np.floating):
-        finite = np.isfinite(arr)
-        if not finite.all():
-            bad = np.argwhere(~finite)[0]
-            raise ValueError(
-                f"{owner_prefix(owner)}`{name}` contains NaN or infinity "
-                f"(first at index {tuple(int(i) for i in bad)}); clean the data before training"
-            )
+    check_finite(arr, name, owner=owner)
     return arr
 
 

@@ -21,7 +21,7 @@ from typing import IO, Any
 import numpy as np
 
 from ._progress import ProgressBar
-from ._validation import check_choice, check_float, check_int
+from ._validation import check_bool, check_choice, check_float, check_int, check_path, check_verbose
 
 __all__ = [
     "Callback",
@@ -144,10 +144,9 @@ class CallbackList(Callback):
                  **kwargs: Any) -> None:
         super().__init__()
         self.callbacks: list[Callback] = []
-        for cb in callbacks or []:
-            if not isinstance(cb, Callback):
-                raise TypeError(f"fit: `callbacks` must hold npnet.callbacks.Callback objects, received {cb!r}")
-            self.callbacks.append(cb)
+        self.callbacks.extend(check_callbacks(callbacks, "CallbackList"))
+        add_history = check_bool(add_history, "add_history", owner="CallbackList")
+        add_progbar = check_bool(add_progbar, "add_progbar", owner="CallbackList")
         self._history: Any = next((cb for cb in self.callbacks if isinstance(cb, History)), None)
         self._progbar: Any = next((cb for cb in self.callbacks if isinstance(cb, ProgbarLogger)), None)
         if self._history is None and add_history:
@@ -157,7 +156,11 @@ class CallbackList(Callback):
             self._progbar = ProgbarLogger()
             self.callbacks.append(self._progbar)
         if model is not None:
+            if not hasattr(model, "get_weights"):
+                raise TypeError(f"CallbackList: `model` must be an npnet model or None, received {model!r}")
             self.set_model(model)
+        if params is not None and not isinstance(params, dict):
+            raise TypeError(f"CallbackList: `params` must be a dict or None, received {params!r}")
         merged = {**(params or {}), **kwargs}
         if merged:
             self.set_params(merged)
@@ -309,9 +312,9 @@ class EarlyStopping(_Monitoring):
         super().__init__(monitor, mode, min_delta)
         owner = type(self).__name__
         self.patience = check_int(patience, "patience", minimum=0, owner=owner)
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose, owner=type(self).__name__)
         self.baseline = None if baseline is None else check_float(baseline, "baseline", owner=owner)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "restore_best_weights", owner=owner)
         self.start_from_epoch = check_int(start_from_epoch, "start_from_epoch", minimum=0, owner=owner)
         self.on_train_begin()
 
@@ -350,9 +353,26 @@ class EarlyStopping(_Monitoring):
             self.model.set_weights(self.best_weights)
 
 
+def check_callbacks(callbacks: Any, owner: str) -> list[Callback]:
+    """``callbacks`` as a list, or a TypeError naming the argument (a lone callback, not in a list, too)."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        raise TypeError(f"{owner}: `callbacks` must be a list of callbacks, received a single "
+                        f"{type(callbacks).__name__}; pass it in a list: callbacks=[{type(callbacks).__name__}(...)]")
+    if isinstance(callbacks, (str, bytes, dict, np.ndarray)) or not isinstance(callbacks, Iterable):
+        raise TypeError(f"{owner}: `callbacks` must be a list of npnet.callbacks.Callback objects, received "
+                        f"{callbacks!r} of type {type(callbacks).__name__}")
+    out = list(callbacks)
+    for cb in out:
+        if not isinstance(cb, Callback):
+            raise TypeError(f"{owner}: `callbacks` must hold npnet.callbacks.Callback objects, received {cb!r}")
+    return out
+
+
 def _check_save_freq(save_freq: Any, owner: str) -> str | int:
     """``"epoch"`` or a positive number of batches."""
-    if save_freq == "epoch" and isinstance(save_freq, str):
+    if isinstance(save_freq, str) and save_freq == "epoch":
         return "epoch"
     if isinstance(save_freq, (int, np.integer)) and not isinstance(save_freq, bool) and save_freq >= 1:
         return int(save_freq)
@@ -406,13 +426,10 @@ class ModelCheckpoint(_Monitoring):
                  save_best_only: bool = False, save_weights_only: bool = False, mode: str = "auto",
                  save_freq: str | int = "epoch", initial_value_threshold: float | None = None) -> None:
         super().__init__(monitor, mode, 0.0)
-        try:
-            self.filepath = os.fspath(filepath)
-        except TypeError:
-            raise TypeError(f"ModelCheckpoint: `filepath` must be a str or path, received {filepath!r}") from None
-        self.verbose = verbose
-        self.save_best_only = bool(save_best_only)
-        self.save_weights_only = bool(save_weights_only)
+        self.filepath = check_path(filepath, "filepath", owner="ModelCheckpoint")
+        self.verbose = check_verbose(verbose, owner=type(self).__name__)
+        self.save_best_only = check_bool(save_best_only, "save_best_only", owner="ModelCheckpoint")
+        self.save_weights_only = check_bool(save_weights_only, "save_weights_only", owner="ModelCheckpoint")
         self.save_freq = _check_save_freq(save_freq, "ModelCheckpoint")
         self.initial_value_threshold = (
             None if initial_value_threshold is None
@@ -512,7 +529,7 @@ class ReduceLROnPlateau(_Monitoring):
         self.factor = check_float(factor, "factor", low=0.0, high=1.0, low_inclusive=False,
                                   high_inclusive=False, owner=owner)
         self.patience = check_int(patience, "patience", minimum=0, owner=owner)
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose, owner=type(self).__name__)
         self.cooldown = check_int(cooldown, "cooldown", minimum=0, owner=owner)
         self.min_lr = check_float(min_lr, "min_lr", low=0.0, owner=owner)
         self.on_train_begin()
@@ -559,7 +576,7 @@ class LearningRateScheduler(Callback):
         if not callable(schedule):
             raise TypeError(f"LearningRateScheduler: `schedule` must be callable, received {schedule!r}")
         self.schedule = schedule
-        self.verbose = verbose
+        self.verbose = check_verbose(verbose, owner=type(self).__name__)
 
     def on_epoch_begin(self, epoch, logs=None):
         lr = self.model.optimizer.learning_rate
@@ -590,9 +607,15 @@ class CSVLogger(Callback):
 
     def __init__(self, filename: Any, separator: str = ",", append: bool = False) -> None:
         super().__init__()
-        self.filename = os.fspath(filename)
+        owner = "CSVLogger"
+        self.filename = check_path(filename, "filename", owner=owner)
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise (TypeError if not isinstance(separator, str) else ValueError)(
+                f"{owner}: `separator` must be a one-character string such as ',' or ';', received {separator!r}")
+        if separator in "\r\n" or separator == '"':
+            raise ValueError(f"{owner}: `separator` cannot be a quote or a line break, received {separator!r}")
         self.separator = separator
-        self.append = bool(append)
+        self.append = check_bool(append, "append", owner=owner)
         self._file = None
         self._writer = None
         self._keys: list[str] | None = None
@@ -779,8 +802,8 @@ class BackupAndRestore(Callback):
         except TypeError:
             raise TypeError(f"{owner}: `backup_dir` must be a str or path, received {backup_dir!r}") from None
         self.save_freq = _check_save_freq(save_freq, owner)
-        self.double_checkpoint = bool(double_checkpoint)
-        self.delete_checkpoint = bool(delete_checkpoint)
+        self.double_checkpoint = check_bool(double_checkpoint, "double_checkpoint", owner=owner)
+        self.delete_checkpoint = check_bool(delete_checkpoint, "delete_checkpoint", owner=owner)
         self._entries: list[dict[str, Any]] = []
         self._generation = 0
         self._pending_rngs: dict[str, Any] | None = None

@@ -81,11 +81,15 @@ class Constraint:
         axis = getattr(self, "axis", None)
         if axis is None:
             return
-        for a in axis if isinstance(axis, tuple) else (axis,):
+        axes = axis if isinstance(axis, tuple) else (axis,)
+        for a in axes:
             if not -len(shape) <= a < len(shape):
                 raise ValueError(
                     f"{owner}: {type(self).__name__} `axis` {axis!r} is out of range for a weight of "
                     f"shape {tuple(shape)}")
+        if len({a % len(shape) for a in axes}) != len(axes):
+            raise ValueError(f"{owner}: {type(self).__name__} `axis` {axis!r} names one axis twice for a weight "
+                             f"of shape {tuple(shape)}")
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments, JSON-safe."""

@@ -170,6 +170,8 @@ class ImageAugmenter:
         self.interpolation = check_choice(interpolation, "interpolation", ["bilinear", "nearest"], owner=owner)
         self.fill_value = check_float(fill_value, "fill_value", owner=owner)
         if image_shape is not None:
+            if not isinstance(image_shape, (tuple, list)):
+                raise TypeError(f"{owner}: `image_shape` must be a tuple (H, W) or (H, W, C), received {image_shape!r}")
             image_shape = tuple(check_int(s, "image_shape", minimum=1, owner=owner) for s in image_shape)
             if len(image_shape) not in (2, 3):
                 raise ValueError(f"{owner}: `image_shape` must be (H, W) or (H, W, C), received {image_shape!r}")

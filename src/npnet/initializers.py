@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ._config import floatx
-from ._validation import as_rng, check_seed
+from ._validation import as_rng, check_float, check_seed
 
 __all__ = [
     "Initializer",
@@ -63,7 +63,12 @@ class Initializer:
     def __call__(self, shape: tuple[int, ...], dtype: str | None = None, rng: np.random.Generator | None = None) -> np.ndarray:
         dtype = dtype or floatx()
         gen = self._rng if self._rng is not None else as_rng(rng)
-        return np.asarray(self.sample(tuple(int(s) for s in shape), gen), dtype=dtype)
+        with np.errstate(over="ignore"):
+            out = np.asarray(self.sample(tuple(int(s) for s in shape), gen), dtype=dtype)
+        if out.dtype.kind == "f" and not np.isfinite(out).all():
+            raise ValueError(f"{type(self).__name__}: the initial values overflow {np.dtype(dtype).name} "
+                             f"(received {self!r}); choose values within the range of that type")
+        return out
 
     def sample(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
         raise NotImplementedError
@@ -99,7 +104,7 @@ class Constant(Initializer):
 
     def __init__(self, value: float = 0.0, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.value = float(value)
+        self.value = check_float(value, "value", owner="Constant")
 
     def sample(self, shape, rng):
         return np.full(shape, self.value)
@@ -113,7 +118,8 @@ class RandomNormal(Initializer):
 
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.mean, self.stddev = float(mean), float(stddev)
+        self.mean = check_float(mean, "mean", owner="RandomNormal")
+        self.stddev = check_float(stddev, "stddev", low=0.0, owner="RandomNormal")
 
     def sample(self, shape, rng):
         return rng.normal(self.mean, self.stddev, size=shape)
@@ -127,7 +133,11 @@ class RandomUniform(Initializer):
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.minval, self.maxval = float(minval), float(maxval)
+        self.minval = check_float(minval, "minval", owner="RandomUniform")
+        self.maxval = check_float(maxval, "maxval", owner="RandomUniform")
+        if self.maxval < self.minval or not math.isfinite(self.maxval - self.minval):
+            raise ValueError(f"RandomUniform: `minval` must not exceed `maxval` and their difference must be "
+                             f"finite, received minval={self.minval!r}, maxval={self.maxval!r}")
 
     def sample(self, shape, rng):
         return rng.uniform(self.minval, self.maxval, size=shape)
@@ -204,7 +214,7 @@ class Orthogonal(Initializer):
 
     def __init__(self, gain: float = 1.0, seed: int | None = None) -> None:
         super().__init__(seed)
-        self.gain = float(gain)
+        self.gain = check_float(gain, "gain", owner="Orthogonal")
 
     def sample(self, shape, rng):
         if len(shape) < 2:

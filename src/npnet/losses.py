@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validation import check_float, check_int
+from ._validation import check_bool, check_float, check_int
 
 __all__ = [
     "Loss",
@@ -271,7 +271,7 @@ class _CrossentropyBase(Loss):
     class axis, moved last; per-sample losses have the shape of ``y_pred`` without it."""
 
     def __init__(self, from_logits: bool = False, axis: int = -1) -> None:
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_bool(from_logits, "from_logits", owner=type(self).__name__)
         self.axis = _check_axis(axis, type(self).__name__)
         self._cache = None
 
@@ -468,7 +468,7 @@ class BinaryCrossentropy(Loss):
     fusable = True
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1) -> None:
-        self.from_logits = bool(from_logits)
+        self.from_logits = check_bool(from_logits, "from_logits", owner=type(self).__name__)
         self.label_smoothing = check_float(label_smoothing, "label_smoothing", low=0.0, high=1.0,
                                            owner=type(self).__name__)
         self.axis = _check_axis(axis, type(self).__name__)

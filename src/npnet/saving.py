@@ -1124,6 +1124,9 @@ def load_model(filepath: str | os.PathLike, custom_objects: dict[str, Any] | Non
     so the model computes what it computed when it was saved, and saving it again keeps
     that slope.
     """
+    if not isinstance(filepath, (str, bytes, os.PathLike)):
+        raise TypeError(f"load_model: `filepath` must be a str or path, received {filepath!r} of type "
+                        f"{type(filepath).__name__}")
     path = os.fspath(filepath)
     reader = _Reader(path)
     try:

@@ -81,7 +81,25 @@ class LearningRateSchedule:
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _Checked(LearningRateSchedule):
+    """A built-in schedule: its value at every step is a finite float, or a ValueError
+    naming the schedule, the step and its arguments (never an OverflowError or inf)."""
+
+    def _value(self, step: int) -> float:
+        raise NotImplementedError
+
+    def __call__(self, step):
+        try:
+            value = float(self._value(step))
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise ValueError(f"{type(self).__name__}: the learning rate at step {step} overflows "
+                             f"({self!r}); choose arguments whose rates stay finite")
+        return value
+
+
+class ExponentialDecay(_Checked):
     r"""Exponential decay, as Keras' ``ExponentialDecay``.
 
     .. math:: lr(t) = lr_0 \cdot r^{t / T}
@@ -116,8 +134,15 @@ class ExponentialDecay(LearningRateSchedule):
         self.decay_rate = check_float(decay_rate, "decay_rate", low=0.0, low_inclusive=False, owner=owner)
         self.staircase = check_bool(staircase, "staircase", owner=owner)
         self.name = _check_name(name, owner)
+        try:
+            finite = math.isfinite(self._value(self.decay_steps))
+        except OverflowError:
+            finite = False
+        if not finite:
+            raise ValueError(f"{owner}: the rate after `decay_steps` steps, initial_learning_rate * decay_rate = "
+                             f"{self.initial_learning_rate!r} * {self.decay_rate!r}, overflows")
 
-    def __call__(self, step):
+    def _value(self, step):
         p = step / self.decay_steps
         if self.staircase:
             p = math.floor(p)
@@ -129,9 +154,12 @@ class ExponentialDecay(LearningRateSchedule):
 
 
 def _number_list(value: Any, what: str, owner: str) -> list:
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{owner}: `{what}` must be a list of numbers, received {value!r}")
-    return list(value)
+    if not isinstance(value, (str, bytes, dict)):
+        try:
+            return list(value)
+        except TypeError:  # not iterable, or a 0-d array
+            pass
+    raise TypeError(f"{owner}: `{what}` must be a list of numbers, received {value!r}")
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
@@ -180,7 +208,7 @@ class PiecewiseConstantDecay(LearningRateSchedule):
         return {"boundaries": list(self.boundaries), "values": list(self.values), "name": self.name}
 
 
-class PolynomialDecay(LearningRateSchedule):
+class PolynomialDecay(_Checked):
     r"""Polynomial decay from ``initial_learning_rate`` to ``end_learning_rate``, as Keras' ``PolynomialDecay``.
 
     .. math:: lr(t) = (lr_0 - lr_{end}) \left(1 - \frac{\min(t, T)}{T}\right)^{p} + lr_{end}
@@ -224,7 +252,7 @@ class PolynomialDecay(LearningRateSchedule):
         self.cycle = check_bool(cycle, "cycle", owner=owner)
         self.name = _check_name(name, owner)
 
-    def __call__(self, step):
+    def _value(self, step):
         decay_steps = self.decay_steps
         if self.cycle:
             decay_steps *= 1 if step == 0 else math.ceil(step / self.decay_steps)
@@ -240,7 +268,7 @@ class PolynomialDecay(LearningRateSchedule):
                 "name": self.name}
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_Checked):
     r"""Inverse-time decay, as Keras' ``InverseTimeDecay``.
 
     .. math:: lr(t) = \frac{lr_0}{1 + r \, t / T}
@@ -281,7 +309,7 @@ class InverseTimeDecay(LearningRateSchedule):
         self.staircase = check_bool(staircase, "staircase", owner=owner)
         self.name = _check_name(name, owner)
 
-    def __call__(self, step):
+    def _value(self, step):
         p = step / self.decay_steps
         if self.staircase:
             p = math.floor(p)
@@ -297,7 +325,7 @@ def _cosine(fraction: float, alpha: float, scale: float = 1.0) -> float:
     return (1.0 - alpha) * (0.5 * scale * (1.0 + math.cos(math.pi * fraction))) + alpha
 
 
-class CosineDecay(LearningRateSchedule):
+class CosineDecay(_Checked):
     r"""Cosine decay with an optional linear warm-up, as Keras' ``CosineDecay``.
 
     Without warm-up, :math:`lr(t) = lr_0 \left((1 - \alpha)\, \tfrac12 (1 + \cos(\pi \min(t, T) / T)) + \alpha\right)`
@@ -341,7 +369,7 @@ class CosineDecay(LearningRateSchedule):
     def _decay(self, start: float, t: float) -> float:
         return float(start * _cosine(min(t, self.decay_steps) / self.decay_steps, self.alpha))
 
-    def __call__(self, step):
+    def _value(self, step):
         if self.warmup_target is None:
             return self._decay(self.initial_learning_rate, step)
         if step < self.warmup_steps:
@@ -355,7 +383,7 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_steps": self.warmup_steps}
 
 
-class CosineDecayRestarts(LearningRateSchedule):
+class CosineDecayRestarts(_Checked):
     r"""Cosine decay with warm restarts (SGDR), as Keras' ``CosineDecayRestarts``.
 
     Period :math:`i = 0, 1, \dots` lasts :math:`T_0 \, m_t^i` steps (:math:`T_0` =
@@ -426,7 +454,7 @@ class CosineDecayRestarts(LearningRateSchedule):
             i -= 1
         return i, (fraction - start(i)) / t ** i
 
-    def __call__(self, step):
+    def _value(self, step):
         i, f = self._period(step / self.first_decay_steps)
         try:
             peak = self.m_mul ** i

@@ -57,7 +57,7 @@ def test_embedding_accepts_float_ids_as_a_model_casts_them():
     (np.array([[-1, 2]]), r"ids must lie in \[0, 6\].*received -1"),
     (np.array([[1.5, 2.0]]), "expected integer ids, received non-integer values"),
     (np.array([[np.nan, 2.0]]), "expected integer ids, received non-integer values"),
-    (np.array([["a", "b"]]), "expected integer ids, received dtype <U1"),
+    (np.array([["a", "b"]]), "Embedding .e.: `inputs` must hold real numbers, received an array of dtype <U1"),
 ])
 def test_embedding_rejects_bad_ids(ids, match):
     with pytest.raises((ValueError, TypeError), match=match):

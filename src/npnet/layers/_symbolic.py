@@ -112,7 +112,13 @@ class InputLayer(Layer):
             raise ValueError(f"Input: `batch_size` must be a positive int or None, received {batch_size!r}")
         self.sample_shape = tuple(None if s is None else int(s) for s in shape)
         self.batch_size = None if batch_size is None else int(batch_size)
-        self.dtype = str(np.dtype(dtype or floatx()))
+        try:
+            dt = np.dtype(dtype or floatx())
+        except (TypeError, ValueError):
+            raise TypeError(f"Input: `dtype` must be a NumPy type name such as 'float32', received {dtype!r}") from None
+        if dt.kind not in "biuf":
+            raise ValueError(f"Input: `dtype` must be a numeric type, received {dtype!r}")
+        self.dtype = str(dt)
         self.built = True
         node = Node(self, [], False, {})
         self.output = SymbolicTensor((self.batch_size,) + self.sample_shape, self.dtype, self.name, node, 0)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import _parallel
-from .._validation import check_float, check_int
+from .._validation import check_bool, check_float, check_int
 from .base import Layer
 
 __all__ = [
@@ -280,7 +280,7 @@ class _Activated:
         # Stored in its saved form: a name ("relu" also for npnet.activations.relu) or,
         # for an activation layer, its class and config.
         self.activation = _saved_form(activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool(use_bias, "use_bias", owner=type(self).__name__)
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         initializers.get(kernel_initializer, owner=owner)

@@ -45,7 +45,7 @@ from .. import initializers as _initializers
 from .. import regularizers as _regularizers
 from .._config import floatx
 from .._nest import flatten as _flatten
-from .._validation import check_array_like
+from .._validation import check_array_like, check_bool, check_int
 
 __all__ = ["Layer", "InputSpec", "register_layer", "get_layer_class", "layer_classes"]
 
@@ -55,7 +55,10 @@ def _as_input(value: Any, owner: str) -> np.ndarray:
     NumPy walks it element by element."""
     if not isinstance(value, (list, tuple)):
         check_array_like(value, "inputs", owner, "an array or a list of arrays")
-    return np.asarray(value)
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError) as exc:  # a ragged list and the like
+        raise ValueError(f"{owner}: `inputs` could not be converted to an array: {exc}") from None
 
 _REGISTRY: dict[str, type[Layer]] = {}
 _NAME_COUNTS: dict[str, int] = {}
@@ -163,6 +166,22 @@ class InputSpec:
     def __init__(self, ndim: int | None = None, min_ndim: int | None = None,
                  axes: dict[int, int] | None = None, layout: str | None = None,
                  sample_shape: tuple[int, ...] | None = None) -> None:
+        owner = "InputSpec"
+        for value, what in ((ndim, "ndim"), (min_ndim, "min_ndim")):
+            if value is not None:
+                check_int(value, what, minimum=0, owner=owner)
+        if axes is not None and not (isinstance(axes, dict) and all(
+                isinstance(k, (int, np.integer)) and isinstance(v, (int, np.integer))
+                and not isinstance(k, bool) and not isinstance(v, bool) for k, v in axes.items())):
+            raise TypeError(f"{owner}: `axes` must be a dict of axis to size (ints) or None, received {axes!r}")
+        if layout is not None and not isinstance(layout, str):
+            raise TypeError(f"{owner}: `layout` must be a string or None, received {layout!r}")
+        if sample_shape is not None:
+            if isinstance(sample_shape, (str, bytes)) or not hasattr(sample_shape, "__iter__") or any(
+                    s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0)
+                    for s in sample_shape):
+                raise TypeError(f"{owner}: `sample_shape` must be a tuple of ints >= 0 (or None) or None, "
+                                f"received {sample_shape!r}")
         self.ndim, self.min_ndim, self.axes, self.layout = ndim, min_ndim, dict(axes or {}), layout
         self.sample_shape = None if sample_shape is None else tuple(sample_shape)
 
@@ -264,7 +283,7 @@ class Layer:
             raise TypeError(
                 f"{type(self).__name__}: `name` must be a non-empty string without '/', received {name!r}")
         self.name = name if name is not None else _unique_name(_snake(type(self).__name__))
-        self._trainable = bool(trainable)
+        self._trainable = check_bool(trainable, "trainable", owner=type(self).__name__)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
         self.state: dict[str, np.ndarray] = {}
@@ -304,7 +323,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        self._trainable = bool(value)
+        self._trainable = check_bool(value, "trainable", owner=self._owner)
         for _, layer in self._children():
             layer.trainable = value
 
@@ -386,6 +405,9 @@ class Layer:
                         kwargs: dict[str, Any] | None = None) -> Any:
         multi = self._check_arity(inputs)
         xs = [a if isinstance(a, np.ndarray) else _as_input(a, self._owner) for a in (inputs if multi else [inputs])]
+        for a in xs:
+            if a.dtype.kind not in "biuf":
+                raise TypeError(f"{self._owner}: `inputs` must hold real numbers, received an array of dtype {a.dtype}")
         x: Any = xs if multi else xs[0]
         kwargs = kwargs or {}
         if "mask" in kwargs and kwargs["mask"] is not None:

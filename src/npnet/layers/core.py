@@ -152,7 +152,10 @@ class Activation(Layer):
         super().__init__(name=name, trainable=trainable)
         if callable(activation) and not isinstance(activation, Layer):
             activation = _fns._name_of(activation) or activation
-        if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        if not isinstance(activation, str):
+            raise TypeError(f"Activation: `activation` must be a name such as 'relu' or an npnet.activations "
+                            f"function, received {activation!r} of type {type(activation).__name__}")
+        if activation not in ACTIVATIONS:
             raise ValueError(f"Activation: unknown activation {activation!r}; expected one of the names "
                              f"{sorted(ACTIVATIONS)} or the npnet.activations function of that name")
         self.activation = activation

@@ -98,7 +98,8 @@ class BatchNormalization(Layer):
         self.axis = check_int(axis, "axis", owner=owner)
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=owner)
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center = check_bool(center, "center", owner=type(self).__name__)
+        self.scale = check_bool(scale, "scale", owner=type(self).__name__)
         _set_named_weight_options(self, owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
                                   beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _parallel
-from .._validation import check_choice, check_tuple
+from .._validation import check_bool, check_choice, check_tuple
 from .base import InputSpec, Layer
 from .conv import _windows, conv_output_size, same_padding
 
@@ -274,7 +274,7 @@ def _check_data_format(value: Any, owner: str) -> str:
     """Only ``channels_last`` (or None, meaning it) is supported."""
     if value is None:
         return "channels_last"
-    if value == "channels_first":
+    if isinstance(value, str) and value == "channels_first":
         raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
                          f"{_LAYOUT_1D} inputs only (data_format='channels_last')")
     return check_choice(value, "data_format", ["channels_last"], owner=owner)
@@ -416,7 +416,7 @@ class GlobalAveragePooling1D(Layer):
         self.data_format = _check_data_format(data_format, owner)
         if not isinstance(keepdims, (bool, np.bool_)):
             raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
-        self.keepdims = bool(keepdims)
+        self.keepdims = check_bool(keepdims, "keepdims", owner=type(self).__name__)
 
     def build(self, input_shape):
         if len(input_shape) != 3:

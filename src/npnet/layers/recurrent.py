@@ -33,7 +33,7 @@ from typing import Any, cast
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import as_rng, check_float, check_int, check_seed
+from .._validation import as_rng, check_bool, check_float, check_int, check_seed
 from .activation import Linear, Sigmoid, Tanh, _saved_form, get_activation
 from .base import InputSpec, Layer, weight_options_config
 from .core import _set_named_weight_options
@@ -148,7 +148,7 @@ class _Recurrent(Layer):
         if recurrent_activation is not None or self._blocks > 1:
             self._rec = _Fn(recurrent_activation, owner)
             self.recurrent_activation = _saved_form(recurrent_activation)
-        self.use_bias = bool(use_bias)
+        self.use_bias = check_bool(use_bias, "use_bias", owner=type(self).__name__)
         _set_named_weight_options(self, owner, initializers)
         for name, value in initializers.items():
             setattr(self, name, value)
@@ -158,15 +158,16 @@ class _Recurrent(Layer):
                                              high_inclusive=False, owner=owner)
         self.seed = check_seed(seed, owner=owner)
         self._rng = as_rng(seed)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
+        self.return_sequences = check_bool(return_sequences, "return_sequences", owner=type(self).__name__)
+        self.return_state = check_bool(return_state, "return_state", owner=type(self).__name__)
+        self.go_backwards = check_bool(go_backwards, "go_backwards", owner=type(self).__name__)
         if stateful:
             raise ValueError(
                 f"{owner}: `stateful=True` is not supported; keep the state yourself: call the layer with "
                 "return_state=True and pass the returned states back as initial_state=")
         self.stateful = False
-        self.unroll = bool(unroll)  # accepted for Keras compatibility; the loop is the same either way
+        # unroll is accepted for Keras compatibility; the loop is the same either way
+        self.unroll = check_bool(unroll, "unroll", owner=type(self).__name__)
 
     def _seed_from(self, rng, epoch):
         if self.seed is None:
@@ -603,7 +604,7 @@ class LSTM(_Recurrent):
                      "kernel_constraint": kernel_constraint, "recurrent_constraint": recurrent_constraint,
                      "bias_constraint": bias_constraint},
                     dropout, recurrent_dropout, seed, return_sequences, return_state, go_backwards, stateful, unroll)
-        self.unit_forget_bias = bool(unit_forget_bias)
+        self.unit_forget_bias = check_bool(unit_forget_bias, "unit_forget_bias", owner=type(self).__name__)
 
     def _bias_initializer(self):
         init = _initializers.get(self.bias_initializer, owner=self._owner)
@@ -795,7 +796,7 @@ class GRU(_Recurrent):
                      "kernel_constraint": kernel_constraint, "recurrent_constraint": recurrent_constraint,
                      "bias_constraint": bias_constraint},
                     dropout, recurrent_dropout, seed, return_sequences, return_state, go_backwards, stateful, unroll)
-        self.reset_after = bool(reset_after)
+        self.reset_after = check_bool(reset_after, "reset_after", owner=type(self).__name__)
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

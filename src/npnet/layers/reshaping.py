@@ -26,7 +26,7 @@ def _data_format(value: Any, owner: str, layout: str) -> str:
     """Only ``channels_last`` (or None, meaning it) is supported."""
     if value is None:
         return "channels_last"
-    if value == "channels_first":
+    if isinstance(value, str) and value == "channels_first":
         raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet takes "
                          f"{layout} inputs only (data_format='channels_last')")
     return check_choice(value, "data_format", ["channels_last"], owner=owner)

@@ -46,6 +46,13 @@ class Variable(np.lib.mixins.NDArrayOperatorsMixin):
     """
 
     def __init__(self, value: np.ndarray, name: str | None = None, aggregation: str = "none") -> None:
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "biuf":
+            raise TypeError(f"Variable: `value` must be a NumPy array of numbers, received {value!r}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"Variable: `name` must be a string or None, received {name!r}")
+        if not isinstance(aggregation, str) or aggregation not in _AGGREGATIONS:
+            raise ValueError(f"Variable: `aggregation` must be one of {[a for a in _AGGREGATIONS if a]}, "
+                             f"received {aggregation!r}")
         self.value = value
         self.name = name
         #: How a distributed run would combine replicas' values (Keras' argument; npnet

@@ -16,11 +16,17 @@ _EPSILON = 1e-7  # Keras' backend.epsilon(): pads AUC's outer thresholds
 _NEG_INF = -1e10  # score given to the classes outside the top k
 
 
+# AUC keeps a table of counts per threshold and updates it on every batch: more thresholds
+# than this is a mistake (and would take the memory of the machine).
+_MAX_THRESHOLDS = 1_000_000
+
+
 def _thresholds(value: Any, owner: str) -> list[float] | None:
     """User thresholds as a list of floats in [0, 1] (None stays None)."""
     if value is None:
         return None
-    values = list(value) if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    values = list(np.atleast_1d(value)) if isinstance(value, np.ndarray) else list(value) if isinstance(
+        value, (list, tuple)) else [value]
     if not values:
         raise ValueError(f"{owner}: `thresholds` must not be empty")
     bad = [t for t in values if isinstance(t, bool) or not isinstance(t, numbers.Real) or not 0.0 <= float(t) <= 1.0]
@@ -286,6 +292,8 @@ class AUC(Metric):
             n = check_int(num_thresholds, "num_thresholds", owner=owner)
             if n <= 1:
                 raise ValueError(f"AUC: `num_thresholds` must be an integer > 1, received {num_thresholds!r}")
+            if n > _MAX_THRESHOLDS:
+                raise ValueError(f"AUC: `num_thresholds` must be at most {_MAX_THRESHOLDS}, received {num_thresholds!r}")
             self.num_thresholds = n
             inner = [(i + 1) * 1.0 / (n - 1) for i in range(n - 2)]
             self._clip = True

@@ -206,10 +206,15 @@ def _weights(value: Any, n: int, owner: str, name: str) -> np.ndarray:
         raise ValueError(
             f"{owner}: `{name}` must have one weight per sample, shape ({n},) (or ({n}, steps) for an output "
             f"with time steps); received shape {w.shape}")
-    w = w.astype(floatx(), copy=False)
+    raw = w
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = w.astype(floatx(), copy=False)
     if not np.isfinite(w).all():
-        raise ValueError(f"{owner}: `{name}` contains NaN or infinity (first at index "
-                         f"{int(np.flatnonzero(~np.isfinite(w))[0])})")
+        i = int(np.flatnonzero(~np.isfinite(w))[0])
+        if np.isfinite(raw[i]):
+            raise ValueError(f"{owner}: `{name}` holds {float(raw[i])!r} at index {i}, which becomes infinity in "
+                             f"{floatx()}, the type npnet computes in (npnet.floatx())")
+        raise ValueError(f"{owner}: `{name}` contains NaN or infinity (first at index {i})")
     if (w < 0).any():
         i = int(np.flatnonzero(w < 0)[0])
         raise ValueError(f"{owner}: `{name}` must be >= 0, received {float(w[i])} at index {i}")

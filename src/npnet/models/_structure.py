@@ -11,28 +11,9 @@ from .._validation import as_array, check_array_like
 
 __all__ = ["flatten", "pack", "as_arrays", "check_array_like", "fits"]
 
-# Rows checked for NaN at a time in a large float array: a whole memory-mapped file is
-# never copied or masked at once.
-_CHUNK_BYTES = 1 << 24
-
-
 def _leaf(value: Any, name: str, owner: str) -> np.ndarray:
     check_array_like(value, name, owner)
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.nbytes > _CHUNK_BYTES and value.ndim:
-        # as_array would mask the whole array at once: check the first row there, the rest in chunks.
-        as_array(value[:1], name, owner=owner)
-        arr = np.asarray(value)  # a view of a memmap, never a copy
-        step = max(1, _CHUNK_BYTES // max(1, arr[:1].nbytes))
-        for lo in range(0, arr.shape[0], step):
-            chunk = arr[lo:lo + step]
-            if not np.isfinite(chunk).all():
-                bad = np.argwhere(~np.isfinite(chunk))[0]
-                bad[0] += lo
-                raise ValueError(
-                    f"{owner}: `{name}` contains NaN or infinity (first at index {tuple(int(i) for i in bad)}); "
-                    "clean the data before training")
-        return arr
-    return as_array(value, name, owner=owner)
+    return as_array(value, name, owner=owner)  # checked in chunks: a memmap stays a memmap
 
 
 def as_arrays(value: Any, name: str, owner: str) -> tuple[Any, list[np.ndarray]]:

@@ -31,8 +31,8 @@ from .. import metrics as _metrics
 from .. import optimizers as _optimizers
 from .._config import floatx, fresh_seed
 from .._progress import ProgressBar, resolve_verbose
-from .._validation import check_array_like, check_float, check_int
-from ..callbacks import Callback, CallbackList, History
+from .._validation import check_array_like, check_finite, check_float, check_int
+from ..callbacks import Callback, CallbackList, History, check_callbacks
 from ..layers import base as _base
 from ..layers._symbolic import Input, SymbolicTensor
 from ..layers.base import Layer
@@ -364,14 +364,21 @@ class Model(Layer):
         from ..layers._symbolic import any_symbolic
 
         if type(inputs) is np.ndarray or not any_symbolic(inputs):
+            top = _tape.current() is None  # a call from outside: fit and predict checked their data
             if isinstance(inputs, np.ndarray) or not isinstance(inputs, (list, tuple, dict)):
                 check_array_like(inputs, "inputs", self._owner)
                 inputs = _cast_input(inputs)
+                if top:
+                    check_finite(inputs, "inputs", owner=self._owner)
             else:
                 leaves = flatten(inputs)
                 for a in leaves:
                     check_array_like(a, "inputs", self._owner)
-                inputs = pack(inputs, [_cast_input(a) for a in leaves])
+                cast = [_cast_input(a) for a in leaves]
+                if top:
+                    for i, a in enumerate(cast):
+                        check_finite(a, f"inputs[{i}]", owner=self._owner)
+                inputs = pack(inputs, cast)
             if self._build_shapes is None:
                 self._build_shapes = _shapes_of(inputs)
         return super().__call__(inputs, training=training, **kwargs)
@@ -941,7 +948,8 @@ class Model(Layer):
         # Resume hook (BackupAndRestore): a callback with a backup loads it into the model and
         # says where to go on: the seed of the interrupted run, its epoch, batches done in it.
         skip = 0
-        for cb in callbacks or []:
+        callbacks = check_callbacks(callbacks, owner)
+        for cb in callbacks:
             resume = getattr(cb, "_resume_state", None)
             state = resume(self) if callable(resume) else None
             if state is not None:
@@ -1248,6 +1256,7 @@ class Model(Layer):
             batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
+        callbacks = check_callbacks(callbacks, owner)
         source: Source | None = None
         if is_source(x):
             source = self._source_data(x, y, sample_weight, owner, True)[0]
@@ -1331,6 +1340,7 @@ class Model(Layer):
             batch_size = check_int(batch_size, "batch_size", minimum=1, owner=owner)
         steps = _check_steps(steps, "steps", owner)
         verbose = resolve_verbose(verbose, owner)
+        callbacks = check_callbacks(callbacks, owner)
         source: Source | None = None
         if is_source(x):
             source = Source(x, owner, "`x`")

@@ -61,7 +61,8 @@ class Sequential(Model):
         # number of layers.
         self._built_stack: tuple[int, tuple] | None = None
         if layers is not None and not isinstance(layers, (list, tuple)):
-            raise TypeError(f"Sequential: `layers` must be a list of layers, received {type(layers).__name__}")
+            raise TypeError(f"Sequential: `layers` must be a list of layers, received {layers!r} "
+                            f"of type {type(layers).__name__}")
         ids: set[int] = set()
         names: set[str] = set()
         for layer in layers or []:

@@ -9,6 +9,7 @@ preallocated buffers, so a step allocates no temporaries per parameter.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .. import _parallel
 from .. import schedules as _schedules
+from .._config import floatx
 from .._validation import check_float
 
 __all__ = ["Optimizer"]
@@ -74,7 +76,16 @@ class Optimizer:
     def learning_rate(self) -> float:
         """The rate used by the next step (a schedule is evaluated at ``iterations``)."""
         lr = self._learning_rate
-        return float(lr(self.iterations)) if callable(lr) else lr
+        if not callable(lr):
+            return lr
+        value = lr(self.iterations)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or float(value) < 0:
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {lr!r} must return a finite number "
+                             f">= 0, received {value!r} at step {self.iterations}")
+        if float(value) > float(np.finfo(floatx()).max):
+            raise ValueError(f"{type(self).__name__}: the learning-rate schedule {lr!r} returned {value!r} at step "
+                             f"{self.iterations}, which becomes infinity in {floatx()}")
+        return float(value)
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_float
+from .._validation import check_bool, check_float
 from .base import Optimizer
 
 __all__ = ["SGD"]
@@ -49,7 +49,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate: Any = 0.01, momentum: float = 0.0, nesterov: bool = False, **kwargs: Any) -> None:
         super().__init__(learning_rate, **kwargs)
         self.momentum = check_float(momentum, "momentum", low=0.0, high=1.0, owner=type(self).__name__)
-        self.nesterov = bool(nesterov)
+        self.nesterov = check_bool(nesterov, "nesterov", owner=type(self).__name__)
         self._slot_names = ("velocity",) if self.momentum else ()
 
     def _update(self, p, g, slots, buf, lr):
