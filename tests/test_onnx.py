@@ -250,6 +250,55 @@ def test_embedding(run):
     run(model, np.full((2, 5), 9, np.float32))
 
 
+# ---------------------------------------------------------------- recurrent layers
+def _set_random_weights(layer, seed):
+    r = np.random.default_rng(seed)
+    for v in layer.params.values():
+        v[...] = 0.5 * r.normal(size=v.shape)
+
+
+@pytest.mark.parametrize("kind", [L.SimpleRNN, L.LSTM, L.GRU])
+@pytest.mark.parametrize("kwargs", [{}, {"return_sequences": True}, {"go_backwards": True, "return_sequences": True},
+                                    {"go_backwards": True}, {"use_bias": False}, {"return_state": True},
+                                    {"activation": "relu"}, {"dropout": 0.3, "recurrent_dropout": 0.3}])
+def test_recurrent_layers(run, kind, kwargs):
+    if kind is L.SimpleRNN and "return_state" in kwargs:
+        kwargs = {**kwargs, "return_sequences": True}
+    x_in = npnet.Input(shape=(None, 3), name="seq")
+    out = kind(4, **kwargs)(x_in)
+    model = npnet.Model(x_in, out)
+    _set_random_weights(model.layers[1], 0)
+    for steps in (1, 6, 11):
+        for x in _inputs((3, steps, 3), seed=steps):
+            run(model, x)
+
+
+def test_gru_reset_before(run):
+    model = _seq(L.GRU(4, reset_after=False, return_sequences=True), L.GRU(3, recurrent_activation="tanh"),
+                 shape=(5, 2))
+    for layer in model.layers:
+        _set_random_weights(layer, 1)
+    for x in _inputs((4, 5, 2)):
+        run(model, x)
+
+
+def test_lstm_with_initial_states_and_returned_states(run):
+    seq, h0, c0 = npnet.Input(shape=(5, 3), name="seq"), npnet.Input(shape=(4,), name="h0"), npnet.Input(shape=(4,), name="c0")
+    y, h, c = L.LSTM(4, return_sequences=True, return_state=True, name="lstm")(seq, initial_state=[h0, c0])
+    last = L.GRU(4, name="gru")(y, initial_state=[h])
+    model = npnet.Model([seq, h0, c0], [y, c, last])
+    for layer in model.layers:
+        _set_random_weights(layer, 2)
+    r = np.random.default_rng(3)
+    run(model, [r.normal(size=(2, 5, 3)), r.normal(size=(2, 4)), r.normal(size=(2, 4))])
+
+
+def test_recurrent_activation_onnx_cannot_apply_is_refused(onnx, tmp_path):
+    model = _seq(L.LSTM(3, activation="softplus", name="lstm"), shape=(4, 2))
+    with pytest.raises(ValueError, match="LSTM 'lstm' has activation 'Softplus', which ONNX's recurrent operators"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")
+
+
 # ---------------------------------------------------------------- merging
 def _two(shape_a, shape_b=None):
     return npnet.Input(shape=shape_a, name="a"), npnet.Input(shape=shape_b or shape_a, name="b")
@@ -420,8 +469,10 @@ def test_weights_round_trip_bit_identical(run, onnx, tmp_path):
 
 # ---------------------------------------------------------------- refusals
 def test_layer_without_converter_is_refused_by_name(onnx, tmp_path):
-    model = _seq(L.Dense(3), L.SimpleRNN(4, name="rnn"), shape=(5, 2))
-    with pytest.raises(ValueError, match=r"no converter for SimpleRNN 'rnn' \(class npnet\.layers\.recurrent\.SimpleRNN\)"):
+    x = npnet.Input(shape=(5, 4), name="x")
+    model = npnet.Model(x, L.MultiHeadAttention(2, 4, name="mha")(x, x))
+    with pytest.raises(ValueError,
+                       match=r"no converter for MultiHeadAttention 'mha' \(class npnet\.layers\.attention\.MultiHeadAttention\)"):
         npnet.onnx.export(model, tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
 
@@ -493,7 +544,6 @@ def test_unbuilt_model_is_refused(onnx, tmp_path):
 def test_chosen_opset_is_honoured(run, opset):
     model = _seq(L.Conv1D(2, 3, padding="same"), L.LayerNormalization(), L.GlobalMaxPooling1D(), L.Dense(2),
                  shape=(6, 3))
-    a, b = _two((2,))
     proto, _, _ = run(model, _inputs((3, 6, 3))[0], opset=opset)
     assert [(o.domain, o.version) for o in proto.opset_import] == [("", opset)]
 

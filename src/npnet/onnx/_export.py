@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 
 from .._config import floatx
-from .._nest import flatten, pack
+from .._nest import pack
 from .._validation import check_int
-from . import _conv, _converters  # noqa: F401  (register npnet's converters)
+from . import _conv, _converters, _recurrent  # noqa: F401  (register npnet's converters)
 from ._graph import ExportContext
 from ._trace import trace
 
