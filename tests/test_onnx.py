@@ -593,3 +593,16 @@ def test_model_export_method(run, ort, tmp_path):
         model.export(path, format="tf_saved_model")
     with pytest.raises(ValueError, match="`opset` 17 and `opset_version` 18 differ"):
         model.export(path, opset=17, opset_version=18)
+
+
+def test_deploy_example_exports_a_trained_model(ort, tmp_path, capsys):
+    import pathlib
+    import runpy
+
+    script = pathlib.Path(__file__).resolve().parents[1] / "examples" / "deploy_onnx.py"
+    main = runpy.run_path(str(script))["main"]
+    result = main(["--dataset", "digits", "--epochs", "2", "--batch", "300", "--repeats", "1", "--out", str(tmp_path)])
+    assert result["max_abs_diff"] <= TOL
+    assert result["accuracy"] > 0.5
+    assert os.path.exists(result["path"])
+    assert "max |onnxruntime - predict|" in capsys.readouterr().out
