@@ -186,11 +186,11 @@ def export(model: Any, filepath: str | os.PathLike, opset: int | None = None, in
     Examples
     --------
     >>> import numpy as np, npnet, tempfile, os
-    >>> model = npnet.Sequential([npnet.Input(shape=(4,)), npnet.layers.Dense(3, activation="softmax")])
+    >>> model = npnet.Sequential([npnet.Input(shape=(4,)), npnet.layers.Dense(3, activation="softmax", name="probs")])
     >>> path = os.path.join(tempfile.mkdtemp(), "model.onnx")
     >>> proto = npnet.onnx.export(model, path)
     >>> [i.name for i in proto.graph.input], [o.name for o in proto.graph.output]
-    (['input'], ['dense'])
+    (['input'], ['probs'])
     """
     onnx = _require_onnx()
     from onnx import helper
