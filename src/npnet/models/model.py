@@ -1416,6 +1416,35 @@ class Model(Layer):
 
         load_weights(self, filepath, skip_mismatch)
 
+    def export(self, filepath: str | os.PathLike, format: str = "onnx", opset: int | None = None,
+               verbose: Any = None, opset_version: int | None = None) -> None:
+        """Export the model for inference outside npnet: an ONNX file (Keras' method name).
+
+        See :func:`npnet.onnx.export`, which this calls with the batch axis dynamic; it
+        needs ``pip install "npnet[onnx]"``.
+
+        Parameters
+        ----------
+        filepath : str or path-like
+        format : {"onnx"}
+            The only format npnet writes.
+        opset : int, optional
+            The ONNX opset (default :data:`npnet.onnx.DEFAULT_OPSET`); ``opset_version``
+            is Keras' name for it.
+        verbose : bool, optional
+            Print where the file went.
+        """
+        if format != "onnx":
+            raise ValueError(f"{self._owner}.export: unsupported format {format!r}; npnet exports format='onnx'")
+        if opset is not None and opset_version is not None and opset != opset_version:
+            raise ValueError(f"{self._owner}.export: `opset` {opset!r} and `opset_version` {opset_version!r} differ; "
+                             "give one of them")
+        from ..onnx import export
+
+        export(self, filepath, opset=opset if opset is not None else opset_version)
+        if verbose:
+            print(f"Saved the ONNX model to {os.fspath(filepath)}")
+
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "trainable": self.trainable}
 

@@ -1,0 +1,135 @@
+"""ONNX converters of convolutions and pooling.
+
+npnet works in channels-last layout (NHWC, and ``(batch, steps, channels)``); ONNX's
+Conv and pooling operators work channels-first. Each converter transposes in and out
+(onnxruntime removes the transposes that cancel), and the kernels are stored in ONNX's
+``(filters, channels, *kernel)`` order.
+
+Padding follows Keras: ``"same"`` puts :math:`\\lfloor p/2 \\rfloor` zeros before and the
+rest after (ONNX's ``SAME_UPPER``), ``"causal"`` puts :math:`d (k - 1)` zeros before, and
+an average over a window that reaches into the padding counts only the real cells
+(``count_include_pad=0``). Where the padding depends on a varying length (``"same"``
+with a stride above 1), the graph pads with ``auto_pad="SAME_UPPER"``, which computes
+the same split at run time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import layers as L
+from ..layers.conv import same_padding
+from ._converters import _activate
+from ._graph import ExportContext, register_converter
+
+__all__: list[str] = []
+
+
+def _to_channels_first(ctx: ExportContext, x: str, nd: int) -> str:
+    return ctx.transpose(x, [0, nd - 1] + list(range(1, nd - 1)), name="to_channels_first")
+
+
+def _to_channels_last(ctx: ExportContext, y: str, nd: int) -> str:
+    return ctx.transpose(y, [0] + list(range(2, nd)) + [1], name="to_channels_last")
+
+
+def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple, strides: tuple,
+             dilation: tuple) -> dict[str, Any]:
+    """Pad attributes for the spatial axes 1.. of channels-last input ``x``."""
+    shape, varying = ctx.shape(x), ctx.dynamic_axes(x)
+    spatial = range(1, len(shape) - 1)
+    if padding == "valid":
+        return {}
+    if padding == "causal":
+        before = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return {"pads": before + [0] * len(before)}
+    # "same": the split depends on the size only with a stride above 1.
+    if any(a in varying and s > 1 for a, s in zip(spatial, strides)):
+        if any(d > 1 for d in dilation):
+            ctx.require_static(layer, x, list(spatial), "'same' padding with dilation")
+        return {"auto_pad": "SAME_UPPER"}
+    pairs = [same_padding(shape[a] if a not in varying else 1, k, s, d)
+             if s > 1 else ((d * (k - 1)) // 2, d * (k - 1) - (d * (k - 1)) // 2)
+             for a, k, s, d in zip(spatial, kernel, strides, dilation)]
+    return {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
+
+
+def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.ndarray]) -> str:
+    x = inputs[0]
+    nd = len(ctx.shape(x))
+    kernel = layer.params["kernel"]  # (*kernel, channels, filters)
+    perm = (nd - 1, nd - 2) + tuple(range(nd - 2))
+    w = ctx.weight(layer, "kernel", np.transpose(kernel, perm), "channels_first")
+    args = [_to_channels_first(ctx, x, nd), w]
+    if layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    y = ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), **pads)
+    return _activate(ctx, layer, _to_channels_last(ctx, y, nd), outputs)
+
+
+@register_converter(L.Conv2D)
+def _conv2d(ctx, layer, inputs, outputs, options):
+    return _conv(ctx, layer, inputs, outputs)
+
+
+@register_converter(L.Conv1D)
+def _conv1d(ctx, layer, inputs, outputs, options):
+    return _conv(ctx, layer, inputs, outputs)
+
+
+def _pool(op: str, pool_size: tuple, strides: tuple, padding: str) -> Any:
+    def convert(ctx, layer, inputs, outputs, options):
+        x = inputs[0]
+        nd = len(ctx.shape(x))
+        attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
+        if op == "AveragePool":
+            attrs["count_include_pad"] = 0
+        y = ctx.node(op, [_to_channels_first(ctx, x, nd)], kernel_shape=list(pool_size), strides=list(strides),
+                     **attrs)
+        return _to_channels_last(ctx, y, nd)
+
+    return convert
+
+
+@register_converter(L.MaxPooling2D)
+def _max_pool2d(ctx, layer, inputs, outputs, options):
+    return _pool("MaxPool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
+
+
+@register_converter(L.AveragePooling2D)
+def _average_pool2d(ctx, layer, inputs, outputs, options):
+    return _pool("AveragePool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
+
+
+@register_converter(L.MaxPooling1D)
+def _max_pool1d(ctx, layer, inputs, outputs, options):
+    return _pool("MaxPool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
+
+
+@register_converter(L.AveragePooling1D)
+def _average_pool1d(ctx, layer, inputs, outputs, options):
+    return _pool("AveragePool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
+
+
+@register_converter(L.GlobalAveragePooling2D)
+def _global_average2d(ctx, layer, inputs, outputs, options):
+    return ctx.reduce("ReduceMean", inputs[0], [1, 2], keepdims=False)
+
+
+@register_converter(L.GlobalMaxPooling2D)
+def _global_max2d(ctx, layer, inputs, outputs, options):
+    return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=False)
+
+
+@register_converter(L.GlobalAveragePooling1D)
+def _global_average1d(ctx, layer, inputs, outputs, options):
+    return ctx.reduce("ReduceMean", inputs[0], [1], keepdims=layer.keepdims)
+
+
+@register_converter(L.GlobalMaxPooling1D)
+def _global_max1d(ctx, layer, inputs, outputs, options):
+    return ctx.reduce("ReduceMax", inputs[0], [1], keepdims=layer.keepdims)

@@ -1,0 +1,216 @@
+"""ONNX converters of npnet's layers: core, activations, normalization, merging, embedding.
+
+Each converter writes the inference formula of its layer's ``forward`` with the same
+operations in the same order, so that onnxruntime computes what ``predict`` computes.
+Convolutions and pooling are in :mod:`npnet.onnx._conv`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import layers as L
+from ._graph import ExportContext, register_converter
+
+__all__: list[str] = []
+
+
+def _activate(ctx: ExportContext, layer: Any, z: str, outputs: list[np.ndarray]) -> str:
+    """The fused activation of a Dense or convolution layer, applied to its affine output ``z``."""
+    if layer._act is None:
+        return z
+    ctx.set_shape_like(z, outputs[0])
+    return ctx.convert(layer._act, [z], outputs, {})[0]
+
+
+# ---------------------------------------------------------------- core
+@register_converter(L.Dense)
+def _dense(ctx, layer, inputs, outputs, options):
+    z = ctx.node("MatMul", [inputs[0], ctx.weight(layer, "kernel", layer.params["kernel"])])
+    if layer.use_bias:
+        z = ctx.node("Add", [z, ctx.weight(layer, "bias", layer.params["bias"])])
+    return _activate(ctx, layer, z, outputs)
+
+
+@register_converter(L.Activation)
+def _activation(ctx, layer, inputs, outputs, options):
+    return ctx.convert(layer._act, inputs, outputs, {})
+
+
+@register_converter(L.Dropout)
+def _dropout(ctx, layer, inputs, outputs, options):
+    return inputs[0]  # the identity at inference
+
+
+@register_converter(L.Flatten)
+def _flatten(ctx, layer, inputs, outputs, options):
+    ctx.require_static(layer, inputs[0], range(1, len(ctx.shape(inputs[0]))), "flattening")
+    return ctx.node("Flatten", inputs, axis=1)
+
+
+@register_converter(L.Reshape)
+def _reshape(ctx, layer, inputs, outputs, options):
+    ctx.require_static(layer, inputs[0], range(1, len(ctx.shape(inputs[0]))), "reshaping")
+    return ctx.node("Reshape", [inputs[0], ctx.reshape_target(layer, "target", (None,) + tuple(layer._target))])
+
+
+@register_converter(L.Rescaling)
+def _rescaling(ctx, layer, inputs, outputs, options):
+    dtype = outputs[0].dtype
+    y = ctx.node("Mul", [inputs[0], ctx.const(np.asarray(layer.scale, dtype=dtype), "scale")])
+    if layer.offset:
+        y = ctx.node("Add", [y, ctx.const(np.asarray(layer.offset, dtype=dtype), "offset")])
+    return y
+
+
+# ---------------------------------------------------------------- activations
+@register_converter(L.Linear)
+def _linear(ctx, layer, inputs, outputs, options):
+    return inputs[0]
+
+
+def _simple(op: str) -> Any:
+    def convert(ctx, layer, inputs, outputs, options):
+        return ctx.node(op, inputs)
+
+    return convert
+
+
+register_converter(L.ReLU)(_simple("Relu"))
+register_converter(L.Sigmoid)(_simple("Sigmoid"))
+register_converter(L.Tanh)(_simple("Tanh"))
+register_converter(L.Softplus)(_simple("Softplus"))
+
+
+@register_converter(L.LeakyReLU)
+def _leaky_relu(ctx, layer, inputs, outputs, options):
+    return ctx.node("LeakyRelu", inputs, alpha=float(layer.negative_slope))
+
+
+@register_converter(L.ELU)
+def _elu(ctx, layer, inputs, outputs, options):
+    return ctx.node("Elu", inputs, alpha=float(layer.alpha))
+
+
+@register_converter(L.Swish)
+def _swish(ctx, layer, inputs, outputs, options):
+    return ctx.node("Mul", [inputs[0], ctx.node("Sigmoid", inputs)])
+
+
+@register_converter(L.Softmax)
+def _softmax(ctx, layer, inputs, outputs, options):
+    nd = len(ctx.shape(inputs[0]))
+    return ctx.node("Softmax", inputs, axis=int(layer.axis % nd))
+
+
+# ---------------------------------------------------------------- normalization
+@register_converter(L.BatchNormalization)
+def _batch_norm(ctx, layer, inputs, outputs, options):
+    # The inference formula of BatchNormalization.forward, folded as it folds it:
+    # y = x * scale + shift with scale = gamma / sqrt(moving_variance + epsilon).
+    dtype = outputs[0].dtype
+    mean = layer.state["moving_mean"].astype(dtype)
+    inv = (1.0 / np.sqrt(layer.state["moving_variance"].astype(np.float64) + layer.epsilon)).astype(dtype)
+    gamma = layer.params["gamma"] if layer.scale else np.ones_like(inv)
+    scale = (gamma * inv).astype(dtype)
+    shift = -mean * scale
+    if layer.center:
+        shift += layer.params["beta"]
+    nd = len(ctx.shape(inputs[0]))
+    shape = [1] * nd
+    shape[layer._ax] = -1
+    y = ctx.node("Mul", [inputs[0], ctx.weight(layer, "scale", scale.reshape(shape), "folded")])
+    return ctx.node("Add", [y, ctx.weight(layer, "shift", shift.reshape(shape), "folded")])
+
+
+@register_converter(L.LayerNormalization)
+def _layer_norm(ctx, layer, inputs, outputs, options):
+    x = inputs[0]
+    axes = list(layer._norm_axes)
+    mean = ctx.reduce("ReduceMean", x, axes, keepdims=True, name="mean")
+    d = ctx.node("Sub", [x, mean])
+    var = ctx.reduce("ReduceMean", ctx.node("Mul", [d, d]), axes, keepdims=True, name="variance")
+    root = ctx.node("Sqrt", [ctx.node("Add", [var, ctx.const(np.asarray(layer.epsilon, dtype=outputs[0].dtype))])])
+    inv = ctx.node("Div", [ctx.const(np.asarray(1.0, dtype=outputs[0].dtype)), root], name="inv")
+    y = ctx.node("Mul", [x if layer.rms_scaling else d, inv])
+    if "gamma" in layer.params:
+        y = ctx.node("Mul", [y, ctx.weight(layer, "gamma", layer.params["gamma"].reshape(layer._bshape), "broadcast")])
+    if "beta" in layer.params:
+        y = ctx.node("Add", [y, ctx.weight(layer, "beta", layer.params["beta"].reshape(layer._bshape), "broadcast")])
+    return y
+
+
+# ---------------------------------------------------------------- merging
+def _chain(op: str) -> Any:
+    def convert(ctx, layer, inputs, outputs, options):
+        y = inputs[0]
+        for x in inputs[1:]:
+            y = ctx.node(op, [y, x])
+        return y
+
+    return convert
+
+
+register_converter(L.Add)(_chain("Add"))
+register_converter(L.Subtract)(_chain("Sub"))
+register_converter(L.Multiply)(_chain("Mul"))
+
+
+@register_converter(L.Average)
+def _average(ctx, layer, inputs, outputs, options):
+    y = _chain("Add")(ctx, layer, inputs, outputs, options)
+    return ctx.node("Mul", [y, ctx.const(np.asarray(1.0 / len(inputs), dtype=outputs[0].dtype), "inverse_count")])
+
+
+@register_converter(L.Maximum)
+def _maximum(ctx, layer, inputs, outputs, options):
+    return ctx.node("Max", inputs)
+
+
+@register_converter(L.Minimum)
+def _minimum(ctx, layer, inputs, outputs, options):
+    return ctx.node("Min", inputs)
+
+
+@register_converter(L.Concatenate)
+def _concatenate(ctx, layer, inputs, outputs, options):
+    return ctx.node("Concat", inputs, axis=layer._ax(len(ctx.shape(inputs[0]))))
+
+
+def _l2_normalize(ctx: ExportContext, x: str, axis: int, dtype: Any) -> str:
+    sq = ctx.reduce("ReduceSum", ctx.node("Mul", [x, x]), [axis], keepdims=True, name="sum_of_squares")
+    norm = ctx.node("Sqrt", [ctx.node("Max", [sq, ctx.const(np.asarray(1e-12, dtype=dtype), "epsilon")])])
+    return ctx.node("Div", [x, norm], name="normalized")
+
+
+@register_converter(L.Dot)
+def _dot(ctx, layer, inputs, outputs, options):
+    a, b = inputs
+    sa, sb = ctx.shape(a), ctx.shape(b)
+    da, db = ctx.dynamic_axes(a), ctx.dynamic_axes(b)
+    ax, ay = layer._resolved([sa, sb])
+    ctx.require_static(layer, a, [ax], "the contracted axis")
+    if layer.normalize:
+        a, b = _l2_normalize(ctx, a, ax, outputs[0].dtype), _l2_normalize(ctx, b, ay, outputs[0].dtype)
+    d = sa[ax]
+    # a: move the contracted axis last, then (batch, P, d); b: move it to 1, then (batch, d, Q).
+    pa = [i for i in range(len(sa)) if i != ax] + [ax]
+    pb = [0, ay] + [i for i in range(1, len(sb)) if i != ay]
+    am = ctx.node("Reshape", [ctx.transpose(a, pa), ctx.const(np.asarray([0, -1, d], dtype=np.int64), "shape")])
+    bm = ctx.node("Reshape", [ctx.transpose(b, pb), ctx.const(np.asarray([0, d, -1], dtype=np.int64), "shape")])
+    z = ctx.node("MatMul", [am, bm])
+    left = [None if i in da else sa[i] for i in pa[1:-1]]
+    right = [None if i in db else sb[i] for i in pb[2:]]
+    dims = [None] + left + right if left or right else [None, 1]
+    return ctx.node("Reshape", [z, ctx.reshape_target(layer, "output", dims)])
+
+
+# ---------------------------------------------------------------- embedding
+@register_converter(L.Embedding)
+def _embedding(ctx, layer, inputs, outputs, options):
+    from onnx import TensorProto
+
+    ids = ctx.node("Cast", inputs, name="ids", to=TensorProto.INT64)
+    return ctx.node("Gather", [ctx.weight(layer, "embeddings", layer.params["embeddings"]), ids], axis=0)

@@ -1,0 +1,118 @@
+"""Tracing a model: the primitive calls one inference pass makes, in order.
+
+The model runs twice in inference mode on placeholder batches of different sizes (two
+batch sizes, and two lengths for every axis a model input leaves as ``None``), each pass
+recorded on a tape. The two tapes must hold the same calls of the same layers; an axis
+whose size differs between the passes is a varying ("dynamic") axis of that value.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import _tape
+from .._nest import flatten, pack
+
+__all__ = ["Trace", "trace"]
+
+#: Placeholder sizes of the two passes: (batch, any other varying axis).
+_SIZES = ((2, 16), (3, 29))
+
+
+class Trace:
+    """One recorded pass, with the varying axes of every array in it.
+
+    Attributes
+    ----------
+    inputs : list of ndarray
+        The model inputs of the first pass, in the model's input order.
+    input_structure : object
+        The structure the model takes (one array, a list or a dict).
+    entries : list of Entry
+        The primitive calls, in order.
+    outputs : list of ndarray
+        The model outputs, flattened.
+    output_structure : object
+        The structure the model returned.
+    dynamic : dict of int to frozenset of int
+        ``id(array)`` to its varying axes, for every input, output and recorded array.
+    """
+
+    def __init__(self, inputs: list[np.ndarray], input_structure: Any, entries: list[Any], outputs: list[np.ndarray],
+                 output_structure: Any, dynamic: dict[int, frozenset[int]]) -> None:
+        self.inputs, self.input_structure, self.entries = inputs, input_structure, entries
+        self.outputs, self.output_structure, self.dynamic = outputs, output_structure, dynamic
+
+
+def _placeholders(shapes: list[tuple], batch: int, varying: int, dtype: Any) -> list[np.ndarray]:
+    # Zeros: valid ids for an Embedding, and harmless everywhere else.
+    return [np.zeros((batch,) + tuple(varying if d is None else int(d) for d in s[1:]), dtype=dtype) for s in shapes]
+
+
+def _one_pass(model: Any, structure: Any, arrays: list[np.ndarray]) -> tuple[_tape.Tape, Any]:
+    tape = _tape.Tape(strict=False)
+    for a in arrays:
+        tape.add_source(a)
+    with _tape.running(_tape.Run(training=False, tape=tape)):
+        out = model(pack(structure, arrays), training=False)
+    return tape, out
+
+
+def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | None, dtype: Any) -> Trace:
+    """Trace ``model`` on inputs of ``shapes`` (batch axis first, ``None`` where a size varies)
+    packed as ``structure``; ``batch_size`` fixes the batch of the first pass."""
+    passes = []
+    for i, (batch, varying) in enumerate(_SIZES):
+        if batch_size is not None:
+            batch = batch_size + i
+        arrays = _placeholders(shapes, batch, varying, dtype)
+        tape, out = _one_pass(model, structure, arrays)
+        passes.append((arrays, tape, out))
+    (xa, ta, outa), (xb, tb, outb) = passes
+    owner = f"{type(model).__name__} '{model.name}'"
+    fa, fb = flatten(outa), flatten(outb)
+    for o in fa:
+        if not isinstance(o, np.ndarray):
+            raise TypeError(f"export to ONNX: {owner} returned a {type(o).__name__}, not an array")
+    same = len(ta.entries) == len(tb.entries) and all(
+        ea.layer is eb.layer and len(ea.inputs) == len(eb.inputs) and len(ea.outputs) == len(eb.outputs)
+        for ea, eb in zip(ta.entries, tb.entries))
+    if not same or len(fa) != len(fb):
+        raise ValueError(
+            f"export to ONNX: {owner} makes different layer calls for different batch sizes or input lengths; "
+            "an ONNX graph is one fixed sequence of operations")
+    dynamic: dict[int, frozenset[int]] = {}
+
+    def note(a: np.ndarray, b: np.ndarray) -> None:
+        if a.ndim != b.ndim:
+            raise ValueError(
+                f"export to ONNX: {owner} computes arrays of different ranks for different batch sizes "
+                f"({a.shape} and {b.shape})")
+        dynamic[id(a)] = frozenset(i for i, (p, q) in enumerate(zip(a.shape, b.shape)) if p != q)
+
+    for a, b in zip(xa, xb):
+        note(a, b)
+    for ea, eb in zip(ta.entries, tb.entries):
+        for a, b in zip(ea.inputs + ea.outputs, eb.inputs + eb.outputs):
+            note(a, b)
+    for a, b in zip(fa, fb):
+        note(a, b)
+    # Every array a call reads must be a model input or the output of an earlier call.
+    known = {id(a) for a in xa}
+    for e in ta.entries:
+        for a in e.inputs:
+            if id(a) not in known:
+                raise ValueError(
+                    f"export to ONNX: {e.layer._owner} receives an array computed outside npnet's layers (for "
+                    "example with NumPy operators inside call()), which an ONNX graph cannot reproduce; use "
+                    "layers such as npnet.layers.Add, Multiply or Concatenate for that arithmetic")
+        known.update(id(o) for o in e.outputs)
+    for o in fa:
+        if id(o) not in known:
+            raise ValueError(
+                f"export to ONNX: an output of {owner} is computed outside npnet's layers (for example with "
+                "NumPy operators inside call()), which an ONNX graph cannot reproduce; use layers for that "
+                "arithmetic")
+    return Trace(xa, structure, ta.entries, fa, outa, dynamic)
