@@ -147,3 +147,15 @@ def test_a_built_pooling_1d_rejects_a_later_input_of_another_rank():
     layer(np.zeros((2, 4, 3), np.float32))
     with pytest.raises(ValueError, match=re.escape("GlobalAveragePooling1D 'g': expected input of rank 3")):
         layer(np.zeros((2, 4), np.float32))
+
+
+@pytest.mark.parametrize("cls", [npnet.layers.MaxPooling1D, npnet.layers.AveragePooling1D])
+def test_1d_pooling_takes_sequences_of_varying_length(cls):
+    model = npnet.Sequential([npnet.Input(shape=(None, 2)), cls(2)])
+    assert model.output_shape == (None, None, 2)
+    x = np.arange(20, dtype=np.float32).reshape(1, 10, 2)
+    for steps in (4, 10):
+        y = model.predict(x[:, :steps], verbose=0)
+        assert y.shape == (1, steps // 2, 2)
+        ref = x[:, :steps].reshape(1, steps // 2, 2, 2)
+        np.testing.assert_allclose(y, ref.max(axis=2) if cls is npnet.layers.MaxPooling1D else ref.mean(axis=2))

@@ -304,7 +304,7 @@ class _Pooling1D(Layer):
             raise ValueError(f"{self._owner}: expected input of rank 3 {_LAYOUT_1D}, "
                              f"received shape {tuple(input_shape)}")
         steps = input_shape[1]
-        if conv_output_size(steps, self.pool_size[0], self.strides[0], self.padding) < 1:
+        if steps is not None and conv_output_size(steps, self.pool_size[0], self.strides[0], self.padding) < 1:
             raise ValueError(f"{self._owner}: pool {self.pool_size[0]} is larger than the input's "
                              f"{steps} steps")
         self.input_spec = InputSpec(ndim=3, layout=_LAYOUT_1D)
@@ -321,6 +321,8 @@ class _Pooling1D(Layer):
 
     def compute_output_shape(self, input_shape):
         n, steps, c = input_shape
+        if steps is None:  # a sequence of varying length
+            return (n, None, c)
         return (n, conv_output_size(steps, self.pool_size[0], self.strides[0], self.padding), c)
 
     def get_config(self):
