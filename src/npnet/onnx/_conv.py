@@ -125,9 +125,20 @@ def _global_max2d(ctx, layer, inputs, outputs, options):
     return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=False)
 
 
-@register_converter(L.GlobalAveragePooling1D)
+@register_converter(L.GlobalAveragePooling1D, masks=True)
 def _global_average1d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMean", inputs[0], [1], keepdims=layer.keepdims)
+    mask = options.get("mask")
+    if mask is None:
+        return ctx.reduce("ReduceMean", inputs[0], [1], keepdims=layer.keepdims)
+    # The mean over the real steps, as forward: weights m / max(count, 1), then a batched
+    # product (batch, 1, time) x (batch, time, features).
+    m = ctx.node("Cast", [mask], name="mask", to=ctx.tensor_type(outputs[0].dtype))
+    count = ctx.node("Max", [ctx.reduce("ReduceSum", m, [1], keepdims=True, name="count"),
+                             ctx.const(np.asarray(1.0, dtype=outputs[0].dtype))])
+    weights = ctx.node("Div", [m, count], name="weights")
+    axis1 = ctx.const(np.asarray([1], np.int64), "axis1")
+    y = ctx.node("MatMul", [ctx.node("Unsqueeze", [weights, axis1]), inputs[0]])
+    return y if layer.keepdims else ctx.node("Squeeze", [y, axis1], name="mean")
 
 
 @register_converter(L.GlobalMaxPooling1D)

@@ -16,12 +16,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["ExportContext", "register_converter", "converter_for", "converters"]
+__all__ = ["ExportContext", "register_converter", "register_mask_converter", "converter_for", "mask_converter_for",
+           "converters"]
 
 #: layer class -> converter (see register_converter)
 _CONVERTERS: dict[type, Callable[..., Any]] = {}
 #: layer classes whose converter reads the call's mask
 _MASK_AWARE: set[type] = set()
+#: layer class -> mask converter (see register_mask_converter)
+_MASK_CONVERTERS: dict[type, Callable[..., Any]] = {}
 
 
 def register_converter(layer_class: type, masks: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -78,6 +81,62 @@ def register_converter(layer_class: type, masks: bool = False) -> Callable[[Call
     return decorate
 
 
+def register_mask_converter(layer_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register how the graph computes the masks a layer class makes (a decorator).
+
+    Only a layer whose ``compute_mask`` returns a new mask needs one (``Embedding`` with
+    ``mask_zero=True``, ``Masking``, the merge layers). A mask passed on unchanged is the
+    same array as its input's mask, and the exporter reuses that mask's ONNX value.
+
+    A mask converter is a function ``mask_converter(ctx, layer, inputs, masks, outputs)``:
+    ``inputs`` are the names of the ONNX values the call reads, ``masks`` the names of
+    their masks (None where an input has none), ``outputs`` the traced output arrays. It
+    returns the name of a boolean ONNX value of the mask's shape (``(batch, time)``), or a
+    list with one name (or None) per output. The exporter calls it only when a later
+    layer reads the mask.
+
+    Parameters
+    ----------
+    layer_class : type
+        A primitive layer class; subclasses use the mask converter of their nearest
+        registered base class.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> class PadIsNegative(npnet.layers.Layer):
+    ...     def forward(self, x, training=False):
+    ...         return self._enter(x), ()
+    ...     def backward(self, cache, dy):
+    ...         return dy
+    ...     def compute_mask(self, inputs, mask=None):
+    ...         return np.asarray(inputs)[..., 0] >= 0
+    >>> @npnet.onnx.register_mask_converter(PadIsNegative)
+    ... def _pad_mask(ctx, layer, inputs, masks, outputs):
+    ...     first = ctx.node("Gather", [inputs[0], ctx.const(np.asarray(0, np.int64))], axis=-1)
+    ...     return ctx.node("GreaterOrEqual", [first, ctx.const(0.0)])
+    """
+    if not isinstance(layer_class, type):
+        raise TypeError(f"register_mask_converter: expected a layer class, received {layer_class!r}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise TypeError(f"register_mask_converter: expected a function, received {fn!r}")
+        _MASK_CONVERTERS[layer_class] = fn
+        return fn
+
+    return decorate
+
+
+def mask_converter_for(layer: Any) -> Callable[..., Any] | None:
+    """The mask converter of the nearest registered class of ``layer``, or None."""
+    for klass in type(layer).__mro__:
+        fn = _MASK_CONVERTERS.get(klass)
+        if fn is not None:
+            return fn
+    return None
+
+
 def converter_for(layer: Any) -> tuple[Callable[..., Any], bool] | None:
     """``(converter, handles masks)`` of the nearest registered class of ``layer``."""
     for klass in type(layer).__mro__:
@@ -114,6 +173,7 @@ class ExportContext:
         self._used: set[str] = set()
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dynamic: dict[str, frozenset[int]] = {}
+        self._dtypes: dict[str, np.dtype] = {}
         self._consts: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self._weights: dict[tuple[int, str, str], str] = {}
         self._scope: list[str] = []
@@ -137,13 +197,21 @@ class ExportContext:
         return f"{self._scope[-1]}/{base}" if self._scope else base
 
     # ------------------------------------------------------------------ shapes seen while tracing
-    def set_shape(self, name: str, shape: Sequence[int], dynamic: frozenset[int] | set[int] = frozenset()) -> None:
+    def set_shape(self, name: str, shape: Sequence[int], dynamic: frozenset[int] | set[int] = frozenset(),
+                  dtype: Any = None) -> None:
         self._shapes[name] = tuple(int(s) for s in shape)
         self._dynamic[name] = frozenset(dynamic)
+        if dtype is not None:
+            self._dtypes[name] = np.dtype(dtype)
 
     def set_shape_like(self, name: str, array: np.ndarray) -> None:
-        """Record that ``name`` has the shape (and varying axes) of the traced ``array``."""
-        self.set_shape(name, array.shape, self.array_dynamic.get(id(array), frozenset()))
+        """Record that ``name`` has the shape, dtype and varying axes of the traced ``array``."""
+        self.set_shape(name, array.shape, self.array_dynamic.get(id(array), frozenset()), array.dtype)
+
+    def dtype_of(self, name: str) -> np.dtype:
+        """The dtype the value ``name`` had while the model was traced (the model's float
+        type when it is not known)."""
+        return self._dtypes.get(name, self.dtype)
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape the value ``name`` had while the model was traced."""
@@ -209,7 +277,7 @@ class ExportContext:
         if found is not None:
             return found
         out = self.fresh(self._prefixed(name or "const"))
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(arr), out))
+        self.initializers.append(self._numpy_helper.from_array(np.array(arr, order="C", copy=None), out))
         self._consts[key] = out
         return out
 
@@ -221,7 +289,7 @@ class ExportContext:
         if found is not None:
             return found
         out = self.fresh(f"{layer.name}/{key}")
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array), out))
+        self.initializers.append(self._numpy_helper.from_array(np.array(array, order="C", copy=None), out))
         self._weights[k] = out
         return out
 
@@ -234,6 +302,10 @@ class ExportContext:
             return self.node(op_type, [x, self.const(np.asarray(axes, dtype=np.int64), "axes")], name=name,
                              keepdims=int(keepdims))
         return self.node(op_type, [x], name=name, axes=axes, keepdims=int(keepdims))
+
+    def tensor_type(self, dtype: Any) -> int:
+        """The ONNX element type of a NumPy dtype (for ``Cast``)."""
+        return int(self._helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
 
     def transpose(self, x: str, perm: Sequence[int], name: str | None = None) -> str:
         return self.node("Transpose", [x], name=name or "Transpose", perm=[int(p) for p in perm])
