@@ -600,3 +600,14 @@ def test_deploy_example_exports_a_trained_model(ort, tmp_path, capsys):
     assert result["accuracy"] > 0.5
     assert os.path.exists(result["path"])
     assert "max |onnxruntime - predict|" in capsys.readouterr().out
+
+
+def test_fully_convolutional_model_on_images_of_any_size(run):
+    x = npnet.Input(shape=(None, None, 2))
+    h = L.Conv2D(3, 3, padding="same", strides=2, activation="relu")(x)
+    h = L.MaxPooling2D()(h)
+    h = L.AveragePooling2D(padding="same")(L.Conv2D(4, 2)(h))
+    model = npnet.Model(x, L.Dense(2)(L.GlobalAveragePooling2D()(h)))
+    r = np.random.default_rng(0)
+    for size in (9, 16, 23):
+        run(model, r.normal(size=(3, size, size + 3, 2)).astype(np.float32))

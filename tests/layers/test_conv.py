@@ -213,3 +213,23 @@ def test_wrong_channel_count_on_a_built_layer():
 def test_bad_sizes_are_rejected(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def test_images_of_varying_size_build_symbolically_and_train():
+    x = npnet.Input(shape=(None, None, 2))
+    h = npnet.layers.Conv2D(3, 3, padding="same", strides=2, activation="relu")(x)
+    assert h.shape == (None, None, None, 3)
+    h = npnet.layers.MaxPooling2D()(h)
+    h = npnet.layers.AveragePooling2D(padding="same")(npnet.layers.Conv2D(4, 2)(h))
+    assert h.shape == (None, None, None, 4)
+    model = npnet.Model(x, npnet.layers.Dense(2)(npnet.layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer="sgd", loss="mse")
+    r = np.random.default_rng(0)
+    for size in (9, 16):
+        xs = r.normal(size=(4, size, size + 3, 2)).astype(np.float32)
+        assert model.predict(xs, verbose=0).shape == (4, 2)
+        before = model.get_weights()[0].copy()
+        model.fit(xs, np.zeros((4, 2), np.float32), epochs=1, verbose=0)
+        assert not np.array_equal(before, model.get_weights()[0])
+    with pytest.raises(ValueError, match="larger than the input"):
+        npnet.layers.Conv2D(1, 5)(npnet.Input(shape=(None, 3, 1)))

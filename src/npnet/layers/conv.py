@@ -142,7 +142,7 @@ class Conv2D(_Activated, Layer):
         if len(input_shape) != 4:
             raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
         h, w, c = input_shape[1:]
-        (oh, ow), _ = self._geometry(h, w)
+        (oh, ow), _ = self._geometry(1 << 30 if h is None else h, 1 << 30 if w is None else w)  # None: varies
         if oh < 1 or ow < 1:
             eff = [d * (k - 1) + 1 for k, d in zip(self.kernel_size, self.dilation_rate)]
             raise ValueError(
@@ -222,8 +222,8 @@ class Conv2D(_Activated, Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, _ = input_shape
-        (oh, ow), _ = self._geometry(h, w)
-        return (n, oh, ow, self.filters)
+        (oh, ow), _ = self._geometry(1 if h is None else h, 1 if w is None else w)
+        return (n, None if h is None else oh, None if w is None else ow, self.filters)
 
     def get_config(self):
         return {

@@ -51,7 +51,8 @@ class _Pooling2D(Layer):
     def build(self, input_shape):
         if len(input_shape) != 4:
             raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
-        (oh, ow), _ = self._geometry(*input_shape[1:3])
+        h, w = input_shape[1:3]
+        (oh, ow), _ = self._geometry(1 << 30 if h is None else h, 1 << 30 if w is None else w)  # None: varies
         if oh < 1 or ow < 1:
             raise ValueError(f"{self._owner}: pool {self.pool_size} is larger than the input {tuple(input_shape[1:3])}")
         self.input_spec = InputSpec(ndim=4, layout=_LAYOUT)
@@ -74,8 +75,8 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        (oh, ow), _ = self._geometry(h, w)
-        return (n, oh, ow, c)
+        (oh, ow), _ = self._geometry(1 if h is None else h, 1 if w is None else w)
+        return (n, None if h is None else oh, None if w is None else ow, c)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
