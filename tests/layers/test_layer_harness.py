@@ -32,6 +32,9 @@ from npnet.testing import check_gradients
 
 from ..strategies import away_from_zero, seeds, well_apart
 
+# The deprecated rms_scaling warns on every construction; its warning is tested with the layer.
+pytestmark = pytest.mark.filterwarnings("ignore:LayerNormalization. `rms_scaling=True` is deprecated:UserWarning")
+
 
 @dataclass
 class Case:
