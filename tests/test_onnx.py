@@ -143,6 +143,7 @@ def test_batch_normalization_after_training(run, toy_data):
 
 @pytest.mark.parametrize("kwargs", [{}, {"axis": [1, 2]}, {"axis": 1}, {"rms_scaling": True}, {"center": False},
                                     {"scale": False, "center": False}])
+@pytest.mark.filterwarnings("ignore:LayerNormalization. `rms_scaling=True` is deprecated:UserWarning")
 def test_layer_normalization(run, kwargs):
     model = _seq(L.LayerNormalization(**kwargs), shape=(3, 5))
     ln = model.layers[0]
@@ -611,3 +612,26 @@ def test_fully_convolutional_model_on_images_of_any_size(run):
     r = np.random.default_rng(0)
     for size in (9, 16, 23):
         run(model, r.normal(size=(3, size, size + 3, 2)).astype(np.float32))
+
+
+class _Halved(L.Dense):
+    """A Dense layer whose forward halves the result: Dense's converter must not be used."""
+
+    def forward(self, x, training=False):
+        y, cache = super().forward(x, training)
+        return y * 0.5, cache
+
+    def backward(self, cache, dy):
+        return super().backward(cache, dy * 0.5)
+
+
+class _Named(L.Dense):
+    """A subclass that changes no computation exports with Dense's converter."""
+
+
+def test_a_subclass_that_redefines_forward_is_refused(run, tmp_path):
+    model = _seq(_Halved(3, name="halved"), shape=(4,))
+    with pytest.raises(ValueError, match=r"_Halved 'halved' redefines forward\(\) of Dense"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")
+    for xs in _inputs((5, 4)):
+        run(_seq(_Named(3, activation="relu"), shape=(4,)), xs)

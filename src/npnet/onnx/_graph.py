@@ -137,12 +137,24 @@ def mask_converter_for(layer: Any) -> Callable[..., Any] | None:
     return None
 
 
+def _overrides(layer: Any, base: type) -> type | None:
+    """The class between ``type(layer)`` and ``base`` that redefines ``forward`` (its
+    computation is then no longer the one ``base``'s converter writes), or None."""
+    for klass in type(layer).__mro__:
+        if klass is base:
+            return None
+        if "forward" in klass.__dict__:
+            return klass
+    return None
+
+
 def converter_for(layer: Any) -> tuple[Callable[..., Any], bool] | None:
-    """``(converter, handles masks)`` of the nearest registered class of ``layer``."""
+    """``(converter, handles masks)`` of the nearest registered class of ``layer``; None
+    when there is none, or when a subclass in between redefines ``forward``."""
     for klass in type(layer).__mro__:
         fn = _CONVERTERS.get(klass)
         if fn is not None:
-            return fn, klass in _MASK_AWARE
+            return None if _overrides(layer, klass) is not None else (fn, klass in _MASK_AWARE)
     return None
 
 
@@ -314,6 +326,12 @@ class ExportContext:
         """Run the converter of ``layer`` (for a layer applied inside another, such as the
         activation of a Dense layer); raise a clear error when there is none."""
         found = converter_for(layer)
+        base = next((k for k in type(layer).__mro__ if k in _CONVERTERS), None)
+        if found is None and base is not None:
+            raise ValueError(
+                f"export to ONNX: {layer._owner} redefines forward() of "
+                f"{base.__name__}, so {base.__name__}'s converter would export the wrong computation; register "
+                "a converter for it with npnet.onnx.register_converter")
         if found is None:
             known = sorted(converters())
             raise ValueError(
