@@ -75,9 +75,6 @@ def _combined_mask(ctx: ExportContext, layer: Any, query: str, value: str, masks
         m = masks.get(arg)
         if m is None:
             continue
-        if len(ctx.shape(m)) != 2:
-            raise ValueError(f"export to ONNX: {layer._owner} expects {arg} of rank 2 (batch, steps), received "
-                             f"shape {ctx.shape(m)}")
         axis = 2 if arg == "query_mask" else 1
         parts.append(ctx.node("Unsqueeze", [_as_bool(ctx, m), ctx.const(_i64([axis]), "axes")], name=arg))
     if use_causal_mask or layer.sliding_window is not None:
@@ -90,11 +87,7 @@ def _combined_mask(ctx: ExportContext, layer: Any, query: str, value: str, masks
             parts.append(ctx.node("Less", [distance, window], name="sliding_window_mask"))
     m = masks.get("attention_mask")
     if m is not None:
-        rank = len(ctx.shape(m))
-        if rank not in (2, 3):
-            raise ValueError(f"export to ONNX: {layer._owner} expects attention_mask of rank 3 (batch, T, S) or 2 "
-                             f"(T, S), received shape {ctx.shape(m)}")
-        # a (T, S) mask broadcasts over the batch as it is; a (1, T, S) one too
+        # (forward has checked its shape) a (T, S) or (1, T, S) mask broadcasts over the batch
         parts.append(_as_bool(ctx, m))
     if not parts:
         return None
@@ -105,11 +98,11 @@ def _combined_mask(ctx: ExportContext, layer: Any, query: str, value: str, masks
 
 
 @register_converter(L.MultiHeadAttention, masks=True)
-def _multi_head_attention(ctx, layer, inputs, outputs, options):
-    names = [n for n in options.get("mask_args", "").split(",") if n]
-    if len(names) != len(inputs) - 3 or any(n not in _MASK_ARGS for n in names):
-        raise ValueError(f"export to ONNX: {layer._owner} is called with mask_args {options.get('mask_args')!r} "
-                         f"that do not name its {len(inputs) - 3} mask inputs")
+def _multi_head_attention(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.ndarray],
+                          options: dict[str, Any]) -> Any:
+    # the masks as forward gathers them (it has checked their names and shapes while tracing):
+    # the mask inputs named in mask_args, the mask options, then the masks attached to the inputs
+    names = [n for n in (options.get("mask_args") or "").split(",") if n]
     masks: dict[str, Any] = {n: options.get(n) for n in _MASK_ARGS}
     for n, m in zip(names, inputs[3:]):
         masks[n] = m
@@ -118,10 +111,6 @@ def _multi_head_attention(ctx, layer, inputs, outputs, options):
     for n, m in zip(_MASK_ARGS[:3], attached[:3]):
         if masks[n] is None:
             masks[n] = m
-    for n, m in masks.items():
-        if m is not None and not isinstance(m, str):
-            raise ValueError(f"export to ONNX: {layer._owner} is called with `{n}=` {type(m).__name__}, which is "
-                             "not an array from the model")
     query, value, key = inputs[:3]
     h, kd, vd = layer.num_heads, layer.key_dim, layer.value_dim
     dtype = outputs[0].dtype
