@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_onnx are parameters here)
 """Every layer exports, in every configuration its tests use.
 
 Each case of the layer harness (``tests/layers/test_layer_harness.py``) becomes a
@@ -178,6 +179,42 @@ def test_every_harness_case_exports_and_matches_predict(key, tmp_path, onnx, ort
         _export_and_compare(model, _batches(shapes, case.ids), tmp_path / f"m{opset}.onnx", opset)
 
 
+#: Harness cases whose layer also takes a first sample axis of varying size (the length of
+#: a sequence, or the features of an element-wise layer): exported with that axis left
+#: None in npnet.Input, they must match predict at two lengths.
+VARYING = {
+    "Activation", "AveragePooling1D_same", "AveragePooling1D_valid", "Conv1D_causal_dilated", "Conv1D_causal_stride",
+    "Conv1D_dilated", "Conv1D_regularized", "Conv1D_same_stride", "Conv1D_valid", "Dense_3d", "Dropout_infer",
+    "Dropout_train", "ELU", "Embedding", "Embedding_2d_ids_masked", "GRU", "GRU_dropout_train", "GRU_initial_state",
+    "GRU_reset_before_sequences", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "GlobalMaxPooling1D_keepdims", "LSTM",
+    "LSTM_dropout_train", "LSTM_initial_state", "LSTM_regularized", "LSTM_sequences", "LeakyReLU", "Linear", "Masking",
+    "MaxPooling1D_same", "MaxPooling1D_tile", "ReLU", "Rescaling", "Sigmoid", "SimpleRNN", "SimpleRNN_initial_state",
+    "SimpleRNN_sequences_backwards", "Softmax", "Softmax_axis1", "Softplus", "Swish", "Tanh", "UpSampling1D",
+    "ZeroPadding1D",
+}
+
+
+@pytest.mark.parametrize("key", sorted(VARYING))
+def test_harness_cases_with_a_varying_length(key, tmp_path, onnx, ort):
+    case = CASES[key]
+    layer = case.make()
+    shapes = [tuple(s) for s in (case.example if isinstance(case.example, list) else [case.example])]
+    seq = npnet.Input(shape=(None,) + shapes[0][1:], name="seq")
+    states = [npnet.Input(shape=s, name=f"state{i}") for i, s in enumerate(shapes[1:])]
+    out = layer(seq, initial_state=states) if states else layer(seq)
+    model = _randomize(npnet.Model([seq, *states] if states else seq, out))
+    name = type(layer).__name__
+    if name in PENDING:
+        with pytest.raises(ValueError, match=rf"export to ONNX: no converter for {name} '"):
+            npnet.onnx.export(model, tmp_path / "m.onnx")
+        return
+    path = tmp_path / "m.onnx"
+    for length in (shapes[0][0], shapes[0][0] + 4):
+        _export_and_compare(model, _batches([(length,) + shapes[0][1:], *shapes[1:]], case.ids), path)
+    dims = onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim
+    assert dims[0].dim_param == "batch" and dims[1].dim_param  # both axes symbolic in the graph
+
+
 # ---------------------------------------------------------------- configurations outside the harness
 @dataclass
 class Extra:
@@ -339,6 +376,7 @@ def test_every_public_layer_class_has_a_converter_or_is_a_composite_that_exports
 def test_pending_and_refused_names_are_real():
     assert PENDING <= {type(case.make()).__name__ for case in CASES.values()}, "a pending class without a case"
     assert set(REFUSED) <= set(EXTRA)
+    assert VARYING <= set(CASES)
 
 
 # ---------------------------------------------------------------- whole models

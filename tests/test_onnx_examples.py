@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the fixtures imported from test_onnx are parameters here)
 """The examples' trained models are exported and checked in onnxruntime.
 
 Each model of ``examples/chinese_mnist.py`` (mlp, cnn, resnet, rnn) is built by the
