@@ -150,3 +150,12 @@ def test_char_transformer_exports_once_attention_does(char, tmp_path, onnx, ort)
         assert not (tmp_path / "char_transformer.onnx").exists()
         return
     _check(model, batches, tmp_path / "char_transformer.onnx", onnx, ort)
+
+
+def test_char_position_embedding_exports_through_the_converter_registered_above(char, tmp_path, onnx, ort):
+    """The example's own primitive layer, with the converter a user registers for it."""
+    tokens = npnet.Input(shape=(None,), name="characters")
+    h = char["PositionEmbedding"](32, initializer="random_normal")(npnet.layers.Embedding(20, 8)(tokens))
+    model = npnet.Model(tokens, npnet.layers.Dense(5, activation="softmax")(h))
+    ids = np.random.default_rng(0).integers(0, 20, size=(3, 32))
+    _check(model, [ids, ids[:1, :20], ids[:, :1]], tmp_path / "positions.onnx", onnx, ort)
