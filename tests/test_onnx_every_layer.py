@@ -40,7 +40,6 @@ PENDING = {
     "Conv2DTranspose",
     "Cropping2D",
     "DepthwiseConv2D",
-    "MultiHeadAttention",
     "SeparableConv2D",
     "UpSampling1D",
     "UpSampling2D",
