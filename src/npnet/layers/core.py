@@ -224,7 +224,11 @@ class Reshape(Layer):
             )
         self.target_shape = target
 
-    def _resolved(self, input_shape) -> tuple[int, ...]:
+    def _resolved(self, input_shape) -> tuple[int | None, ...]:
+        """The target with its -1 worked out; None for it while an input size varies (the
+        call works it out from the batch it gets, as Keras does)."""
+        if any(d is None for d in input_shape[1:]):
+            return tuple(None if s == -1 else s for s in self.target_shape)
         size = int(np.prod(input_shape[1:]))
         known = int(np.prod([s for s in self.target_shape if s != -1]))
         if -1 in self.target_shape:
@@ -247,7 +251,9 @@ class Reshape(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        return x.reshape((x.shape[0],) + self._target), x.shape
+        varying = self.input_spec is not None and None in (self.input_spec.sample_shape or ())
+        target = self._resolved(x.shape) if varying else self._target
+        return x.reshape((x.shape[0],) + tuple(target)), x.shape
 
     def backward(self, cache, dy):
         self._require_cache(cache)

@@ -361,7 +361,7 @@ class LayerNormalization(Layer):
     def build(self, input_shape):
         ndim = len(input_shape)
         axes = self._axes(ndim, input_shape)
-        shape = tuple(int(input_shape[a]) for a in axes)
+        shape = tuple(None if input_shape[a] is None else int(input_shape[a]) for a in axes)
         if self.scale or self.rms_scaling:
             self.add_weight("gamma", shape, self.gamma_initializer, regularizer=self.gamma_regularizer,
                             constraint=self.gamma_constraint)
@@ -371,7 +371,8 @@ class LayerNormalization(Layer):
         self._norm_axes = axes
         self._other_axes = tuple(i for i in range(ndim) if i not in axes)
         self._bshape = tuple(input_shape[i] if i in axes else 1 for i in range(ndim))
-        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes})
+        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes
+                                                     if input_shape[a] is not None})
         super().build(input_shape)
 
     def forward(self, x, training=False):
