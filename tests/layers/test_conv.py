@@ -233,3 +233,93 @@ def test_images_of_varying_size_build_symbolically_and_train():
         assert not np.array_equal(before, model.get_weights()[0])
     with pytest.raises(ValueError, match="larger than the input"):
         npnet.layers.Conv2D(1, 5)(npnet.Input(shape=(None, 3, 1)))
+
+
+# ---------------------------------------------------------------- Keras 3 arguments: groups, data_format
+def grouped_conv_reference(x, kernel, bias, groups):
+    """Keras' grouped convolution written out: input channels and filters cut into
+    `groups` consecutive blocks, block j of filters sees block j of channels only
+    (valid padding, stride 1)."""
+    n, h, w, c = x.shape
+    kh, kw, cg, f = kernel.shape
+    assert cg * groups == c
+    fg = f // groups
+    y = np.zeros((n, h - kh + 1, w - kw + 1, f))
+    for j in range(groups):
+        xj = x[..., j * cg:(j + 1) * cg]
+        for i in range(y.shape[1]):
+            for k in range(y.shape[2]):
+                patch = xj[:, i:i + kh, k:k + kw, :]  # (n, kh, kw, cg)
+                y[:, i, k, j * fg:(j + 1) * fg] = np.einsum("nabc,abcf->nf", patch, kernel[..., j * fg:(j + 1) * fg])
+    return y + bias
+
+
+def test_grouped_conv2d_by_hand():
+    # 2 groups, 1x1 kernel: channel 0 -> filter 0, channel 1 -> filter 1 (each a scalar weight).
+    conv = Conv2D(2, 1, groups=2, use_bias=False)
+    x = np.array([[[[1.0, 10.0], [2.0, 20.0]]]])  # (1, 1, 2, 2)
+    conv.build(x.shape)
+    assert conv.params["kernel"].shape == (1, 1, 1, 2)
+    conv.params["kernel"][...] = np.array([3.0, -1.0]).reshape(1, 1, 1, 2)
+    # y[..., 0] = 3 * x[..., 0]; y[..., 1] = -1 * x[..., 1]
+    np.testing.assert_allclose(conv(x)[0, 0], [[3.0, -10.0], [6.0, -20.0]])
+
+
+@pytest.mark.parametrize("groups, c, f", [(2, 4, 6), (3, 3, 3), (4, 8, 4)])
+def test_grouped_conv2d_matches_the_keras_definition(groups, c, f, rng):
+    npnet.set_floatx("float64")
+    x = rng.normal(size=(2, 5, 6, c))
+    conv = Conv2D(f, (2, 3), groups=groups, bias_initializer="random_normal")
+    y = conv(x)
+    assert conv.params["kernel"].shape == (2, 3, c // groups, f)
+    np.testing.assert_allclose(y, grouped_conv_reference(x, conv.params["kernel"], conv.params["bias"], groups),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"padding": "same", "strides": 2}, {"dilation_rate": 2, "use_bias": False},
+                                    {"activation": "tanh", "padding": "same"}])
+def test_grouped_conv2d_gradients(kwargs, rng):
+    conv = Conv2D(6, (2, 3), groups=3, **kwargs)
+    report = npnet.testing.check_gradients(conv, rng.normal(size=(2, 6, 7, 6)))
+    assert report.passed, report
+
+
+def test_grouped_conv2d_config_and_saving(tmp_path, rng):
+    conv = Conv2D(4, 3, groups=2, data_format="channels_last", name="g")
+    config = conv.get_config()
+    assert config["groups"] == 2 and config["data_format"] == "channels_last"
+    assert Conv2D.from_config(config).get_config() == config
+    model = npnet.Sequential([npnet.Input(shape=(5, 5, 4)), conv, npnet.layers.Flatten(), npnet.layers.Dense(2)],
+                             seed=0)
+    model.compile("adam", "mse")
+    x = rng.normal(size=(8, 5, 5, 4)).astype(np.float32)
+    model.fit(x, np.zeros((8, 2), np.float32), epochs=1, verbose=0)
+    model.save(tmp_path / "g.npnet")
+    restored = npnet.load_model(tmp_path / "g.npnet")
+    assert restored.layers[0].groups == 2
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_conv2d_data_format_none_means_channels_last():
+    conv = Conv2D(2, 3, data_format=None)
+    assert conv.data_format == "channels_last"
+    assert conv(np.zeros((1, 5, 5, 3), np.float32)).shape == (1, 3, 3, 2)
+
+
+@pytest.mark.parametrize("factory, error, match", [
+    (lambda: Conv2D(4, 3, data_format="channels_first"), ValueError,
+     r"Conv2D: `data_format='channels_first'` is not supported; use channels_last inputs"),
+    (lambda: Conv2D(4, 3, data_format="nhwc"), ValueError, r"Conv2D: `data_format` must be one of"),
+    (lambda: Conv2D(4, 3, groups=0), ValueError, r"Conv2D: `groups` must be >= 1, received 0"),
+    (lambda: Conv2D(4, 3, groups=1.5), TypeError, r"Conv2D: `groups` must be an int"),
+    (lambda: Conv2D(5, 3, groups=2), ValueError,
+     r"Conv2D: `filters` must be divisible by `groups`, received filters=5 and groups=2"),
+])
+def test_bad_groups_and_data_format(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()
+
+
+def test_grouped_conv2d_rejects_channels_not_divisible_by_groups():
+    with pytest.raises(ValueError, match=r"Conv2D 'g': the input's 3 channels must be divisible by `groups`=2"):
+        Conv2D(4, 3, groups=2, name="g")(np.zeros((1, 5, 5, 3), np.float32))
