@@ -323,3 +323,74 @@ def test_bad_groups_and_data_format(factory, error, match):
 def test_grouped_conv2d_rejects_channels_not_divisible_by_groups():
     with pytest.raises(ValueError, match=r"Conv2D 'g': the input's 3 channels must be divisible by `groups`=2"):
         Conv2D(4, 3, groups=2, name="g")(np.zeros((1, 5, 5, 3), np.float32))
+
+
+# ---------------------------------------------------------------- Keras 3 arguments of the 2-D pooling layers
+def test_global_pooling_2d_keepdims_values_and_gradients(rng):
+    x = np.arange(12.0).reshape(1, 2, 3, 2)  # channel 0: 0, 2, ..., 10; channel 1: 1, 3, ..., 11
+    avg = npnet.layers.GlobalAveragePooling2D(keepdims=True)
+    mx = npnet.layers.GlobalMaxPooling2D(keepdims=True)
+    np.testing.assert_allclose(avg(x), [[[[(0 + 2 + 4 + 6 + 8 + 10) / 6, (1 + 3 + 5 + 7 + 9 + 11) / 6]]]])
+    np.testing.assert_allclose(mx(x), [[[[10.0, 11.0]]]])
+    assert avg.compute_output_shape((None, 2, 3, 2)) == (None, 1, 1, 2)
+    assert npnet.layers.GlobalAveragePooling2D().compute_output_shape((None, 2, 3, 2)) == (None, 2)
+    # dx of the mean: dy / (h * w) everywhere; of the max: dy at the maximum only
+    _, cache = avg.forward(x)
+    np.testing.assert_allclose(avg.backward(cache, np.full((1, 1, 1, 2), 6.0)), np.ones_like(x))
+    _, cache = mx.forward(x)
+    dx = mx.backward(cache, np.array([[[[2.0, 3.0]]]]))
+    assert dx[0, 1, 2, 0] == 2.0 and dx[0, 1, 2, 1] == 3.0 and dx.sum() == 5.0
+    xs = rng.normal(size=(2, 3, 4, 3))
+    for layer in (avg, mx):
+        assert npnet.testing.check_gradients(layer, xs).passed
+
+
+@pytest.mark.parametrize("cls", [npnet.layers.GlobalAveragePooling2D, npnet.layers.GlobalMaxPooling2D])
+def test_global_pooling_2d_keepdims_config_and_saving(cls, tmp_path, rng):
+    layer = cls(data_format="channels_last", keepdims=True)
+    config = layer.get_config()
+    assert config["keepdims"] is True and config["data_format"] == "channels_last"
+    assert cls.from_config(config).get_config() == config
+    model = npnet.Sequential([npnet.Input(shape=(4, 4, 2)), Conv2D(3, 3), layer, npnet.layers.Flatten()], seed=0)
+    x = rng.normal(size=(2, 4, 4, 2)).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 3)
+    model.save(tmp_path / "m.npnet")
+    np.testing.assert_array_equal(npnet.load_model(tmp_path / "m.npnet").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
+def test_pooling_2d_data_format(cls):
+    layer = cls(2, data_format=None)
+    assert layer.data_format == "channels_last" and layer.get_config()["data_format"] == "channels_last"
+    assert cls.from_config(layer.get_config()).pool_size == (2, 2)
+    assert layer(np.zeros((1, 4, 4, 3), np.float32)).shape == (1, 2, 2, 3)
+
+
+def test_flatten_data_format():
+    layer = npnet.layers.Flatten(data_format="channels_last")
+    assert layer.get_config()["data_format"] == "channels_last"
+    assert npnet.layers.Flatten.from_config(layer.get_config()).data_format == "channels_last"
+    x = np.arange(12.0).reshape(1, 2, 3, 2)
+    np.testing.assert_array_equal(layer(x), x.reshape(1, 12))
+
+
+@pytest.mark.parametrize("factory, error, match", [
+    (lambda: MaxPooling2D(data_format="channels_first"), ValueError,
+     r"MaxPooling2D: `data_format` 'channels_first' is not supported; npnet pools \(batch, height, width, channels\)"),
+    (lambda: AveragePooling2D(data_format="channels_first"), ValueError,
+     r"AveragePooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.GlobalAveragePooling2D(data_format="channels_first"), ValueError,
+     r"GlobalAveragePooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.GlobalMaxPooling2D(data_format="channels_first"), ValueError,
+     r"GlobalMaxPooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: MaxPooling2D(data_format="nchw"), ValueError, r"MaxPooling2D: `data_format` must be one of"),
+    (lambda: npnet.layers.GlobalMaxPooling2D(keepdims=1), TypeError,
+     r"GlobalMaxPooling2D: `keepdims` must be True or False, received 1"),
+    (lambda: npnet.layers.Flatten(data_format="channels_first"), ValueError,
+     r"Flatten: `data_format` 'channels_first' is not supported; npnet flattens channels-last inputs only"),
+    (lambda: npnet.layers.Flatten(data_format=3), ValueError, r"Flatten: `data_format` must be one of \[.channels_last.\], received 3"),
+])
+def test_bad_pooling_and_flatten_arguments(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()

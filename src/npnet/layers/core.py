@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import as_rng, check_float, check_int, check_seed
+from .._validation import as_rng, check_choice, check_float, check_int, check_seed
 from ._symbolic import Input, InputLayer
 from .activation import ACTIVATIONS, _Activated, get_activation
 from .base import InputSpec, Layer, set_weight_options, weight_options_config
@@ -187,7 +187,28 @@ class Flatten(Layer):
     """Flatten everything but the batch axis: ``(batch, d1, d2, ...)`` to ``(batch, d1*d2*...)``.
 
     On NHWC images the order is row, column, channel (C order), as in Keras.
+
+    Parameters
+    ----------
+    data_format : {None, "channels_last"}
+        Only channels-last inputs are supported; ``"channels_first"`` (which in Keras
+        moves the channels last before flattening) is refused.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.layers.Flatten()(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
     """
+
+    def __init__(self, data_format: str | None = None, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        if isinstance(data_format, str) and data_format == "channels_first":
+            raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet flattens "
+                             "channels-last inputs only (data_format='channels_last')")
+        self.data_format = "channels_last" if data_format is None else check_choice(
+            data_format, "data_format", ["channels_last"], owner=owner)
 
     def build(self, input_shape):
         if any(d is None for d in input_shape[1:]):
@@ -207,6 +228,9 @@ class Flatten(Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class Reshape(Layer):
