@@ -394,3 +394,55 @@ def test_flatten_data_format():
 def test_bad_pooling_and_flatten_arguments(factory, error, match):
     with pytest.raises(error, match=match):
         factory()
+
+
+# ---------------------------------------------------------------- Keras 3 arguments of BatchNormalization
+def test_batchnorm_initializers_are_used(tmp_path):
+    c = npnet.initializers.Constant
+    bn = BatchNormalization(momentum=0.5, epsilon=1e-3, gamma_initializer=c(2.0), beta_initializer=c(0.5),
+                            moving_mean_initializer=c(1.0), moving_variance_initializer=c(4.0))
+    x = np.array([[1.0], [3.0], [5.0]])  # batch mean 3, biased variance 8/3
+    # inference with the initial statistics: y = gamma (x - 1) / sqrt(4 + eps) + beta
+    np.testing.assert_allclose(bn(x), 2.0 * (x - 1.0) / np.sqrt(4.0 + 1e-3) + 0.5, rtol=1e-6)
+    bn(x, training=True)
+    # moving = momentum * initial + (1 - momentum) * batch
+    np.testing.assert_allclose(bn.state["moving_mean"], [0.5 * 1.0 + 0.5 * 3.0], rtol=1e-6)
+    np.testing.assert_allclose(bn.state["moving_variance"], [0.5 * 4.0 + 0.5 * 8 / 3], rtol=1e-6)
+    config = bn.get_config()
+    assert config["moving_variance_initializer"]["class_name"] == "Constant"
+    assert config["moving_variance_initializer"]["config"]["value"] == 4.0
+    assert config["synchronized"] is False and config["renorm"] is False
+    rebuilt = BatchNormalization.from_config(config)
+    assert rebuilt.get_config() == config
+    rebuilt.build((None, 1))
+    np.testing.assert_allclose(rebuilt.state["moving_variance"], [4.0])
+    np.testing.assert_allclose(rebuilt.params["gamma"], [2.0])
+    np.testing.assert_allclose(rebuilt.params["beta"], [0.5])
+
+
+def test_batchnorm_with_initializers_trains_saves_and_checks_gradients(tmp_path, rng):
+    model = npnet.Sequential([npnet.Input(shape=(3,)), BatchNormalization(
+        gamma_initializer="random_uniform", moving_variance_initializer=npnet.initializers.Constant(2.0),
+        synchronized=False, renorm=False, renorm_momentum=0.9, renorm_clipping={"rmax": 3.0})], seed=0)
+    bn = model.layers[0]
+    assert not np.allclose(bn.params["gamma"], 1.0)
+    np.testing.assert_allclose(bn.state["moving_variance"], 2.0)
+    model.save(tmp_path / "bn.npnet")
+    restored = npnet.load_model(tmp_path / "bn.npnet").layers[0]
+    assert restored.renorm_clipping == {"rmax": 3.0} and restored.renorm_momentum == 0.9
+    np.testing.assert_array_equal(restored.params["gamma"], bn.params["gamma"])
+    assert npnet.testing.check_gradients(bn, rng.normal(size=(4, 3)), training=True).passed
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"synchronized": True}, ValueError, r"BatchNormalization: `synchronized=True` .* is not supported"),
+    ({"synchronized": "yes"}, TypeError, r"BatchNormalization: `synchronized` must be"),
+    ({"renorm": True}, ValueError, r"BatchNormalization: batch renormalization is not supported"),
+    ({"renorm_clipping": 3}, TypeError, r"BatchNormalization: `renorm_clipping` must be a dict or None"),
+    ({"renorm_momentum": 2.0}, ValueError, r"BatchNormalization: `renorm_momentum` must be in \[0, 1\]"),
+    ({"gamma_initializer": "nope"}, ValueError, r"`gamma_initializer` of BatchNormalization"),
+    ({"moving_mean_initializer": 3}, (TypeError, ValueError), r"`moving_mean_initializer` of BatchNormalization"),
+])
+def test_bad_batchnorm_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        BatchNormalization(**kwargs)

@@ -339,6 +339,9 @@ CASES = {
     "BatchNormalization_regularized": Case(lambda: npnet.layers.BatchNormalization(
         gamma_regularizer="l2", beta_regularizer=npnet.regularizers.L1(0.3), gamma_constraint="non_neg",
         beta_constraint=npnet.constraints.MaxNorm(2.0)), feat_nd, same),
+    "BatchNormalization_initializers": Case(lambda: npnet.layers.BatchNormalization(
+        gamma_initializer="random_uniform", beta_initializer="random_normal", moving_mean_initializer="ones",
+        moving_variance_initializer=npnet.initializers.Constant(2.0)), feat_nd, same),
     "LayerNormalization": Case(lambda: npnet.layers.LayerNormalization(), feat_nd, same),
     "LayerNormalization_multi_axis": Case(lambda: npnet.layers.LayerNormalization(axis=[1, -1], epsilon=0.01),
                                           lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3)),
