@@ -382,6 +382,12 @@ CASES = {
                               lambda d: seq(d, 1), lambda s: (s[0], 2), example=SEQUENCE, training=True),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
+    "Dropout_noise_shape_train": Case(lambda: npnet.layers.Dropout(0.4, noise_shape=(None, 1, None), seed=3),
+                                      lambda d: seq(d, 1), same, example=SEQUENCE, training=True),
+    "SpatialDropout1D_train": Case(lambda: npnet.layers.SpatialDropout1D(0.4, seed=1), lambda d: seq(d, 1), same,
+                                   example=SEQUENCE, training=True),
+    "SpatialDropout2D_train": Case(lambda: npnet.layers.SpatialDropout2D(0.4, seed=2), lambda d: img(d, 1), same,
+                                   example=IMAGE, training=True),
     # merge layers: a list of inputs in, a list of input gradients out
     "Add": Case(lambda: Add(), several(2), first, example=[(4,)] * 2),
     "Subtract": Case(lambda: Subtract(), several(2), first, example=[(4,)] * 2),
@@ -748,6 +754,86 @@ def test_dropout_is_identity_at_inference_and_inverted_in_training():
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
+
+
+def test_dropout_noise_shape_broadcasts_one_draw_along_the_axes_of_size_one():
+    r = np.random.default_rng(0)
+    x = r.uniform(1.0, 2.0, size=(8, 5, 6)).astype(np.float32)
+    layer = npnet.layers.Dropout(0.5, noise_shape=(None, 1, None), seed=4)
+    y, cache = layer.forward(x, training=True)
+    scaled = y / x  # 0 or 1 / (1 - rate) = 2 everywhere
+    assert set(np.unique(scaled).round(5)) == {0.0, 2.0}
+    # one draw per (sample, feature), shared by all 5 steps
+    np.testing.assert_array_equal(scaled, np.broadcast_to(scaled[:, :1, :], x.shape))
+    assert 0 < (scaled[:, 0, :] == 0).sum() < 48
+    (mask,) = cache
+    assert mask.shape == (8, 1, 6)  # the cache holds the mask in the noise shape
+    dy = r.normal(size=x.shape).astype(np.float32)
+    np.testing.assert_allclose(layer.backward(cache, dy), dy * scaled, rtol=1e-6)
+    # a fixed size: noise_shape (1, None, None) drops the same entries in every sample
+    same_everywhere = npnet.layers.Dropout(0.5, noise_shape=(1, None, None), seed=1)(x, training=True) / x
+    np.testing.assert_array_equal(same_everywhere, np.broadcast_to(same_everywhere[:1], x.shape))
+    # at inference, the identity
+    np.testing.assert_array_equal(layer(x), x)
+
+
+def test_dropout_noise_shape_gradient_config_and_saving(tmp_path):
+    layer = npnet.layers.Dropout(0.3, noise_shape=[None, 1, None], seed=2)
+    assert layer.noise_shape == (None, 1, None)
+    config = layer.get_config()
+    assert config["noise_shape"] == [None, 1, None]
+    assert npnet.layers.Dropout.from_config(config).get_config() == config
+    x = np.random.default_rng(1).normal(size=(3, 4, 2))
+    assert npnet.testing.check_gradients(layer, x, training=True).passed
+    model = npnet.Sequential([npnet.Input(shape=(4, 2)), layer, npnet.layers.Dense(1)], seed=0)
+    model.save(tmp_path / "d.npnet")
+    assert npnet.load_model(tmp_path / "d.npnet").layers[0].noise_shape == (None, 1, None)
+
+
+@pytest.mark.parametrize("cls, shape, kept_shape", [
+    (npnet.layers.SpatialDropout1D, (6, 7, 5), (6, 1, 5)),
+    (npnet.layers.SpatialDropout2D, (6, 3, 4, 5), (6, 1, 1, 5)),
+])
+def test_spatial_dropout_drops_whole_channels(cls, shape, kept_shape):
+    x = np.random.default_rng(0).uniform(1.0, 2.0, size=shape).astype(np.float32)
+    layer = cls(0.5, seed=3)
+    y, (mask,) = layer.forward(x, training=True)
+    assert mask.shape == kept_shape
+    scaled = y / x
+    np.testing.assert_array_equal(scaled, np.broadcast_to(mask, shape))
+    assert set(np.unique(mask)) == {0.0, 2.0}
+    np.testing.assert_array_equal(layer(x), x)
+    config = layer.get_config()
+    assert "noise_shape" not in config and config["rate"] == 0.5 and config["seed"] == 3
+    assert cls.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("factory, x_shape, error, match", [
+    (lambda: npnet.layers.Dropout(0.5, noise_shape="abc"), None, TypeError,
+     r"Dropout: `noise_shape` must be a tuple of ints or None entries, received 'abc'"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=3), None, TypeError, r"Dropout: `noise_shape` must be a tuple"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 1.5)), None, TypeError,
+     r"Dropout: `noise_shape` must hold ints or None, received \(None, 1.5\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 0)), None, ValueError,
+     r"Dropout: `noise_shape` entries must be >= 1 or None, received \(None, 0\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=()), None, ValueError, r"Dropout: `noise_shape` must have one"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 1), name="d"), (2, 3, 4), ValueError,
+     r"Dropout 'd': `noise_shape` \(None, 1\) has 2 entries, expected one per axis of the input of shape "
+     r"\(2, 3, 4\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 3), name="d"), (2, 4), ValueError,
+     r"Dropout 'd': `noise_shape` \(None, 3\) does not broadcast to the input of shape \(2, 4\)"),
+    (lambda: npnet.layers.SpatialDropout1D(0.5, name="s"), (2, 4), ValueError,
+     r"SpatialDropout1D 's': expected input of rank 3"),
+    (lambda: npnet.layers.SpatialDropout2D(0.5, name="s"), (2, 4, 3), ValueError,
+     r"SpatialDropout2D 's': expected input of rank 4"),
+    (lambda: npnet.layers.SpatialDropout2D(0.5, data_format="channels_first"), None, ValueError,
+     r"SpatialDropout2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.SpatialDropout1D(1.0), None, ValueError, r"SpatialDropout1D: `rate` must be in"),
+])
+def test_bad_dropout_arguments(factory, x_shape, error, match):
+    with pytest.raises(error, match=match):
+        layer = factory()
+        layer(np.ones(x_shape, np.float32), training=True)
 
 
 def test_relu_forward_values_by_hand():
