@@ -731,6 +731,12 @@ def test_merge_layers_reject_a_single_array(cls):
     (lambda: Dot(axes=(1, 0)), r"Dot: `axes` cannot include 0, the batch axis, received \(1, 0\)"),
     (lambda: Dot(axes=(1, 2, 3)), r"Dot: `axes` must be an int or a pair of ints, received \(1, 2, 3\)"),
     (lambda: Dot(axes=-1, normalize="yes"), r"Dot: `normalize` must be True or False, received 'yes'"),
+    (lambda: npnet.layers.Dense(2, lora_rank=4), r"Dense: `lora_rank` is not supported \(no LoRA or quantization "
+                                                 r"in npnet\): expected None, received 4"),
+    (lambda: npnet.layers.Dense(2, lora_alpha=2.0), r"Dense: `lora_alpha` is not supported"),
+    (lambda: npnet.layers.Dense(2, quantization_config="int8"), r"Dense: `quantization_config` is not supported"),
+    (lambda: npnet.layers.Conv2D(2, 3, lora_rank=2), r"Conv2D: `lora_rank` is not supported"),
+    (lambda: npnet.layers.Conv1D(2, 3, lora_alpha=1.0), r"Conv1D: `lora_alpha` is not supported"),
 ])
 def test_bad_constructor_arguments_are_named(factory, match):
     with pytest.raises((ValueError, TypeError), match=match):

@@ -20,7 +20,7 @@ from .. import initializers as _initializers
 from .._validation import check_choice, check_int, check_tuple
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
-from .core import _set_named_weight_options
+from .core import _refuse_unsupported, _set_named_weight_options
 
 __all__ = ["Conv2D", "conv_output_size", "same_padding"]
 
@@ -116,6 +116,8 @@ class Conv2D(_Activated, Layer):
     kernel_constraint, bias_constraint : str or Constraint, optional
         Projections applied after each optimizer update (see :mod:`npnet.constraints`);
         ``MaxNorm(axis=(0, 1, 2))`` bounds the norm of each filter.
+    lora_rank, lora_alpha : None
+        Keras' LoRA options: only None is accepted.
 
     Examples
     --------
@@ -137,9 +139,11 @@ class Conv2D(_Activated, Layer):
                  activation: str | None = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
                  activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 lora_rank: int | None = None, lora_alpha: float | None = None,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
+        _refuse_unsupported(owner, lora_rank=lora_rank, lora_alpha=lora_alpha)
         self.filters = check_int(filters, "filters", minimum=1, owner=owner)
         self.kernel_size = check_tuple(kernel_size, "kernel_size", 2, owner=owner)
         self.strides = check_tuple(strides, "strides", 2, owner=owner)

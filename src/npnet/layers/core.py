@@ -17,6 +17,15 @@ __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "
            "SpatialDropout2D", "Rescaling"]
 
 
+def _refuse_unsupported(owner: str, **options: Any) -> None:
+    """Keras arguments npnet accepts only at their default None (``lora_rank``,
+    ``lora_alpha``, ``quantization_config``): anything else is refused by name."""
+    for arg, value in options.items():
+        if value is not None:
+            raise ValueError(f"{owner}: `{arg}` is not supported (no LoRA or quantization in npnet): "
+                             f"expected None, received {value!r}")
+
+
 def _set_named_weight_options(layer: Layer, owner: str, initializers: dict[str, Any] | None = None,
                               **options: Any) -> None:
     """Check the initializer arguments and store the regularizer and constraint arguments
@@ -58,6 +67,8 @@ class Dense(_Activated, Layer):
         Penalty on the output, divided by the batch size.
     kernel_constraint, bias_constraint : str or Constraint, optional
         Projections applied after each optimizer update (see :mod:`npnet.constraints`).
+    lora_rank, lora_alpha, quantization_config : None
+        Keras' LoRA and quantization options: only None is accepted.
 
     Examples
     --------
@@ -75,10 +86,12 @@ class Dense(_Activated, Layer):
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
-                 kernel_constraint: Any = None, bias_constraint: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, lora_rank: int | None = None,
+                 lora_alpha: float | None = None, quantization_config: Any = None,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
+        _refuse_unsupported(owner, lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
         self.units = check_int(units, "units", minimum=1, owner=owner)
         _set_named_weight_options(self, owner, {"kernel_initializer": kernel_initializer,
                                                 "bias_initializer": bias_initializer})
