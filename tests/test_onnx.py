@@ -642,3 +642,13 @@ def test_a_subclass_that_redefines_forward_is_refused(run, tmp_path):
         npnet.onnx.export(model, tmp_path / "m.onnx")
     for xs in _inputs((5, 4)):
         run(_seq(_Named(3, activation="relu"), shape=(4,)), xs)
+
+
+@pytest.mark.parametrize("target", [(-1, 2), (2, -1)])
+def test_reshape_of_a_varying_length(run, target):
+    x = npnet.Input(shape=(None, 4))
+    model = npnet.Model(x, L.Dense(3)(L.Reshape(target)(x)) if target[0] == -1 else L.Reshape(target)(x))
+    r = np.random.default_rng(0)
+    for steps in (2, 5):
+        run(model, r.normal(size=(3, steps, 4)).astype(np.float32))
+

@@ -29,18 +29,30 @@ __all__ = [
 ]
 
 _LAYOUT = "(batch, height, width, channels)"
+_LAYOUT_1D = "(batch, steps, channels)"
+
+
+def _check_data_format(value: Any, owner: str, layout: str = _LAYOUT_1D) -> str:
+    """Only ``channels_last`` (or None, meaning it) is supported."""
+    if value is None:
+        return "channels_last"
+    if isinstance(value, str) and value == "channels_first":
+        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
+                         f"{layout} inputs only (data_format='channels_last')")
+    return check_choice(value, "data_format", ["channels_last"], owner=owner)
 
 
 class _Pooling2D(Layer):
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
-    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", name: str | None = None,
-                 trainable: bool = True) -> None:
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", data_format: str | None = None,
+                 name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.pool_size = check_tuple(pool_size, "pool_size", 2, owner=owner)
         self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 2, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
+        self.data_format = _check_data_format(data_format, owner, _LAYOUT)
 
     def _geometry(self, h: int, w: int):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
@@ -80,7 +92,7 @@ class _Pooling2D(Layer):
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
-                "padding": self.padding}
+                "padding": self.padding, "data_format": self.data_format}
 
 
 class MaxPooling2D(_Pooling2D):
@@ -95,6 +107,14 @@ class MaxPooling2D(_Pooling2D):
     The cache of a call is ``(mode, arg, input shape, padded input shape, pads)``:
     ``arg`` holds the winning offset ``i * pw + j`` of each window, and ``mode`` is
     ``"tile"`` or ``"window"``.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    strides : int, (int, int) or None, default None (``pool_size``)
+    padding : {"valid", "same"}
+    data_format : {None, "channels_last"}
+        Inputs are NHWC; ``"channels_first"`` is refused.
 
     Examples
     --------
@@ -188,7 +208,10 @@ class AveragePooling2D(_Pooling2D):
     left out of the mean (as Keras does).
 
     The cache of a call is ``(mode, count, input shape, padded input shape, pads)``, with
-    ``count`` the number of real (unpadded) elements in each window."""
+    ``count`` the number of real (unpadded) elements in each window.
+
+    Arguments as in :class:`MaxPooling2D`.
+    """
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -218,11 +241,46 @@ class AveragePooling2D(_Pooling2D):
 
 
 class GlobalAveragePooling2D(Layer):
-    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`.
+    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``, or
+    ``(batch, 1, 1, c)`` with ``keepdims=True``.
 
-    The cache of a call is the input shape."""
+    .. math:: y_{n,c} = \frac{1}{h w} \sum_{i,j} x_{n,i,j,c}, \qquad dx_{n,i,j,c} = dy_{n,c} / (h w)
+
+    The cache of a call is the input shape.
+
+    Parameters
+    ----------
+    data_format : {None, "channels_last"}
+        Inputs are NHWC; ``"channels_first"`` is refused.
+    keepdims : bool, default False
+        Keep the pooled height and width as axes of size 1, as Keras does.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> npnet.layers.GlobalAveragePooling2D()(x)
+    array([[3., 4.]])
+    >>> npnet.layers.GlobalAveragePooling2D(keepdims=True)(x).shape
+    (1, 1, 1, 2)
+    """
 
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
+
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.data_format = _check_data_format(data_format, owner, _LAYOUT)
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
+        self.keepdims = check_bool(keepdims, "keepdims", owner=owner)
+
+    def _out(self, y: np.ndarray) -> np.ndarray:
+        return y[:, None, None, :] if self.keepdims else y
+
+    def _dy(self, dy: np.ndarray) -> np.ndarray:
+        return dy[:, 0, 0, :] if self.keepdims else dy
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -232,53 +290,57 @@ class GlobalAveragePooling2D(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        return x.mean(axis=(1, 2)), x.shape
+        return self._out(x.mean(axis=(1, 2))), x.shape
 
     def backward(self, cache, dy):
         self._require_cache(cache)
         shape = cache
         n, h, w, c = shape
-        return np.broadcast_to((dy / (h * w))[:, None, None, :], shape).astype(dy.dtype, copy=True)
+        g = self._dy(dy) / np.asarray(h * w, dtype=dy.dtype)
+        return np.broadcast_to(g[:, None, None, :], shape).astype(dy.dtype, copy=True)
 
     def compute_output_shape(self, input_shape):
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
         return (input_shape[0], input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
 
 class GlobalMaxPooling2D(GlobalAveragePooling2D):
-    """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; the gradient
-    goes to the first maximal position.
+    """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``, or
+    ``(batch, 1, 1, c)`` with ``keepdims=True``; the gradient goes to the first maximal
+    position.
 
     The cache of a call is ``(arg, input shape)``, ``arg`` being the flat position of each
-    maximum."""
+    maximum. Arguments as in :class:`GlobalAveragePooling2D`.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> npnet.layers.GlobalMaxPooling2D(keepdims=True)(x)[0, 0, 0]
+    array([6., 7.])
+    """
 
     def forward(self, x, training=False):
         x = self._enter(x)
         n, h, w, c = x.shape
         flat = x.reshape(n, h * w, c)
         arg = flat.argmax(axis=1)
-        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :], (arg, x.shape)
+        return self._out(np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]), (arg, x.shape)
 
     def backward(self, cache, dy):
         self._require_cache(cache)
         arg, shape = cache
         n, h, w, c = shape
         d = np.zeros((n, h * w, c), dtype=dy.dtype)
-        np.put_along_axis(d, arg[:, None, :], dy[:, None, :], axis=1)
+        np.put_along_axis(d, arg[:, None, :], self._dy(dy)[:, None, :], axis=1)
         return d.reshape(shape)
 
 
 # ---------------------------------------------------------------- 1-D: (batch, steps, channels)
-_LAYOUT_1D = "(batch, steps, channels)"
-
-
-def _check_data_format(value: Any, owner: str) -> str:
-    """Only ``channels_last`` (or None, meaning it) is supported."""
-    if value is None:
-        return "channels_last"
-    if isinstance(value, str) and value == "channels_first":
-        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
-                         f"{_LAYOUT_1D} inputs only (data_format='channels_last')")
-    return check_choice(value, "data_format", ["channels_last"], owner=owner)
 
 
 class _Pooling1D(Layer):

@@ -53,7 +53,7 @@ def _flatten(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.Reshape)
 def _reshape(ctx, layer, inputs, outputs, options):
-    ctx.require_static(layer, inputs[0], range(1, len(ctx.shape(inputs[0]))), "reshaping")
+    # A -1 whose size varies with the input stays -1 (the graph works it out per batch).
     return ctx.node("Reshape", [inputs[0], ctx.reshape_target(layer, "target", (None,) + tuple(layer._target))])
 
 
