@@ -179,9 +179,12 @@ def long_memory(layer, kind, rng):
     does not vanish: small input weights, the orthogonal recurrent kernel, and gates that
     mostly keep the state (LSTM forget gate, GRU update gate)."""
     kernel, rec, *bias = layer.get_weights()
-    kernel = rng.normal(scale=0.2, size=kernel.shape)
+    # (a SimpleRNN's state has no gate to hold it: smaller inputs keep its tanh unsaturated)
+    kernel = rng.normal(scale=0.05 if kind == "simple" else 0.2, size=kernel.shape)
     bias = [rng.normal(scale=0.1, size=b.shape) for b in bias]
     u = rec.shape[0]
+    # an orthogonal block per gate, drawn from ``rng`` (the layer's own draw is unseeded)
+    rec = np.concatenate([np.linalg.qr(rng.normal(size=(u, u)))[0] for _ in range(rec.shape[1] // u)], axis=1)
     if kind == "lstm":
         bias[0][u:2 * u] += 3.0
     elif kind.startswith("gru"):

@@ -67,7 +67,7 @@ def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
     pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
     y = ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                 dilations=list(layer.dilation_rate), **pads)
+                 dilations=list(layer.dilation_rate), group=int(getattr(layer, "groups", 1)), **pads)
     return _activate(ctx, layer, _to_channels_last(ctx, y, nd), outputs)
 
 
@@ -117,12 +117,12 @@ def _average_pool1d(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.GlobalAveragePooling2D)
 def _global_average2d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMean", inputs[0], [1, 2], keepdims=False)
+    return ctx.reduce("ReduceMean", inputs[0], [1, 2], keepdims=layer.keepdims)
 
 
 @register_converter(L.GlobalMaxPooling2D)
 def _global_max2d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=False)
+    return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=layer.keepdims)
 
 
 @register_converter(L.GlobalAveragePooling1D, masks=True)

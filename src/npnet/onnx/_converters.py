@@ -41,6 +41,8 @@ def _activation(ctx, layer, inputs, outputs, options):
 
 
 @register_converter(L.Dropout)
+@register_converter(L.SpatialDropout1D)
+@register_converter(L.SpatialDropout2D)
 def _dropout(ctx, layer, inputs, outputs, options):
     return inputs[0]  # the identity at inference
 
