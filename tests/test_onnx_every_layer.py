@@ -36,16 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:LayerNormalization. `rms_scaling
 
 #: Layer classes without an ONNX converter yet: their cases must raise the exporter's
 #: "no converter" ValueError naming them. Remove a class when its converter lands.
-PENDING = {
-    "Conv2DTranspose",
-    "Cropping2D",
-    "DepthwiseConv2D",
-    "SeparableConv2D",
-    "UpSampling1D",
-    "UpSampling2D",
-    "ZeroPadding1D",
-    "ZeroPadding2D",
-}
+PENDING: set[str] = set()
 
 _MASKED = r"export to ONNX: {} '[^']+' is called with a mask, and its converter does not export masks yet"
 _ACTIVATION = r"export to ONNX: {} '[^']+' has (recurrent_)?activation '\w+', which ONNX's recurrent operators cannot"

@@ -37,16 +37,7 @@ def cmnist():
 
 @pytest.fixture(scope="module")
 def char():
-    ns = runpy.run_path(str(EXAMPLES / "char_model.py"))
-    position = ns["PositionEmbedding"]
-    if position not in npnet.onnx.converters().values():  # how a user exports the example's own layer
-        @npnet.onnx.register_converter(position)
-        def _position_embedding(ctx, layer, inputs, outputs, options):
-            # y = x + positions[:steps], steps = x.shape[1] (the length of a window varies)
-            steps = ctx.node("Gather", [ctx.node("Shape", inputs), ctx.const(np.asarray([1], np.int64))], axis=0)
-            table = ctx.weight(layer, "positions", layer.params["positions"])
-            zero = ctx.const(np.asarray([0], np.int64))
-            return ctx.node("Add", [inputs[0], ctx.node("Slice", [table, zero, steps, zero])], name=layer.name)
+    ns = runpy.run_path(str(EXAMPLES / "char_model.py"))  # registers PositionEmbedding's converter
     return ns
 
 

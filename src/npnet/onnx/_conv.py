@@ -144,3 +144,63 @@ def _global_average1d(ctx, layer, inputs, outputs, options):
 @register_converter(L.GlobalMaxPooling1D)
 def _global_max1d(ctx, layer, inputs, outputs, options):
     return ctx.reduce("ReduceMax", inputs[0], [1], keepdims=layer.keepdims)
+
+
+# ---------------------------------------------------------------- transposed, depthwise and separable
+@register_converter(L.Conv2DTranspose)
+def _conv_transpose(ctx, layer, inputs, outputs, options):
+    # npnet scatters every input pixel into the full image of size f = (i - 1) s + k_e and
+    # keeps its window [c, c + o), zero beyond f (see npnet.layers.conv_transpose). ONNX's
+    # ConvTranspose computes the same full image, then drops pads[begin] = c and
+    # pads[end] = f - c - o; a negative end becomes output_padding (zeros at the end).
+    # c and f - c - o do not depend on the input size, so varying sizes export too.
+    from ..layers.conv_transpose import conv_transpose_geometry
+
+    x = inputs[0]
+    begin, end, extra = [], [], []
+    for k, s, d, p in zip(layer.kernel_size, layer.strides, layer.dilation_rate, layer.output_padding or (None, None)):
+        size = 4  # any size: the pads do not depend on it
+        o, c = conv_transpose_geometry(size, k, s, layer.padding, p, d)
+        f = (size - 1) * s + d * (k - 1) + 1
+        begin.append(c)
+        end.append(max(f - c - o, 0))
+        extra.append(max(o + c - f, 0))
+    w = ctx.weight(layer, "kernel", np.transpose(layer.params["kernel"], (3, 2, 0, 1)), "channels_first")
+    args = [_to_channels_first(ctx, x, 4), w]
+    if layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    y = ctx.node("ConvTranspose", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), pads=begin + end, output_padding=extra)
+    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
+
+
+def _depthwise(ctx: ExportContext, layer: Any, x: str, bias: bool) -> str:
+    """The depthwise convolution of channels-last ``x``, channels first: a grouped Conv
+    with one group per input channel; output channel ``c M + m`` as npnet orders it."""
+    kernel = layer.params[layer._depthwise_key]  # (kh, kw, C, M)
+    kh, kw, c, m = kernel.shape
+    w = ctx.weight(layer, layer._depthwise_key, np.transpose(kernel, (2, 3, 0, 1)).reshape(c * m, 1, kh, kw),
+                   "channels_first")
+    args = [_to_channels_first(ctx, x, 4), w]
+    if bias and layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    return ctx.node("Conv", args, name="depthwise", kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                    dilations=list(layer.dilation_rate), group=int(c), **pads)
+
+
+@register_converter(L.DepthwiseConv2D)
+def _depthwise_conv2d(ctx, layer, inputs, outputs, options):
+    y = _depthwise(ctx, layer, inputs[0], bias=True)
+    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
+
+
+@register_converter(L.SeparableConv2D)
+def _separable_conv2d(ctx, layer, inputs, outputs, options):
+    y = _depthwise(ctx, layer, inputs[0], bias=False)
+    pointwise = layer.params["pointwise_kernel"]  # (1, 1, C M, filters)
+    args = [y, ctx.weight(layer, "pointwise_kernel", np.transpose(pointwise, (3, 2, 0, 1)), "channels_first")]
+    if layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    z = ctx.node("Conv", args, name="pointwise", kernel_shape=[1, 1])
+    return _activate(ctx, layer, _to_channels_last(ctx, z, 4), outputs)
