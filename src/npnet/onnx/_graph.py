@@ -11,7 +11,8 @@ The ``onnx`` package is imported only when a graph is written, never when npnet 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -318,6 +319,18 @@ class ExportContext:
     def tensor_type(self, dtype: Any) -> int:
         """The ONNX element type of a NumPy dtype (for ``Cast``)."""
         return int(self._helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+    @contextlib.contextmanager
+    def subgraph(self) -> Iterator[list[Any]]:
+        """Collect the nodes added inside the ``with`` block in a list of their own (the
+        body of a ``Scan`` or ``Loop``), instead of the graph. Values and initializers of the
+        graph stay visible to them, as ONNX lets a subgraph read its outer scope."""
+        saved, self.nodes = self.nodes, []
+        body = self.nodes
+        try:
+            yield body
+        finally:
+            self.nodes = saved
 
     def transpose(self, x: str, perm: Sequence[int], name: str | None = None) -> str:
         return self.node("Transpose", [x], name=name or "Transpose", perm=[int(p) for p in perm])
