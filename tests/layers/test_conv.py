@@ -308,7 +308,7 @@ def test_conv2d_data_format_none_means_channels_last():
 
 @pytest.mark.parametrize("factory, error, match", [
     (lambda: Conv2D(4, 3, data_format="channels_first"), ValueError,
-     r"Conv2D: `data_format='channels_first'` is not supported; use channels_last inputs"),
+     r"Conv2D: `data_format` 'channels_first' is not supported; npnet takes \(batch, height, width, channels\) inputs only"),
     (lambda: Conv2D(4, 3, data_format="nhwc"), ValueError, r"Conv2D: `data_format` must be one of"),
     (lambda: Conv2D(4, 3, groups=0), ValueError, r"Conv2D: `groups` must be >= 1, received 0"),
     (lambda: Conv2D(4, 3, groups=1.5), TypeError, r"Conv2D: `groups` must be an int"),
@@ -377,7 +377,7 @@ def test_flatten_data_format():
 
 @pytest.mark.parametrize("factory, error, match", [
     (lambda: MaxPooling2D(data_format="channels_first"), ValueError,
-     r"MaxPooling2D: `data_format` 'channels_first' is not supported; npnet pools \(batch, height, width, channels\)"),
+     r"MaxPooling2D: `data_format` 'channels_first' is not supported; npnet takes \(batch, height, width, channels\)"),
     (lambda: AveragePooling2D(data_format="channels_first"), ValueError,
      r"AveragePooling2D: `data_format` 'channels_first' is not supported"),
     (lambda: npnet.layers.GlobalAveragePooling2D(data_format="channels_first"), ValueError,
@@ -388,7 +388,7 @@ def test_flatten_data_format():
     (lambda: npnet.layers.GlobalMaxPooling2D(keepdims=1), TypeError,
      r"GlobalMaxPooling2D: `keepdims` must be True or False, received 1"),
     (lambda: npnet.layers.Flatten(data_format="channels_first"), ValueError,
-     r"Flatten: `data_format` 'channels_first' is not supported; npnet flattens channels-last inputs only"),
+     r"Flatten: `data_format` 'channels_first' is not supported; npnet takes channels-last inputs only"),
     (lambda: npnet.layers.Flatten(data_format=3), ValueError, r"Flatten: `data_format` must be one of \[.channels_last.\], received 3"),
 ])
 def test_bad_pooling_and_flatten_arguments(factory, error, match):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import check_choice, check_int, check_tuple
+from .._validation import check_choice, check_data_format, check_int, check_tuple
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
 from .core import _refuse_unsupported, _set_named_weight_options
@@ -148,12 +148,7 @@ class Conv2D(_Activated, Layer):
         self.kernel_size = check_tuple(kernel_size, "kernel_size", 2, owner=owner)
         self.strides = check_tuple(strides, "strides", 2, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
-        if data_format is not None:
-            check_choice(data_format, "data_format", ["channels_last", "channels_first"], owner=owner)
-            if data_format == "channels_first":
-                raise ValueError(f"{owner}: `data_format='channels_first'` is not supported; "
-                                 f"use channels_last inputs {_LAYOUT}")
-        self.data_format = "channels_last"
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported (as in Keras)")

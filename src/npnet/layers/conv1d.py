@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import check_choice, check_int, check_tuple
+from .._validation import check_choice, check_data_format, check_int, check_tuple
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
 from .conv import conv_output_size, same_padding
@@ -104,12 +104,7 @@ class Conv1D(_Activated, Layer):
         self.kernel_size = check_tuple(kernel_size, "kernel_size", 1, owner=owner)
         self.strides = check_tuple(strides, "strides", 1, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same", "causal"], owner=owner)
-        if data_format is not None:
-            check_choice(data_format, "data_format", ["channels_last", "channels_first"], owner=owner)
-            if data_format == "channels_first":
-                raise ValueError(f"{owner}: `data_format='channels_first'` is not supported; "
-                                 "use channels_last inputs (batch, steps, channels)")
-        self.data_format = "channels_last"
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         self.groups = check_int(groups, "groups", minimum=1, owner=owner)
         if self.groups != 1:
             raise ValueError(f"{owner}: grouped convolution is not supported: expected groups=1, "

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import as_rng, check_choice, check_float, check_int, check_seed
+from .._validation import as_rng, check_data_format, check_float, check_int, check_seed
 from ._symbolic import Input, InputLayer
 from .activation import ACTIVATIONS, _Activated, get_activation
 from .base import InputSpec, Layer, set_weight_options, weight_options_config
@@ -218,11 +218,7 @@ class Flatten(Layer):
     def __init__(self, data_format: str | None = None, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
-        if isinstance(data_format, str) and data_format == "channels_first":
-            raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet flattens "
-                             "channels-last inputs only (data_format='channels_last')")
-        self.data_format = "channels_last" if data_format is None else check_choice(
-            data_format, "data_format", ["channels_last"], owner=owner)
+        self.data_format = check_data_format(data_format, "channels-last", owner=owner)
 
     def build(self, input_shape):
         if any(d is None for d in input_shape[1:]):
@@ -483,11 +479,7 @@ class SpatialDropout2D(_SpatialDropout):
     def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None,
                  name: str | None = None, trainable: bool = True) -> None:
         owner = type(self).__name__
-        if isinstance(data_format, str) and data_format == "channels_first":
-            raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet takes "
-                             f"{self._layout} inputs only (data_format='channels_last')")
-        self.data_format = "channels_last" if data_format is None else check_choice(
-            data_format, "data_format", ["channels_last"], owner=owner)
+        self.data_format = check_data_format(data_format, self._layout, owner=owner)
         super().__init__(rate, seed=seed, name=name, trainable=trainable)
 
     def get_config(self):

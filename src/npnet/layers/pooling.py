@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _parallel
-from .._validation import check_bool, check_choice, check_tuple
+from .._validation import check_bool, check_choice, check_data_format, check_tuple
 from .base import InputSpec, Layer
 from .conv import _windows, conv_output_size, same_padding
 
@@ -32,16 +32,6 @@ _LAYOUT = "(batch, height, width, channels)"
 _LAYOUT_1D = "(batch, steps, channels)"
 
 
-def _check_data_format(value: Any, owner: str, layout: str = _LAYOUT_1D) -> str:
-    """Only ``channels_last`` (or None, meaning it) is supported."""
-    if value is None:
-        return "channels_last"
-    if isinstance(value, str) and value == "channels_first":
-        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
-                         f"{layout} inputs only (data_format='channels_last')")
-    return check_choice(value, "data_format", ["channels_last"], owner=owner)
-
-
 class _Pooling2D(Layer):
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
@@ -52,7 +42,7 @@ class _Pooling2D(Layer):
         self.pool_size = check_tuple(pool_size, "pool_size", 2, owner=owner)
         self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 2, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
-        self.data_format = _check_data_format(data_format, owner, _LAYOUT)
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
 
     def _geometry(self, h: int, w: int):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
@@ -271,7 +261,7 @@ class GlobalAveragePooling2D(Layer):
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
-        self.data_format = _check_data_format(data_format, owner, _LAYOUT)
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         if not isinstance(keepdims, (bool, np.bool_)):
             raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
         self.keepdims = check_bool(keepdims, "keepdims", owner=owner)
@@ -357,7 +347,7 @@ class _Pooling1D(Layer):
         self.pool_size = check_tuple(pool_size, "pool_size", 1, owner=owner)
         self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 1, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
-        self.data_format = _check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT_1D, owner=owner)
         # The 2-D pooling doing the work; named explicitly so it takes no automatic name.
         self._pool2d = self._kind((self.pool_size[0], 1), (self.strides[0], 1), self.padding,
                                   name=f"{self.name}_2d")
@@ -478,7 +468,7 @@ class GlobalAveragePooling1D(Layer):
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
-        self.data_format = _check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT_1D, owner=owner)
         if not isinstance(keepdims, (bool, np.bool_)):
             raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
         self.keepdims = check_bool(keepdims, "keepdims", owner=type(self).__name__)
