@@ -29,6 +29,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 import threading
@@ -241,6 +242,35 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Layer]]:
             yield from _walk(v, f"{path}/{k}")
 
 
+
+#: Keras' base-layer keyword arguments, taken by every layer's constructor: the input
+#: shape of a Sequential model's first layer, and the dtype policy (npnet has one float
+#: type, :func:`npnet.floatx`).
+_BASE_ARGUMENTS = ("input_shape", "input_dim", "dtype", "autocast")
+
+
+def _accept_base_arguments(cls: type) -> None:
+    """Let ``cls.__init__`` take Keras' base-layer arguments its own signature does not name:
+    they are taken off before it runs and applied after it (by the outermost constructor)."""
+    init = cls.__dict__["__init__"]
+    if getattr(init, "_takes_base_arguments", False):
+        return
+    named = set(inspect.signature(init).parameters)
+    extra = tuple(k for k in _BASE_ARGUMENTS if k not in named)
+    if not extra:
+        return
+
+    @functools.wraps(init)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        base = {k: kwargs.pop(k) for k in extra if k in kwargs}
+        init(self, *args, **kwargs)
+        if base:
+            self._apply_base_arguments(base)
+
+    __init__._takes_base_arguments = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__  # type: ignore[misc]
+
+
 class Layer:
     """Base class of all layers, primitive and composite, and of models.
 
@@ -277,6 +307,7 @@ class Layer:
     supports_masking: bool = False
 
     def __init__(self, name: str | None = None, trainable: bool = True, **kwargs: Any) -> None:
+        base = {k: kwargs.pop(k) for k in _BASE_ARGUMENTS if k in kwargs}
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword arguments {sorted(kwargs)}")
         if name is not None and (not isinstance(name, str) or not name or "/" in name):
@@ -291,15 +322,52 @@ class Layer:
         self.input_shape: Any = None
         self.input_spec: InputSpec | None = None
         self._init_rng: np.random.Generator | None = None
+        if base:
+            self._apply_base_arguments(base)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if cls.__module__.startswith("npnet.") and not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
+        if "__init__" in cls.__dict__:
+            _accept_base_arguments(cls)
         # As in Keras, a layer that defines its own compute_mask supports masking (unless
         # the class says otherwise).
         if "compute_mask" in cls.__dict__ and "supports_masking" not in cls.__dict__:
             cls.supports_masking = True
+
+    def _apply_base_arguments(self, base: dict[str, Any]) -> None:
+        """Keras' base-layer arguments every layer takes (see ``_BASE_ARGUMENTS``)."""
+        owner = type(self).__name__
+        dtype = base.get("dtype")
+        if dtype is not None:
+            try:
+                same = np.dtype(dtype) == np.dtype(floatx())
+            except TypeError:
+                same = False
+            if not same:
+                raise ValueError(
+                    f"{owner}: `dtype` {dtype!r} is not supported: every layer computes in npnet.floatx() "
+                    f"({floatx()!r}); set it with npnet.set_floatx, or pass dtype=None")
+        if "autocast" in base and not check_bool(base["autocast"], "autocast", owner=owner):
+            raise ValueError(f"{owner}: `autocast=False` is not supported: npnet casts every input to "
+                             f"npnet.floatx() ({floatx()!r})")
+        shape = base.get("input_shape")
+        if base.get("input_dim") is not None:
+            shape = (check_int(base["input_dim"], "input_dim", minimum=1, owner=owner),)
+        if shape is not None:
+            if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+                shape = (shape,)
+            if not isinstance(shape, (tuple, list)) or not all(
+                    d is None or (isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 1)
+                    for d in shape):
+                raise TypeError(f"{owner}: `input_shape` must be a tuple of sizes (ints >= 1 or None) without the "
+                                f"batch axis, received {shape!r}")
+            warnings.warn(
+                f"{owner}: `input_shape`/`input_dim` on a layer is Keras' older style; a Sequential model uses it "
+                "for its input, but npnet.Input(shape=...) as the model's first element is the way to say it",
+                UserWarning, stacklevel=3)
+            self._input_shape_arg = tuple(None if d is None else int(d) for d in shape)
 
     # ------------------------------------------------------------------ naming
     @property

@@ -95,6 +95,9 @@ class Sequential(Model):
             raise TypeError(f"{self._owner}.add: expected a layer, received the symbolic tensor {layer.name!r}")
         if not isinstance(layer, Layer):
             raise TypeError(f"{self._owner}.add: expected an npnet layer, received {layer!r}")
+        shape_arg = getattr(layer, "_input_shape_arg", None)
+        if shape_arg is not None and not self._layers and self._input_shape is None:
+            self._input_shape = (None,) + shape_arg  # Keras' older style: Dense(64, input_shape=(784,))
         if (id(layer) in seen[0] if seen is not None else any(existing is layer for existing in self._layers)):
             raise ValueError(f"{self._owner}.add: layer {layer.name!r} is already in the model")
         if (layer.name in seen[1] if seen is not None else any(existing.name == layer.name for existing in self._layers)):
