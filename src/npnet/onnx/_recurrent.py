@@ -6,7 +6,8 @@ in ONNX's order: npnet's LSTM keeps ``[i, f, c, o]`` (Keras' order), ONNX wants
 ``reset_after=True`` (Keras' default) applies the reset gate after the recurrent product:
 ONNX's ``linear_before_reset=1``.
 
-A call with a mask, or with an activation those operators cannot apply, is written as an
+A call with a mask, with an activation those operators cannot apply, or in a float type
+other than float32 (onnxruntime runs those operators in float32 only), is written as an
 ONNX ``Scan`` instead: its body is one step of the cell, with the same formula as the
 layer's ``_scan``, the activations converted like any layer's, and at a masked step the
 previous state carried on (``Where``), as npnet carries it.
@@ -82,8 +83,10 @@ def _gate_bias(layer: Any, width: int) -> np.ndarray:
     return layer.params["bias"] if layer.use_bias else np.zeros(width, dtype=layer.params["kernel"].dtype)
 
 
-def _needs_scan(layer: Any, options: dict[str, Any], fns: list[Any]) -> bool:
-    return _mask_of(options) is not None or any(_native(fn) is None for fn in fns)
+def _needs_scan(ctx: ExportContext, layer: Any, inputs: list[str], options: dict[str, Any], fns: list[Any]) -> bool:
+    float32 = np.dtype(np.float32)
+    return _mask_of(options) is not None or any(_native(fn) is None for fn in fns) \
+        or np.dtype(layer.params["kernel"].dtype) != float32 or ctx.dtype_of(inputs[0]) != float32
 
 
 def _mask_of(options: dict[str, Any]) -> str | None:
@@ -95,7 +98,7 @@ def _mask_of(options: dict[str, Any]) -> str | None:
 
 @register_converter(L.SimpleRNN, masks=True)
 def _simple_rnn(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _simple_rnn_step, 1)
     bias = (_gate_bias(layer, layer.units), np.zeros(layer.units, layer.params["kernel"].dtype)) \
         if layer.use_bias else None
@@ -104,7 +107,7 @@ def _simple_rnn(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.LSTM, masks=True)
 def _lstm(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._rec, layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._rec, layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _lstm_step, 2)
     acts = [_native(layer._rec), _native(layer._act), _native(layer._act)]
     u = layer.units
@@ -114,7 +117,7 @@ def _lstm(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.GRU, masks=True)
 def _gru(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._rec, layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._rec, layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _gru_step, 1)
     acts = [_native(layer._rec), _native(layer._act)]
     u, dtype = layer.units, layer.params["kernel"].dtype
@@ -148,7 +151,11 @@ class _Step:
         if fn.layer is None or type(fn.layer) is Linear:
             return z
         dummy = np.zeros((2, width), self.dtype)
-        return self._row(self.ctx.convert(fn.layer, [z], [dummy], {})[0], width)
+        try:
+            return self._row(self.ctx.convert(fn.layer, [z], [dummy], {})[0], width)
+        except ValueError as exc:
+            raise ValueError(f"export to ONNX: {self.layer._owner} cannot export its activation "
+                             f"{fn.layer._owner}: {str(exc).removeprefix('export to ONNX: ')}") from None
 
     def split(self, a: str, widths: list[int]) -> list[str]:
         sizes = self.ctx.const(np.asarray(widths, np.int64), "split")
