@@ -269,3 +269,20 @@ def test_an_activation_without_a_converter_is_refused_naming_the_layer(run, tmp_
     finally:
         del _CONVERTERS[_Cube]
     assert "Scan" in _ops(proto)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
+@pytest.mark.parametrize("activation", ["tanh", "elu"])
+def test_without_bias_and_with_one_step(run, kind, activation):
+    """``use_bias=False`` on both paths (Scan when masked or for elu); one time step."""
+    x = npnet.Input(shape=(None,))
+    y = kind(3, use_bias=False, activation=activation, return_sequences=True, return_state=True)(
+        L.Embedding(9, 2, mask_zero=True)(x))
+    model = _randomize(npnet.Model(x, y))
+    run(model, _ids())
+    run(model, _ids()[:, :1])
+    x = npnet.Input(shape=(None, 2))
+    model = _randomize(npnet.Model(x, kind(3, use_bias=False, activation=activation)(x)))
+    r = np.random.default_rng(10)
+    for steps in (1, 5):
+        run(model, r.normal(size=(3, steps, 2)).astype(np.float32))
