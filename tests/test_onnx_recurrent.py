@@ -286,3 +286,29 @@ def test_without_bias_and_with_one_step(run, kind, activation):
     r = np.random.default_rng(10)
     for steps in (1, 5):
         run(model, r.normal(size=(3, steps, 2)).astype(np.float32))
+
+
+class _Gated(npnet.Model):
+    """A subclassed model passing its second input as the recurrent layer's mask."""
+
+    def __init__(self, kind, **kwargs):
+        super().__init__(**kwargs)
+        self.rnn = kind(3, return_sequences=True, go_backwards=True)
+
+    def call(self, inputs, training=False):
+        x, mask = inputs
+        return self.rnn(x, mask=mask)
+
+
+@pytest.mark.parametrize("kind", KINDS, ids=lambda k: k.__name__)
+def test_a_mask_of_numbers_given_as_an_input(run, kind):
+    """A float mask reads as the layer reads it: nonzero is a real step."""
+    model = _Gated(kind)
+    r = np.random.default_rng(11)
+    x = r.normal(size=(4, 6, 2)).astype(np.float32)
+    mask = np.asarray([[1, 1, 1, 0, 0, 0], [0, 0, 2, 1, 1, -1], [1, 0, 1, 0, 1, 0], [0] * 6], np.float32)
+    model.predict([x, mask], verbose=0)
+    _randomize(model)
+    proto, _, got = run(model, [x, mask])
+    assert "Cast" in _ops(proto)
+    np.testing.assert_array_equal(got[0][3], np.zeros((6, 3), np.float32))  # no real step: the zero state

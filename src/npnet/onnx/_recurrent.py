@@ -242,6 +242,8 @@ def _scan(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
     mask = _mask_of(options)
     scans = [xw]
     if mask is not None:  # (batch, T) -> (T, batch, 1)
+        if ctx.dtype_of(mask) != np.bool_:  # a mask of numbers: nonzero is kept, as the layer reads it
+            mask = ctx.node("Cast", [mask], name="mask_bool", to=TensorProto.BOOL)
         keep = ctx.transpose(mask, [1, 0], name="mask_time_first")
         scans.append(ctx.node("Unsqueeze", [keep, ctx.const(np.asarray([2], np.int64), "axis2")], name="keep"))
     # 3. the body: states and one step's slices in, new states and the step's output out
