@@ -260,18 +260,20 @@ def _scan(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
         if body_keep is not None:  # a masked step carries the previous states on
             new = [st.node("Where", [body_keep, n, old], u, name="carried") for n, old in zip(new, body_states)]
         state_out = [ctx.node("Identity", [n], name="state_out") for n in new]
-        step_out = ctx.node("Identity", [new[0]], name="step_output")
+        # the step's output, stacked over the steps, only when the sequence is returned
+        step_out = [ctx.node("Identity", [new[0]], name="step_output")] if layer.return_sequences else []
     row = [None, u]
     body_inputs = [helper.make_tensor_value_info(b, elem, row) for b in body_states]
     body_inputs.append(helper.make_tensor_value_info(body_x, elem, [None, width]))
     if body_keep is not None:
         body_inputs.append(helper.make_tensor_value_info(body_keep, TensorProto.BOOL, [None, 1]))
-    body_outputs = [helper.make_tensor_value_info(n, elem, row) for n in state_out + [step_out]]
+    body_outputs = [helper.make_tensor_value_info(n, elem, row) for n in state_out + step_out]
     body = helper.make_graph(body_nodes, ctx.fresh(f"{layer.name}/step"), body_inputs, body_outputs)
     direction = 1 if layer.go_backwards else 0  # npnet returns the steps in the order it reads them
-    outs = ctx.node("Scan", initial + scans, n_outputs=n_states + 1, name="Scan", body=body,
+    outs = ctx.node("Scan", initial + scans, n_outputs=n_states + len(step_out), name="Scan", body=body,
                     num_scan_inputs=len(scans), scan_input_directions=[direction] * len(scans))
-    finals, seq = outs[:n_states], outs[n_states]
-    y = ctx.transpose(seq, [1, 0, 2], name="sequence") if layer.return_sequences else \
+    outs = [outs] if isinstance(outs, str) else list(outs)
+    finals = outs[:n_states]
+    y = ctx.transpose(outs[n_states], [1, 0, 2], name="sequence") if layer.return_sequences else \
         ctx.node("Identity", [finals[0]], name="last")
     return [y] + list(finals) if layer.return_state else [y]
