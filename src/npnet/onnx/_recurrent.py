@@ -6,7 +6,8 @@ in ONNX's order: npnet's LSTM keeps ``[i, f, c, o]`` (Keras' order), ONNX wants
 ``reset_after=True`` (Keras' default) applies the reset gate after the recurrent product:
 ONNX's ``linear_before_reset=1``.
 
-A call with a mask, or with an activation those operators cannot apply, is written as an
+A call with a mask, with an activation those operators cannot apply, or in a float type
+other than float32 (onnxruntime runs those operators in float32 only), is written as an
 ONNX ``Scan`` instead: its body is one step of the cell, with the same formula as the
 layer's ``_scan``, the activations converted like any layer's, and at a masked step the
 previous state carried on (``Where``), as npnet carries it.
@@ -82,8 +83,10 @@ def _gate_bias(layer: Any, width: int) -> np.ndarray:
     return layer.params["bias"] if layer.use_bias else np.zeros(width, dtype=layer.params["kernel"].dtype)
 
 
-def _needs_scan(layer: Any, options: dict[str, Any], fns: list[Any]) -> bool:
-    return _mask_of(options) is not None or any(_native(fn) is None for fn in fns)
+def _needs_scan(ctx: ExportContext, layer: Any, inputs: list[str], options: dict[str, Any], fns: list[Any]) -> bool:
+    float32 = np.dtype(np.float32)
+    return _mask_of(options) is not None or any(_native(fn) is None for fn in fns) \
+        or np.dtype(layer.params["kernel"].dtype) != float32 or ctx.dtype_of(inputs[0]) != float32
 
 
 def _mask_of(options: dict[str, Any]) -> str | None:
@@ -95,7 +98,7 @@ def _mask_of(options: dict[str, Any]) -> str | None:
 
 @register_converter(L.SimpleRNN, masks=True)
 def _simple_rnn(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _simple_rnn_step, 1)
     bias = (_gate_bias(layer, layer.units), np.zeros(layer.units, layer.params["kernel"].dtype)) \
         if layer.use_bias else None
@@ -104,7 +107,7 @@ def _simple_rnn(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.LSTM, masks=True)
 def _lstm(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._rec, layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._rec, layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _lstm_step, 2)
     acts = [_native(layer._rec), _native(layer._act), _native(layer._act)]
     u = layer.units
@@ -114,7 +117,7 @@ def _lstm(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.GRU, masks=True)
 def _gru(ctx, layer, inputs, outputs, options):
-    if _needs_scan(layer, options, [layer._rec, layer._act]):
+    if _needs_scan(ctx, layer, inputs, options, [layer._rec, layer._act]):
         return _scan(ctx, layer, inputs, outputs, options, _gru_step, 1)
     acts = [_native(layer._rec), _native(layer._act)]
     u, dtype = layer.units, layer.params["kernel"].dtype
@@ -148,7 +151,11 @@ class _Step:
         if fn.layer is None or type(fn.layer) is Linear:
             return z
         dummy = np.zeros((2, width), self.dtype)
-        return self._row(self.ctx.convert(fn.layer, [z], [dummy], {})[0], width)
+        try:
+            return self._row(self.ctx.convert(fn.layer, [z], [dummy], {})[0], width)
+        except ValueError as exc:
+            raise ValueError(f"export to ONNX: {self.layer._owner} cannot export its activation "
+                             f"{fn.layer._owner}: {str(exc).removeprefix('export to ONNX: ')}") from None
 
     def split(self, a: str, widths: list[int]) -> list[str]:
         sizes = self.ctx.const(np.asarray(widths, np.int64), "split")
@@ -235,6 +242,8 @@ def _scan(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
     mask = _mask_of(options)
     scans = [xw]
     if mask is not None:  # (batch, T) -> (T, batch, 1)
+        if ctx.dtype_of(mask) != np.bool_:  # a mask of numbers: nonzero is kept, as the layer reads it
+            mask = ctx.node("Cast", [mask], name="mask_bool", to=TensorProto.BOOL)
         keep = ctx.transpose(mask, [1, 0], name="mask_time_first")
         scans.append(ctx.node("Unsqueeze", [keep, ctx.const(np.asarray([2], np.int64), "axis2")], name="keep"))
     # 3. the body: states and one step's slices in, new states and the step's output out
@@ -251,18 +260,20 @@ def _scan(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
         if body_keep is not None:  # a masked step carries the previous states on
             new = [st.node("Where", [body_keep, n, old], u, name="carried") for n, old in zip(new, body_states)]
         state_out = [ctx.node("Identity", [n], name="state_out") for n in new]
-        step_out = ctx.node("Identity", [new[0]], name="step_output")
+        # the step's output, stacked over the steps, only when the sequence is returned
+        step_out = [ctx.node("Identity", [new[0]], name="step_output")] if layer.return_sequences else []
     row = [None, u]
     body_inputs = [helper.make_tensor_value_info(b, elem, row) for b in body_states]
     body_inputs.append(helper.make_tensor_value_info(body_x, elem, [None, width]))
     if body_keep is not None:
         body_inputs.append(helper.make_tensor_value_info(body_keep, TensorProto.BOOL, [None, 1]))
-    body_outputs = [helper.make_tensor_value_info(n, elem, row) for n in state_out + [step_out]]
+    body_outputs = [helper.make_tensor_value_info(n, elem, row) for n in state_out + step_out]
     body = helper.make_graph(body_nodes, ctx.fresh(f"{layer.name}/step"), body_inputs, body_outputs)
     direction = 1 if layer.go_backwards else 0  # npnet returns the steps in the order it reads them
-    outs = ctx.node("Scan", initial + scans, n_outputs=n_states + 1, name="Scan", body=body,
+    outs = ctx.node("Scan", initial + scans, n_outputs=n_states + len(step_out), name="Scan", body=body,
                     num_scan_inputs=len(scans), scan_input_directions=[direction] * len(scans))
-    finals, seq = outs[:n_states], outs[n_states]
-    y = ctx.transpose(seq, [1, 0, 2], name="sequence") if layer.return_sequences else \
+    outs = [outs] if isinstance(outs, str) else list(outs)
+    finals = outs[:n_states]
+    y = ctx.transpose(outs[n_states], [1, 0, 2], name="sequence") if layer.return_sequences else \
         ctx.node("Identity", [finals[0]], name="last")
     return [y] + list(finals) if layer.return_state else [y]
