@@ -1,4 +1,4 @@
-"""ONNX converters of convolutions and pooling.
+"""ONNX converters of convolutions (plain, transposed, depthwise, separable) and pooling.
 
 npnet works in channels-last layout (NHWC, and ``(batch, steps, channels)``); ONNX's
 Conv and pooling operators work channels-first. Each converter transposes in and out
@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import layers as L
 from ..layers.conv import same_padding
+from ..layers.conv_transpose import conv_transpose_geometry
 from ._converters import _activate
 from ._graph import ExportContext, register_converter
 
@@ -36,24 +37,46 @@ def _to_channels_last(ctx: ExportContext, y: str, nd: int) -> str:
 
 
 def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple, strides: tuple,
-             dilation: tuple) -> dict[str, Any]:
-    """Pad attributes for the spatial axes 1.. of channels-last input ``x``."""
+             dilation: tuple) -> tuple[str, dict[str, Any]]:
+    """``(x, pad attributes)`` for the spatial axes 1.. of channels-last input ``x``; ``x``
+    comes back zero-padded where the padding is computed by nodes of the graph."""
     shape, varying = ctx.shape(x), ctx.dynamic_axes(x)
-    spatial = range(1, len(shape) - 1)
+    spatial = list(range(1, len(shape) - 1))
     if padding == "valid":
-        return {}
+        return x, {}
     if padding == "causal":
         before = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return {"pads": before + [0] * len(before)}
+        return x, {"pads": before + [0] * len(before)}
     # "same": the split depends on the size only with a stride above 1.
     if any(a in varying and s > 1 for a, s in zip(spatial, strides)):
-        if any(d > 1 for d in dilation):
-            ctx.require_static(layer, x, list(spatial), "'same' padding with dilation")
-        return {"auto_pad": "SAME_UPPER"}
+        if any(d > 1 for d in dilation):  # onnxruntime's auto_pad refuses dilation
+            return _same_pad_at_run_time(ctx, x, spatial, kernel, strides, dilation), {}
+        return x, {"auto_pad": "SAME_UPPER"}
     pairs = [same_padding(shape[a] if a not in varying else 1, k, s, d)
              if s > 1 else ((d * (k - 1)) // 2, d * (k - 1) - (d * (k - 1)) // 2)
              for a, k, s, d in zip(spatial, kernel, strides, dilation)]
-    return {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
+    return x, {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
+
+
+def _same_pad_at_run_time(ctx: ExportContext, x: str, spatial: list[int], kernel: tuple, strides: tuple,
+                          dilation: tuple) -> str:
+    """Zero-pad channels-last ``x`` as ``"same"`` does, from its size at run time:
+    :math:`o = \\lceil i / s \\rceil`, :math:`p = \\max((o - 1) s + k_e - i, 0)`,
+    :math:`\\lfloor p / 2 \\rfloor` zeros before and the rest after."""
+    i64 = np.int64
+    size = ctx.node("Gather", [ctx.node("Shape", [x]), ctx.const(np.asarray(spatial, i64), "spatial_axes")],
+                    axis=0, name="size")
+    s = ctx.const(np.asarray(strides, i64), "strides")
+    eff = ctx.const(np.asarray([d * (k - 1) + 1 for k, d in zip(kernel, dilation)], i64), "effective_kernel")
+    one, two = ctx.const(np.asarray(1, i64)), ctx.const(np.asarray(2, i64))
+    out = ctx.node("Div", [ctx.node("Sub", [ctx.node("Add", [size, s]), one]), s], name="out_size")
+    need = ctx.node("Sub", [ctx.node("Add", [ctx.node("Mul", [ctx.node("Sub", [out, one]), s]), eff]), size])
+    total = ctx.node("Max", [need, ctx.const(np.asarray(0, i64))], name="total_pad")
+    before = ctx.node("Div", [total, two], name="pad_before")
+    after = ctx.node("Sub", [total, before], name="pad_after")
+    zero = ctx.const(np.zeros(1, i64))
+    pads = ctx.node("Concat", [zero, before, zero, zero, after, zero], axis=0, name="pads")
+    return ctx.node("Pad", [x, pads], mode="constant", name="same_pad")
 
 
 def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.ndarray]) -> str:
@@ -62,10 +85,10 @@ def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
     kernel = layer.params["kernel"]  # (*kernel, channels, filters)
     perm = (nd - 1, nd - 2) + tuple(range(nd - 2))
     w = ctx.weight(layer, "kernel", np.transpose(kernel, perm), "channels_first")
-    args = [_to_channels_first(ctx, x, nd), w]
+    xp, pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    args = [_to_channels_first(ctx, xp, nd), w]
     if layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
     y = ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
                  dilations=list(layer.dilation_rate), **pads)
     return _activate(ctx, layer, _to_channels_last(ctx, y, nd), outputs)
@@ -85,7 +108,7 @@ def _pool(op: str, pool_size: tuple, strides: tuple, padding: str) -> Any:
     def convert(ctx, layer, inputs, outputs, options):
         x = inputs[0]
         nd = len(ctx.shape(x))
-        attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
+        x, attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
         if op == "AveragePool":
             attrs["count_include_pad"] = 0
         y = ctx.node(op, [_to_channels_first(ctx, x, nd)], kernel_shape=list(pool_size), strides=list(strides),
@@ -133,3 +156,72 @@ def _global_average1d(ctx, layer, inputs, outputs, options):
 @register_converter(L.GlobalMaxPooling1D)
 def _global_max1d(ctx, layer, inputs, outputs, options):
     return ctx.reduce("ReduceMax", inputs[0], [1], keepdims=layer.keepdims)
+
+
+# ---------------------------------------------------------------- transposed and depthwise convolutions
+@register_converter(L.Conv2DTranspose)
+def _conv2d_transpose(ctx, layer, inputs, outputs, options):
+    """ONNX ConvTranspose computes the same full image as npnet's scatter, of size
+    :math:`f = (i - 1) s + k_e`; npnet keeps the window :math:`[c, c + o)` of it, zero
+    beyond :math:`f`. ``pads`` crops :math:`c` before and :math:`f - c - o` after, and where
+    the window reaches past the full image, ``output_padding`` adds those rows at the end.
+    The crop and :math:`o - f` do not depend on the input size, so height and width may vary.
+    """
+    x = inputs[0]
+    # kernel (kh, kw, filters, channels) -> ONNX (channels, filters, kh, kw)
+    w = ctx.weight(layer, "kernel", np.transpose(layer.params["kernel"], (3, 2, 0, 1)), "channels_first")
+    args = [_to_channels_first(ctx, x, 4), w]
+    if layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    begin, end, extra = [], [], []
+    for k, s, d, p in zip(layer.kernel_size, layer.strides, layer.dilation_rate,
+                          layer.output_padding or (None, None)):
+        # any input size gives the same crop and the same o - f; size 1 is the smallest
+        out, crop = conv_transpose_geometry(1, k, s, layer.padding, p, d)
+        full = d * (k - 1) + 1
+        after = full - crop - out
+        begin.append(crop)
+        end.append(max(after, 0))
+        extra.append(max(-after, 0))
+    attrs: dict[str, Any] = {"pads": begin + end}
+    if any(extra):
+        attrs["output_padding"] = extra
+    y = ctx.node("ConvTranspose", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                 dilations=list(layer.dilation_rate), **attrs)
+    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
+
+
+def _depthwise_conv(ctx: ExportContext, layer: Any, x: str) -> str:
+    """The depthwise convolution of channels-last ``x`` as a grouped ONNX Conv (one group
+    per input channel), channels-first output: output channel :math:`c M + m` is kernel
+    ``[:, :, c, m]`` applied to channel :math:`c`, as in npnet."""
+    kernel = layer.params[layer._depthwise_key]  # (kh, kw, C, M)
+    kh, kw, c, m = kernel.shape
+    w = ctx.weight(layer, layer._depthwise_key,
+                   np.ascontiguousarray(np.transpose(kernel, (2, 3, 0, 1))).reshape(c * m, 1, kh, kw),
+                   "channels_first")
+    xp, pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    args = [_to_channels_first(ctx, xp, 4), w]
+    if isinstance(layer, L.DepthwiseConv2D) and layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    return ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                    dilations=list(layer.dilation_rate), group=int(c), name="DepthwiseConv", **pads)
+
+
+@register_converter(L.DepthwiseConv2D)
+def _depthwise_conv2d(ctx, layer, inputs, outputs, options):
+    y = _depthwise_conv(ctx, layer, inputs[0])
+    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
+
+
+@register_converter(L.SeparableConv2D)
+def _separable_conv2d(ctx, layer, inputs, outputs, options):
+    u = _depthwise_conv(ctx, layer, inputs[0])
+    # pointwise kernel (1, 1, C M, filters) -> ONNX (filters, C M, 1, 1)
+    p = ctx.weight(layer, "pointwise_kernel", np.transpose(layer.params["pointwise_kernel"], (3, 2, 0, 1)),
+                   "channels_first")
+    args = [u, p]
+    if layer.use_bias:
+        args.append(ctx.weight(layer, "bias", layer.params["bias"]))
+    y = ctx.node("Conv", args, kernel_shape=[1, 1], name="PointwiseConv")
+    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
