@@ -10,7 +10,7 @@ import numpy as np
 from .._config import floatx
 from .._nest import pack
 from .._validation import check_int
-from . import _conv, _converters, _recurrent  # noqa: F401  (register npnet's converters)
+from . import _conv, _converters, _recurrent, _reshaping  # noqa: F401  (register npnet's converters)
 from ._graph import ExportContext
 from ._trace import trace
 
