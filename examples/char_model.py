@@ -274,6 +274,17 @@ class PositionEmbedding(Layer):
         return {**super().get_config(), "max_length": self.max_length, "initializer": self.initializer}
 
 
+@npnet.onnx.register_converter(PositionEmbedding)
+def _position_embedding_onnx(ctx, layer, inputs, outputs, options):
+    """ONNX export of the layer (``model.export(path, format="onnx")``): the first ``steps``
+    rows of the table, added to ``x``; ``steps`` is read from the input, so windows of any
+    length up to ``max_length`` work."""
+    steps = ctx.node("Gather", [ctx.node("Shape", inputs), ctx.const(np.asarray([1], np.int64), "axis1")], axis=0)
+    first = ctx.const(np.asarray([0], np.int64), "zero")
+    rows = ctx.node("Slice", [ctx.weight(layer, "positions", layer.params["positions"]), first, steps, first])
+    return ctx.node("Add", [inputs[0], rows])
+
+
 def build_model(kind: str, vocab_size: int, recipe: dict, seed: int) -> npnet.Model:
     """``lstm``: Embedding -> LSTM -> Dense softmax at every step; ``transformer``: token and
     position embeddings, then post-norm blocks of causal self-attention and a feed-forward

@@ -85,6 +85,15 @@ def check_choice(value: Any, name: str, choices: Iterable[str], *, owner: str | 
     return value
 
 
+def check_data_format(value: Any, layout: str, *, owner: str | None = None) -> str:
+    """Keras' ``data_format``: None or ``"channels_last"`` (returned as ``"channels_last"``);
+    ``"channels_first"`` is refused, naming the ``layout`` npnet takes instead."""
+    if isinstance(value, str) and value == "channels_first":
+        raise ValueError(f"{owner_prefix(owner)}`data_format` 'channels_first' is not supported; npnet takes "
+                         f"{layout} inputs only (data_format='channels_last')")
+    return "channels_last" if value is None else check_choice(value, "data_format", ["channels_last"], owner=owner)
+
+
 def check_verbose(value: Any, name: str = "verbose", *, owner: str | None = None) -> int:
     """A verbosity level: an int >= 0 (True and False count as 1 and 0)."""
     if isinstance(value, (bool, np.bool_)):

@@ -213,3 +213,236 @@ def test_wrong_channel_count_on_a_built_layer():
 def test_bad_sizes_are_rejected(factory, match):
     with pytest.raises(ValueError, match=match):
         factory()
+
+
+def test_images_of_varying_size_build_symbolically_and_train():
+    x = npnet.Input(shape=(None, None, 2))
+    h = npnet.layers.Conv2D(3, 3, padding="same", strides=2, activation="relu")(x)
+    assert h.shape == (None, None, None, 3)
+    h = npnet.layers.MaxPooling2D()(h)
+    h = npnet.layers.AveragePooling2D(padding="same")(npnet.layers.Conv2D(4, 2)(h))
+    assert h.shape == (None, None, None, 4)
+    model = npnet.Model(x, npnet.layers.Dense(2)(npnet.layers.GlobalAveragePooling2D()(h)))
+    model.compile(optimizer="sgd", loss="mse")
+    r = np.random.default_rng(0)
+    for size in (9, 16):
+        xs = r.normal(size=(4, size, size + 3, 2)).astype(np.float32)
+        assert model.predict(xs, verbose=0).shape == (4, 2)
+        before = model.get_weights()[0].copy()
+        model.fit(xs, np.zeros((4, 2), np.float32), epochs=1, verbose=0)
+        assert not np.array_equal(before, model.get_weights()[0])
+    with pytest.raises(ValueError, match="larger than the input"):
+        npnet.layers.Conv2D(1, 5)(npnet.Input(shape=(None, 3, 1)))
+
+
+# ---------------------------------------------------------------- Keras 3 arguments: groups, data_format
+def grouped_conv_reference(x, kernel, bias, groups):
+    """Keras' grouped convolution written out: input channels and filters cut into
+    `groups` consecutive blocks, block j of filters sees block j of channels only
+    (valid padding, stride 1)."""
+    n, h, w, c = x.shape
+    kh, kw, cg, f = kernel.shape
+    assert cg * groups == c
+    fg = f // groups
+    y = np.zeros((n, h - kh + 1, w - kw + 1, f))
+    for j in range(groups):
+        xj = x[..., j * cg:(j + 1) * cg]
+        for i in range(y.shape[1]):
+            for k in range(y.shape[2]):
+                patch = xj[:, i:i + kh, k:k + kw, :]  # (n, kh, kw, cg)
+                y[:, i, k, j * fg:(j + 1) * fg] = np.einsum("nabc,abcf->nf", patch, kernel[..., j * fg:(j + 1) * fg])
+    return y + bias
+
+
+def test_grouped_conv2d_by_hand():
+    # 2 groups, 1x1 kernel: channel 0 -> filter 0, channel 1 -> filter 1 (each a scalar weight).
+    conv = Conv2D(2, 1, groups=2, use_bias=False)
+    x = np.array([[[[1.0, 10.0], [2.0, 20.0]]]])  # (1, 1, 2, 2)
+    conv.build(x.shape)
+    assert conv.params["kernel"].shape == (1, 1, 1, 2)
+    conv.params["kernel"][...] = np.array([3.0, -1.0]).reshape(1, 1, 1, 2)
+    # y[..., 0] = 3 * x[..., 0]; y[..., 1] = -1 * x[..., 1]
+    np.testing.assert_allclose(conv(x)[0, 0], [[3.0, -10.0], [6.0, -20.0]])
+
+
+@pytest.mark.parametrize("groups, c, f", [(2, 4, 6), (3, 3, 3), (4, 8, 4)])
+def test_grouped_conv2d_matches_the_keras_definition(groups, c, f, rng):
+    npnet.set_floatx("float64")
+    x = rng.normal(size=(2, 5, 6, c))
+    conv = Conv2D(f, (2, 3), groups=groups, bias_initializer="random_normal")
+    y = conv(x)
+    assert conv.params["kernel"].shape == (2, 3, c // groups, f)
+    np.testing.assert_allclose(y, grouped_conv_reference(x, conv.params["kernel"], conv.params["bias"], groups),
+                               atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"padding": "same", "strides": 2}, {"dilation_rate": 2, "use_bias": False},
+                                    {"activation": "tanh", "padding": "same"}])
+def test_grouped_conv2d_gradients(kwargs, rng):
+    conv = Conv2D(6, (2, 3), groups=3, **kwargs)
+    report = npnet.testing.check_gradients(conv, rng.normal(size=(2, 6, 7, 6)))
+    assert report.passed, report
+
+
+def test_grouped_conv2d_config_and_saving(tmp_path, rng):
+    conv = Conv2D(4, 3, groups=2, data_format="channels_last", name="g")
+    config = conv.get_config()
+    assert config["groups"] == 2 and config["data_format"] == "channels_last"
+    assert Conv2D.from_config(config).get_config() == config
+    model = npnet.Sequential([npnet.Input(shape=(5, 5, 4)), conv, npnet.layers.Flatten(), npnet.layers.Dense(2)],
+                             seed=0)
+    model.compile("adam", "mse")
+    x = rng.normal(size=(8, 5, 5, 4)).astype(np.float32)
+    model.fit(x, np.zeros((8, 2), np.float32), epochs=1, verbose=0)
+    model.save(tmp_path / "g.npnet")
+    restored = npnet.load_model(tmp_path / "g.npnet")
+    assert restored.layers[0].groups == 2
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_conv2d_data_format_none_means_channels_last():
+    conv = Conv2D(2, 3, data_format=None)
+    assert conv.data_format == "channels_last"
+    assert conv(np.zeros((1, 5, 5, 3), np.float32)).shape == (1, 3, 3, 2)
+
+
+@pytest.mark.parametrize("factory, error, match", [
+    (lambda: Conv2D(4, 3, data_format="channels_first"), ValueError,
+     r"Conv2D: `data_format` 'channels_first' is not supported; npnet takes \(batch, height, width, channels\) inputs only"),
+    (lambda: Conv2D(4, 3, data_format="nhwc"), ValueError, r"Conv2D: `data_format` must be one of"),
+    (lambda: Conv2D(4, 3, groups=0), ValueError, r"Conv2D: `groups` must be >= 1, received 0"),
+    (lambda: Conv2D(4, 3, groups=1.5), TypeError, r"Conv2D: `groups` must be an int"),
+    (lambda: Conv2D(5, 3, groups=2), ValueError,
+     r"Conv2D: `filters` must be divisible by `groups`, received filters=5 and groups=2"),
+])
+def test_bad_groups_and_data_format(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()
+
+
+def test_grouped_conv2d_rejects_channels_not_divisible_by_groups():
+    with pytest.raises(ValueError, match=r"Conv2D 'g': the input's 3 channels must be divisible by `groups`=2"):
+        Conv2D(4, 3, groups=2, name="g")(np.zeros((1, 5, 5, 3), np.float32))
+
+
+# ---------------------------------------------------------------- Keras 3 arguments of the 2-D pooling layers
+def test_global_pooling_2d_keepdims_values_and_gradients(rng):
+    x = np.arange(12.0).reshape(1, 2, 3, 2)  # channel 0: 0, 2, ..., 10; channel 1: 1, 3, ..., 11
+    avg = npnet.layers.GlobalAveragePooling2D(keepdims=True)
+    mx = npnet.layers.GlobalMaxPooling2D(keepdims=True)
+    np.testing.assert_allclose(avg(x), [[[[(0 + 2 + 4 + 6 + 8 + 10) / 6, (1 + 3 + 5 + 7 + 9 + 11) / 6]]]])
+    np.testing.assert_allclose(mx(x), [[[[10.0, 11.0]]]])
+    assert avg.compute_output_shape((None, 2, 3, 2)) == (None, 1, 1, 2)
+    assert npnet.layers.GlobalAveragePooling2D().compute_output_shape((None, 2, 3, 2)) == (None, 2)
+    # dx of the mean: dy / (h * w) everywhere; of the max: dy at the maximum only
+    _, cache = avg.forward(x)
+    np.testing.assert_allclose(avg.backward(cache, np.full((1, 1, 1, 2), 6.0)), np.ones_like(x))
+    _, cache = mx.forward(x)
+    dx = mx.backward(cache, np.array([[[[2.0, 3.0]]]]))
+    assert dx[0, 1, 2, 0] == 2.0 and dx[0, 1, 2, 1] == 3.0 and dx.sum() == 5.0
+    xs = rng.normal(size=(2, 3, 4, 3))
+    for layer in (avg, mx):
+        assert npnet.testing.check_gradients(layer, xs).passed
+
+
+@pytest.mark.parametrize("cls", [npnet.layers.GlobalAveragePooling2D, npnet.layers.GlobalMaxPooling2D])
+def test_global_pooling_2d_keepdims_config_and_saving(cls, tmp_path, rng):
+    layer = cls(data_format="channels_last", keepdims=True)
+    config = layer.get_config()
+    assert config["keepdims"] is True and config["data_format"] == "channels_last"
+    assert cls.from_config(config).get_config() == config
+    model = npnet.Sequential([npnet.Input(shape=(4, 4, 2)), Conv2D(3, 3), layer, npnet.layers.Flatten()], seed=0)
+    x = rng.normal(size=(2, 4, 4, 2)).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (2, 3)
+    model.save(tmp_path / "m.npnet")
+    np.testing.assert_array_equal(npnet.load_model(tmp_path / "m.npnet").predict(x, verbose=0),
+                                  model.predict(x, verbose=0))
+
+
+@pytest.mark.parametrize("cls", [MaxPooling2D, AveragePooling2D])
+def test_pooling_2d_data_format(cls):
+    layer = cls(2, data_format=None)
+    assert layer.data_format == "channels_last" and layer.get_config()["data_format"] == "channels_last"
+    assert cls.from_config(layer.get_config()).pool_size == (2, 2)
+    assert layer(np.zeros((1, 4, 4, 3), np.float32)).shape == (1, 2, 2, 3)
+
+
+def test_flatten_data_format():
+    layer = npnet.layers.Flatten(data_format="channels_last")
+    assert layer.get_config()["data_format"] == "channels_last"
+    assert npnet.layers.Flatten.from_config(layer.get_config()).data_format == "channels_last"
+    x = np.arange(12.0).reshape(1, 2, 3, 2)
+    np.testing.assert_array_equal(layer(x), x.reshape(1, 12))
+
+
+@pytest.mark.parametrize("factory, error, match", [
+    (lambda: MaxPooling2D(data_format="channels_first"), ValueError,
+     r"MaxPooling2D: `data_format` 'channels_first' is not supported; npnet takes \(batch, height, width, channels\)"),
+    (lambda: AveragePooling2D(data_format="channels_first"), ValueError,
+     r"AveragePooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.GlobalAveragePooling2D(data_format="channels_first"), ValueError,
+     r"GlobalAveragePooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.GlobalMaxPooling2D(data_format="channels_first"), ValueError,
+     r"GlobalMaxPooling2D: `data_format` 'channels_first' is not supported"),
+    (lambda: MaxPooling2D(data_format="nchw"), ValueError, r"MaxPooling2D: `data_format` must be one of"),
+    (lambda: npnet.layers.GlobalMaxPooling2D(keepdims=1), TypeError,
+     r"GlobalMaxPooling2D: `keepdims` must be True or False, received 1"),
+    (lambda: npnet.layers.Flatten(data_format="channels_first"), ValueError,
+     r"Flatten: `data_format` 'channels_first' is not supported; npnet takes channels-last inputs only"),
+    (lambda: npnet.layers.Flatten(data_format=3), ValueError, r"Flatten: `data_format` must be one of \[.channels_last.\], received 3"),
+])
+def test_bad_pooling_and_flatten_arguments(factory, error, match):
+    with pytest.raises(error, match=match):
+        factory()
+
+
+# ---------------------------------------------------------------- Keras 3 arguments of BatchNormalization
+def test_batchnorm_initializers_are_used(tmp_path):
+    c = npnet.initializers.Constant
+    bn = BatchNormalization(momentum=0.5, epsilon=1e-3, gamma_initializer=c(2.0), beta_initializer=c(0.5),
+                            moving_mean_initializer=c(1.0), moving_variance_initializer=c(4.0))
+    x = np.array([[1.0], [3.0], [5.0]])  # batch mean 3, biased variance 8/3
+    # inference with the initial statistics: y = gamma (x - 1) / sqrt(4 + eps) + beta
+    np.testing.assert_allclose(bn(x), 2.0 * (x - 1.0) / np.sqrt(4.0 + 1e-3) + 0.5, rtol=1e-6)
+    bn(x, training=True)
+    # moving = momentum * initial + (1 - momentum) * batch
+    np.testing.assert_allclose(bn.state["moving_mean"], [0.5 * 1.0 + 0.5 * 3.0], rtol=1e-6)
+    np.testing.assert_allclose(bn.state["moving_variance"], [0.5 * 4.0 + 0.5 * 8 / 3], rtol=1e-6)
+    config = bn.get_config()
+    assert config["moving_variance_initializer"]["class_name"] == "Constant"
+    assert config["moving_variance_initializer"]["config"]["value"] == 4.0
+    assert config["synchronized"] is False and config["renorm"] is False
+    rebuilt = BatchNormalization.from_config(config)
+    assert rebuilt.get_config() == config
+    rebuilt.build((None, 1))
+    np.testing.assert_allclose(rebuilt.state["moving_variance"], [4.0])
+    np.testing.assert_allclose(rebuilt.params["gamma"], [2.0])
+    np.testing.assert_allclose(rebuilt.params["beta"], [0.5])
+
+
+def test_batchnorm_with_initializers_trains_saves_and_checks_gradients(tmp_path, rng):
+    model = npnet.Sequential([npnet.Input(shape=(3,)), BatchNormalization(
+        gamma_initializer="random_uniform", moving_variance_initializer=npnet.initializers.Constant(2.0),
+        synchronized=False, renorm=False, renorm_momentum=0.9, renorm_clipping={"rmax": 3.0})], seed=0)
+    bn = model.layers[0]
+    assert not np.allclose(bn.params["gamma"], 1.0)
+    np.testing.assert_allclose(bn.state["moving_variance"], 2.0)
+    model.save(tmp_path / "bn.npnet")
+    restored = npnet.load_model(tmp_path / "bn.npnet").layers[0]
+    assert restored.renorm_clipping == {"rmax": 3.0} and restored.renorm_momentum == 0.9
+    np.testing.assert_array_equal(restored.params["gamma"], bn.params["gamma"])
+    assert npnet.testing.check_gradients(bn, rng.normal(size=(4, 3)), training=True).passed
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"synchronized": True}, ValueError, r"BatchNormalization: `synchronized=True` .* is not supported"),
+    ({"synchronized": "yes"}, TypeError, r"BatchNormalization: `synchronized` must be"),
+    ({"renorm": True}, ValueError, r"BatchNormalization: batch renormalization is not supported"),
+    ({"renorm_clipping": 3}, TypeError, r"BatchNormalization: `renorm_clipping` must be a dict or None"),
+    ({"renorm_momentum": 2.0}, ValueError, r"BatchNormalization: `renorm_momentum` must be in \[0, 1\]"),
+    ({"gamma_initializer": "nope"}, ValueError, r"`gamma_initializer` of BatchNormalization"),
+    ({"moving_mean_initializer": 3}, (TypeError, ValueError), r"`moving_mean_initializer` of BatchNormalization"),
+])
+def test_bad_batchnorm_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        BatchNormalization(**kwargs)

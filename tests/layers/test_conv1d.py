@@ -153,7 +153,8 @@ def test_small_model_gradient_check():
     ({"strides": 2, "dilation_rate": 2}, ValueError, r"Conv1D: `strides` > 1 together with `dilation_rate` > 1"),
     ({"groups": 2}, ValueError, r"Conv1D: grouped convolution is not supported: expected groups=1, received groups=2"),
     ({"groups": 0}, ValueError, r"Conv1D: `groups` must be >= 1, received 0"),
-    ({"data_format": "channels_first"}, ValueError, r"Conv1D: `data_format='channels_first'` is not supported"),
+    ({"data_format": "channels_first"}, ValueError, r"Conv1D: `data_format` 'channels_first' is not supported; "
+                                                  r"npnet takes \(batch, steps, channels\) inputs only"),
     ({"data_format": "nwc"}, ValueError, r"Conv1D: `data_format` must be one of"),
     ({"kernel_size": (2, 2)}, ValueError, r"Conv1D.*kernel_size"),
     ({"kernel_size": 0}, ValueError, r"Conv1D.*kernel_size"),

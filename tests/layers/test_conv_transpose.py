@@ -278,7 +278,7 @@ def test_config_round_trip_keeps_every_argument():
     ({"strides": 2, "dilation_rate": 2}, ValueError,
      r"Conv2DTranspose: `strides` > 1 together with `dilation_rate` > 1 is not supported \(as in Keras\)"),
     ({"data_format": "channels_first"}, ValueError,
-     r"Conv2DTranspose: `data_format='channels_first'` is not supported; use channels_last inputs"),
+     r"Conv2DTranspose: `data_format` 'channels_first' is not supported; npnet takes \(batch, height, width, channels\) inputs only"),
     ({"data_format": "nhwc"}, ValueError, r"Conv2DTranspose: `data_format` must be one of"),
     ({"activation": "relu6"}, ValueError, r"unknown activation 'relu6'"),
 ])

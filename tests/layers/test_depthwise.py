@@ -284,8 +284,8 @@ BAD_ARGUMENTS = [
     ({"padding": "causal"}, ValueError, r"{cls}: `padding` must be one of \['valid', 'same'\], received 'causal'"),
     ({"depth_multiplier": 0}, ValueError, r"{cls}: `depth_multiplier` must be >= 1, received 0"),
     ({"depth_multiplier": 1.5}, TypeError, r"{cls}: `depth_multiplier` must be an integer"),
-    ({"data_format": "channels_first"}, ValueError, r"{cls}: `data_format='channels_first'` is not supported; "
-                                                    r"use channels_last inputs"),
+    ({"data_format": "channels_first"}, ValueError, r"{cls}: `data_format` 'channels_first' is not supported; "
+                                                    r"npnet takes \(batch, height, width, channels\) inputs only"),
     ({"data_format": "NHWC"}, ValueError, r"{cls}: `data_format` must be one of"),
     ({"depthwise_initializer": "nope"}, ValueError, r"`depthwise_initializer` of {cls}: unknown initializer 'nope'"),
     ({"activation": "relu6"}, ValueError, r"{cls}: unknown activation 'relu6'"),

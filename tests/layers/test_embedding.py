@@ -320,3 +320,22 @@ def test_unknown_feature_sizes_are_named_when_weights_are_made():
         npnet.layers.LSTM(3, name="l2")(inp)
     with pytest.raises(ValueError, match=r"Flatten 'fl': cannot flatten input of shape \(None, None, 3\)"):
         npnet.layers.Flatten(name="fl")(Embedding(7, 3)(npnet.Input(shape=(None,))))
+
+
+def test_embedding_input_length_is_ignored_with_a_warning_as_in_keras():
+    with pytest.warns(UserWarning, match=r"Embedding: the argument `input_length` is deprecated in Keras 3"):
+        layer = Embedding(5, 2, input_length=4)
+    assert "input_length" not in layer.get_config()
+    assert layer(np.array([[1, 2, 3, 4]])).shape == (1, 4, 2)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"lora_rank": 4}, r"Embedding: `lora_rank` is not supported \(no LoRA or quantization in npnet\): "
+                       r"expected None, received 4"),
+    ({"lora_alpha": 8.0}, r"Embedding: `lora_alpha` is not supported"),
+    ({"quantization_config": {"mode": "int8"}}, r"Embedding: `quantization_config` is not supported"),
+])
+def test_embedding_refuses_lora_and_quantization(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        Embedding(5, 2, **kwargs)
+    Embedding(5, 2, lora_rank=None, lora_alpha=None, quantization_config=None)  # the defaults are accepted

@@ -32,6 +32,9 @@ from npnet.testing import check_gradients
 
 from ..strategies import away_from_zero, seeds, well_apart
 
+# The deprecated rms_scaling warns on every construction; its warning is tested with the layer.
+pytestmark = pytest.mark.filterwarnings("ignore:LayerNormalization. `rms_scaling=True` is deprecated:UserWarning")
+
 
 @dataclass
 class Case:
@@ -222,6 +225,10 @@ CASES = {
         2, 2, kernel_regularizer=npnet.regularizers.L2(0.5), activity_regularizer="l1_l2",
         kernel_constraint=npnet.constraints.UnitNorm(axis=(0, 1, 2)), bias_constraint="min_max_norm"),
         lambda d: img(d, 2), lambda s: conv_shape(s, 2, 1, "valid", 2), example=IMAGE),
+    "Conv2D_grouped": Case(lambda: npnet.layers.Conv2D(4, 2, groups=2, padding="same", activation="tanh"),
+                           lambda d: (d.draw(st.integers(2, 5)), d.draw(st.integers(2, 5)),
+                                      2 * d.draw(st.integers(1, 2))),
+                           lambda s: conv_shape(s, 2, 1, "same", 4), example=(5, 4, 4)),
     "Embedding": Case(lambda: npnet.layers.Embedding(6, 3), lambda d: (d.draw(st.integers(1, 5)),),
                       lambda s: s + (3,), ids=6),
     "Embedding_2d_ids_masked": Case(lambda: npnet.layers.Embedding(4, 2, mask_zero=True),
@@ -300,6 +307,11 @@ CASES = {
                                    lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
     "GlobalMaxPooling2D": Case(lambda: npnet.layers.GlobalMaxPooling2D(), lambda d: img(d, 1),
                                lambda s: (s[0], s[3]), example=IMAGE, distinct=True),
+    "GlobalAveragePooling2D_keepdims": Case(lambda: npnet.layers.GlobalAveragePooling2D(keepdims=True),
+                                            lambda d: img(d, 1), lambda s: (s[0], 1, 1, s[3]), example=IMAGE,
+                                            distinct=True),
+    "GlobalMaxPooling2D_keepdims": Case(lambda: npnet.layers.GlobalMaxPooling2D(keepdims=True), lambda d: img(d, 1),
+                                        lambda s: (s[0], 1, 1, s[3]), example=IMAGE, distinct=True),
     "MaxPooling1D_tile": Case(lambda: npnet.layers.MaxPooling1D(2), even_seq,
                               lambda s: (s[0], s[1] // 2, s[2]), example=SEQUENCE, distinct=True),
     "MaxPooling1D_same": Case(lambda: npnet.layers.MaxPooling1D(3, strides=2, padding="same"), lambda d: seq(d, 1),
@@ -330,6 +342,9 @@ CASES = {
     "BatchNormalization_regularized": Case(lambda: npnet.layers.BatchNormalization(
         gamma_regularizer="l2", beta_regularizer=npnet.regularizers.L1(0.3), gamma_constraint="non_neg",
         beta_constraint=npnet.constraints.MaxNorm(2.0)), feat_nd, same),
+    "BatchNormalization_initializers": Case(lambda: npnet.layers.BatchNormalization(
+        gamma_initializer="random_uniform", beta_initializer="random_normal", moving_mean_initializer="ones",
+        moving_variance_initializer=npnet.initializers.Constant(2.0)), feat_nd, same),
     "LayerNormalization": Case(lambda: npnet.layers.LayerNormalization(), feat_nd, same),
     "LayerNormalization_multi_axis": Case(lambda: npnet.layers.LayerNormalization(axis=[1, -1], epsilon=0.01),
                                           lambda d: (d.draw(st.integers(1, 3)), d.draw(st.integers(1, 3)),
@@ -370,6 +385,12 @@ CASES = {
                               lambda d: seq(d, 1), lambda s: (s[0], 2), example=SEQUENCE, training=True),
     "Dropout_infer": Case(lambda: npnet.layers.Dropout(0.5, seed=3), feat_nd, same),
     "Dropout_train": Case(lambda: npnet.layers.Dropout(0.3, seed=3), feat_nd, same, training=True),
+    "Dropout_noise_shape_train": Case(lambda: npnet.layers.Dropout(0.4, noise_shape=(None, 1, None), seed=3),
+                                      lambda d: seq(d, 1), same, example=SEQUENCE, training=True),
+    "SpatialDropout1D_train": Case(lambda: npnet.layers.SpatialDropout1D(0.4, seed=1), lambda d: seq(d, 1), same,
+                                   example=SEQUENCE, training=True),
+    "SpatialDropout2D_train": Case(lambda: npnet.layers.SpatialDropout2D(0.4, seed=2), lambda d: img(d, 1), same,
+                                   example=IMAGE, training=True),
     # merge layers: a list of inputs in, a list of input gradients out
     "Add": Case(lambda: Add(), several(2), first, example=[(4,)] * 2),
     "Subtract": Case(lambda: Subtract(), several(2), first, example=[(4,)] * 2),
@@ -713,6 +734,12 @@ def test_merge_layers_reject_a_single_array(cls):
     (lambda: Dot(axes=(1, 0)), r"Dot: `axes` cannot include 0, the batch axis, received \(1, 0\)"),
     (lambda: Dot(axes=(1, 2, 3)), r"Dot: `axes` must be an int or a pair of ints, received \(1, 2, 3\)"),
     (lambda: Dot(axes=-1, normalize="yes"), r"Dot: `normalize` must be True or False, received 'yes'"),
+    (lambda: npnet.layers.Dense(2, lora_rank=4), r"Dense: `lora_rank` is not supported \(no LoRA or quantization "
+                                                 r"in npnet\): expected None, received 4"),
+    (lambda: npnet.layers.Dense(2, lora_alpha=2.0), r"Dense: `lora_alpha` is not supported"),
+    (lambda: npnet.layers.Dense(2, quantization_config="int8"), r"Dense: `quantization_config` is not supported"),
+    (lambda: npnet.layers.Conv2D(2, 3, lora_rank=2), r"Conv2D: `lora_rank` is not supported"),
+    (lambda: npnet.layers.Conv1D(2, 3, lora_alpha=1.0), r"Conv1D: `lora_alpha` is not supported"),
 ])
 def test_bad_constructor_arguments_are_named(factory, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -736,6 +763,86 @@ def test_dropout_is_identity_at_inference_and_inverted_in_training():
     kept = y != 0
     assert abs(kept.mean() - 0.75) < 0.01
     np.testing.assert_allclose(y[kept], 1 / 0.75, rtol=1e-6)
+
+
+def test_dropout_noise_shape_broadcasts_one_draw_along_the_axes_of_size_one():
+    r = np.random.default_rng(0)
+    x = r.uniform(1.0, 2.0, size=(8, 5, 6)).astype(np.float32)
+    layer = npnet.layers.Dropout(0.5, noise_shape=(None, 1, None), seed=4)
+    y, cache = layer.forward(x, training=True)
+    scaled = y / x  # 0 or 1 / (1 - rate) = 2 everywhere
+    assert set(np.unique(scaled).round(5)) == {0.0, 2.0}
+    # one draw per (sample, feature), shared by all 5 steps
+    np.testing.assert_array_equal(scaled, np.broadcast_to(scaled[:, :1, :], x.shape))
+    assert 0 < (scaled[:, 0, :] == 0).sum() < 48
+    (mask,) = cache
+    assert mask.shape == (8, 1, 6)  # the cache holds the mask in the noise shape
+    dy = r.normal(size=x.shape).astype(np.float32)
+    np.testing.assert_allclose(layer.backward(cache, dy), dy * scaled, rtol=1e-6)
+    # a fixed size: noise_shape (1, None, None) drops the same entries in every sample
+    same_everywhere = npnet.layers.Dropout(0.5, noise_shape=(1, None, None), seed=1)(x, training=True) / x
+    np.testing.assert_array_equal(same_everywhere, np.broadcast_to(same_everywhere[:1], x.shape))
+    # at inference, the identity
+    np.testing.assert_array_equal(layer(x), x)
+
+
+def test_dropout_noise_shape_gradient_config_and_saving(tmp_path):
+    layer = npnet.layers.Dropout(0.3, noise_shape=[None, 1, None], seed=2)
+    assert layer.noise_shape == (None, 1, None)
+    config = layer.get_config()
+    assert config["noise_shape"] == [None, 1, None]
+    assert npnet.layers.Dropout.from_config(config).get_config() == config
+    x = np.random.default_rng(1).normal(size=(3, 4, 2))
+    assert npnet.testing.check_gradients(layer, x, training=True).passed
+    model = npnet.Sequential([npnet.Input(shape=(4, 2)), layer, npnet.layers.Dense(1)], seed=0)
+    model.save(tmp_path / "d.npnet")
+    assert npnet.load_model(tmp_path / "d.npnet").layers[0].noise_shape == (None, 1, None)
+
+
+@pytest.mark.parametrize("cls, shape, kept_shape", [
+    (npnet.layers.SpatialDropout1D, (6, 7, 5), (6, 1, 5)),
+    (npnet.layers.SpatialDropout2D, (6, 3, 4, 5), (6, 1, 1, 5)),
+])
+def test_spatial_dropout_drops_whole_channels(cls, shape, kept_shape):
+    x = np.random.default_rng(0).uniform(1.0, 2.0, size=shape).astype(np.float32)
+    layer = cls(0.5, seed=3)
+    y, (mask,) = layer.forward(x, training=True)
+    assert mask.shape == kept_shape
+    scaled = y / x
+    np.testing.assert_array_equal(scaled, np.broadcast_to(mask, shape))
+    assert set(np.unique(mask)) == {0.0, 2.0}
+    np.testing.assert_array_equal(layer(x), x)
+    config = layer.get_config()
+    assert "noise_shape" not in config and config["rate"] == 0.5 and config["seed"] == 3
+    assert cls.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("factory, x_shape, error, match", [
+    (lambda: npnet.layers.Dropout(0.5, noise_shape="abc"), None, TypeError,
+     r"Dropout: `noise_shape` must be a tuple of ints or None entries, received 'abc'"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=3), None, TypeError, r"Dropout: `noise_shape` must be a tuple"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 1.5)), None, TypeError,
+     r"Dropout: `noise_shape` must hold ints or None, received \(None, 1.5\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 0)), None, ValueError,
+     r"Dropout: `noise_shape` entries must be >= 1 or None, received \(None, 0\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=()), None, ValueError, r"Dropout: `noise_shape` must have one"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 1), name="d"), (2, 3, 4), ValueError,
+     r"Dropout 'd': `noise_shape` \(None, 1\) has 2 entries, expected one per axis of the input of shape "
+     r"\(2, 3, 4\)"),
+    (lambda: npnet.layers.Dropout(0.5, noise_shape=(None, 3), name="d"), (2, 4), ValueError,
+     r"Dropout 'd': `noise_shape` \(None, 3\) does not broadcast to the input of shape \(2, 4\)"),
+    (lambda: npnet.layers.SpatialDropout1D(0.5, name="s"), (2, 4), ValueError,
+     r"SpatialDropout1D 's': expected input of rank 3"),
+    (lambda: npnet.layers.SpatialDropout2D(0.5, name="s"), (2, 4, 3), ValueError,
+     r"SpatialDropout2D 's': expected input of rank 4"),
+    (lambda: npnet.layers.SpatialDropout2D(0.5, data_format="channels_first"), None, ValueError,
+     r"SpatialDropout2D: `data_format` 'channels_first' is not supported"),
+    (lambda: npnet.layers.SpatialDropout1D(1.0), None, ValueError, r"SpatialDropout1D: `rate` must be in"),
+])
+def test_bad_dropout_arguments(factory, x_shape, error, match):
+    with pytest.raises(error, match=match):
+        layer = factory()
+        layer(np.ones(x_shape, np.float32), training=True)
 
 
 def test_relu_forward_values_by_hand():

@@ -179,9 +179,12 @@ def long_memory(layer, kind, rng):
     does not vanish: small input weights, the orthogonal recurrent kernel, and gates that
     mostly keep the state (LSTM forget gate, GRU update gate)."""
     kernel, rec, *bias = layer.get_weights()
-    kernel = rng.normal(scale=0.2, size=kernel.shape)
+    # (a SimpleRNN's state has no gate to hold it: smaller inputs keep its tanh unsaturated)
+    kernel = rng.normal(scale=0.05 if kind == "simple" else 0.2, size=kernel.shape)
     bias = [rng.normal(scale=0.1, size=b.shape) for b in bias]
     u = rec.shape[0]
+    # an orthogonal block per gate, drawn from ``rng`` (the layer's own draw is unseeded)
+    rec = np.concatenate([np.linalg.qr(rng.normal(size=(u, u)))[0] for _ in range(rec.shape[1] // u)], axis=1)
     if kind == "lstm":
         bias[0][u:2 * u] += 3.0
     elif kind.startswith("gru"):
@@ -579,3 +582,27 @@ def test_a_masked_sequence_loss_counts_the_real_steps_only():
     other[0, 3] += 100.0  # a padded step's target
     assert model.evaluate(padded, y, verbose=0) == pytest.approx(model.evaluate(padded, other, verbose=0))
     assert check_gradients(model, padded, y=y, atol=1e-6, rtol=1e-5).passed
+
+
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_use_cudnn_auto_or_false_runs_the_same_loop(cls):
+    x = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
+    base = cls(3, use_cudnn="auto")
+    y = base(x)
+    other = cls(3, use_cudnn=False)
+    other(x)
+    other.set_weights(base.get_weights())
+    np.testing.assert_array_equal(other(x), y)
+    assert base.use_cudnn == "auto" and other.use_cudnn is False
+    assert cls.from_config(base.get_config()).use_cudnn == "auto"
+
+
+@pytest.mark.parametrize("value, match", [
+    (True, r"`use_cudnn=True` asks for cuDNN, which npnet .* does not have; pass use_cudnn='auto' or False"),
+    ("yes", r"`use_cudnn` must be 'auto', True or False, received 'yes'"),
+    (1, r"`use_cudnn` must be 'auto', True or False, received 1"),
+])
+@pytest.mark.parametrize("cls", [LSTM, GRU])
+def test_bad_use_cudnn(cls, value, match):
+    with pytest.raises(ValueError, match=f"{cls.__name__}: " + match):
+        cls(3, use_cudnn=value)

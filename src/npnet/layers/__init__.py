@@ -7,7 +7,7 @@ from .base import InputSpec, Layer, get_layer_class, layer_classes, register_lay
 from .conv import Conv2D
 from .conv1d import Conv1D
 from .conv_transpose import Conv2DTranspose
-from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape
+from .core import Activation, Dense, Dropout, Flatten, Rescaling, Reshape, SpatialDropout1D, SpatialDropout2D
 from .depthwise import DepthwiseConv2D, SeparableConv2D
 from .embedding import Embedding, Masking
 from .merge import (
@@ -92,6 +92,8 @@ __all__ = [
     "SimpleRNN",
     "Softmax",
     "Softplus",
+    "SpatialDropout1D",
+    "SpatialDropout2D",
     "Subtract",
     "SymbolicTensor",
     "Swish",

@@ -609,7 +609,8 @@ class Layer:
             raise ValueError(
                 f"{self._owner}: expected input of rank >= {spec.min_ndim}{layout}, received shape {tuple(shape)}"
             )
-        if spec.sample_shape is not None and tuple(shape[1:]) != spec.sample_shape:
+        if spec.sample_shape is not None and (len(shape) - 1 != len(spec.sample_shape) or any(
+                want is not None and got != want for got, want in zip(shape[1:], spec.sample_shape))):
             expected = ", ".join(str(s) for s in ("batch",) + spec.sample_shape)
             raise ValueError(
                 f"{self._owner}: expected input of shape ({expected}), received shape {tuple(shape)}"

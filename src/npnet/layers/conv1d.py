@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import check_choice, check_int, check_tuple
+from .._validation import check_choice, check_data_format, check_int, check_tuple
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
 from .conv import conv_output_size, same_padding
-from .core import _set_named_weight_options
+from .core import _refuse_unsupported, _set_named_weight_options
 
 __all__ = ["Conv1D"]
 
@@ -75,6 +75,8 @@ class Conv1D(_Activated, Layer):
     kernel_regularizer, bias_regularizer, activity_regularizer : str or Regularizer, optional
     kernel_constraint, bias_constraint : str or Constraint, optional
         As in :class:`npnet.layers.Conv2D`.
+    lora_rank, lora_alpha : None
+        Keras' LoRA options: only None is accepted.
 
     Examples
     --------
@@ -93,19 +95,16 @@ class Conv1D(_Activated, Layer):
                  activation: str | None = None, use_bias: bool = True, kernel_initializer: Any = "glorot_uniform",
                  bias_initializer: Any = "zeros", kernel_regularizer: Any = None, bias_regularizer: Any = None,
                  activity_regularizer: Any = None, kernel_constraint: Any = None, bias_constraint: Any = None,
+                 lora_rank: int | None = None, lora_alpha: float | None = None,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
+        _refuse_unsupported(owner, lora_rank=lora_rank, lora_alpha=lora_alpha)
         self.filters = check_int(filters, "filters", minimum=1, owner=owner)
         self.kernel_size = check_tuple(kernel_size, "kernel_size", 1, owner=owner)
         self.strides = check_tuple(strides, "strides", 1, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same", "causal"], owner=owner)
-        if data_format is not None:
-            check_choice(data_format, "data_format", ["channels_last", "channels_first"], owner=owner)
-            if data_format == "channels_first":
-                raise ValueError(f"{owner}: `data_format='channels_first'` is not supported; "
-                                 "use channels_last inputs (batch, steps, channels)")
-        self.data_format = "channels_last"
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         self.groups = check_int(groups, "groups", minimum=1, owner=owner)
         if self.groups != 1:
             raise ValueError(f"{owner}: grouped convolution is not supported: expected groups=1, "

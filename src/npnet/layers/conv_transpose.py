@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import check_choice, check_int, check_tuple
+from .._validation import check_choice, check_data_format, check_int, check_tuple
 from ._taps import col2im, im2col
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
@@ -51,16 +51,6 @@ def conv_transpose_geometry(size: int, kernel: int, stride: int, padding: str, o
         total, out = eff + eff % 2 - 2 + output_padding, (size - 1) * stride + eff % 2 + output_padding
     before = min(total // 2 + total % 2, eff - 1)
     return out, eff - 1 - before
-
-
-def check_data_format(value: Any, owner: str) -> str:
-    """Only ``channels_last`` (or None, meaning it) is supported."""
-    if value is not None:
-        check_choice(value, "data_format", ["channels_last", "channels_first"], owner=owner)
-        if value == "channels_first":
-            raise ValueError(f"{owner}: `data_format='channels_first'` is not supported; "
-                             f"use channels_last inputs {_LAYOUT}")
-    return "channels_last"
 
 
 class Conv2DTranspose(_Activated, Layer):
@@ -145,7 +135,7 @@ class Conv2DTranspose(_Activated, Layer):
         if self.output_padding is not None and any(p >= s for p, s in zip(self.output_padding, self.strides)):
             raise ValueError(f"{owner}: `output_padding` must be smaller than `strides` along each axis, "
                              f"received output_padding={self.output_padding} and strides={self.strides}")
-        self.data_format = check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
         if max(self.strides) > 1 and max(self.dilation_rate) > 1:
             raise ValueError(f"{owner}: `strides` > 1 together with `dilation_rate` > 1 is not supported "

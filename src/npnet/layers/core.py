@@ -1,5 +1,5 @@
-"""Core layers: Dense, Activation, Flatten, Reshape, Dropout, Rescaling (and Input, from the
-symbolic module)."""
+"""Core layers: Dense, Activation, Flatten, Reshape, Dropout, SpatialDropout1D,
+SpatialDropout2D, Rescaling (and Input, from the symbolic module)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,22 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import as_rng, check_float, check_int, check_seed
+from .._validation import as_rng, check_data_format, check_float, check_int, check_seed
 from ._symbolic import Input, InputLayer
 from .activation import ACTIVATIONS, _Activated, get_activation
 from .base import InputSpec, Layer, set_weight_options, weight_options_config
 
-__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "Rescaling"]
+__all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout1D",
+           "SpatialDropout2D", "Rescaling"]
+
+
+def _refuse_unsupported(owner: str, **options: Any) -> None:
+    """Keras arguments npnet accepts only at their default None (``lora_rank``,
+    ``lora_alpha``, ``quantization_config``): anything else is refused by name."""
+    for arg, value in options.items():
+        if value is not None:
+            raise ValueError(f"{owner}: `{arg}` is not supported (no LoRA or quantization in npnet): "
+                             f"expected None, received {value!r}")
 
 
 def _set_named_weight_options(layer: Layer, owner: str, initializers: dict[str, Any] | None = None,
@@ -57,6 +67,8 @@ class Dense(_Activated, Layer):
         Penalty on the output, divided by the batch size.
     kernel_constraint, bias_constraint : str or Constraint, optional
         Projections applied after each optimizer update (see :mod:`npnet.constraints`).
+    lora_rank, lora_alpha, quantization_config : None
+        Keras' LoRA and quantization options: only None is accepted.
 
     Examples
     --------
@@ -74,10 +86,12 @@ class Dense(_Activated, Layer):
     def __init__(self, units: int, activation: str | None = None, use_bias: bool = True,
                  kernel_initializer: Any = "glorot_uniform", bias_initializer: Any = "zeros",
                  kernel_regularizer: Any = None, bias_regularizer: Any = None, activity_regularizer: Any = None,
-                 kernel_constraint: Any = None, bias_constraint: Any = None,
+                 kernel_constraint: Any = None, bias_constraint: Any = None, lora_rank: int | None = None,
+                 lora_alpha: float | None = None, quantization_config: Any = None,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
+        _refuse_unsupported(owner, lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
         self.units = check_int(units, "units", minimum=1, owner=owner)
         _set_named_weight_options(self, owner, {"kernel_initializer": kernel_initializer,
                                                 "bias_initializer": bias_initializer})
@@ -187,7 +201,24 @@ class Flatten(Layer):
     """Flatten everything but the batch axis: ``(batch, d1, d2, ...)`` to ``(batch, d1*d2*...)``.
 
     On NHWC images the order is row, column, channel (C order), as in Keras.
+
+    Parameters
+    ----------
+    data_format : {None, "channels_last"}
+        Only channels-last inputs are supported; ``"channels_first"`` (which in Keras
+        moves the channels last before flattening) is refused.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> npnet.layers.Flatten()(np.zeros((2, 3, 4, 5))).shape
+    (2, 60)
     """
+
+    def __init__(self, data_format: str | None = None, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.data_format = check_data_format(data_format, "channels-last", owner=owner)
 
     def build(self, input_shape):
         if any(d is None for d in input_shape[1:]):
@@ -208,6 +239,9 @@ class Flatten(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
+
 
 class Reshape(Layer):
     """Reshape each sample to ``target_shape`` (batch axis excluded; one entry may be -1)."""
@@ -224,7 +258,11 @@ class Reshape(Layer):
             )
         self.target_shape = target
 
-    def _resolved(self, input_shape) -> tuple[int, ...]:
+    def _resolved(self, input_shape) -> tuple[int | None, ...]:
+        """The target with its -1 worked out; None for it while an input size varies (the
+        call works it out from the batch it gets, as Keras does)."""
+        if any(d is None for d in input_shape[1:]):
+            return tuple(None if s == -1 else s for s in self.target_shape)
         size = int(np.prod(input_shape[1:]))
         known = int(np.prod([s for s in self.target_shape if s != -1]))
         if -1 in self.target_shape:
@@ -247,7 +285,9 @@ class Reshape(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        return x.reshape((x.shape[0],) + self._target), x.shape
+        varying = self.input_spec is not None and None in (self.input_spec.sample_shape or ())
+        target = self._resolved(x.shape) if varying else self._target
+        return x.reshape((x.shape[0],) + tuple(target)), x.shape
 
     def backward(self, cache, dy):
         self._require_cache(cache)
@@ -264,19 +304,42 @@ class Dropout(Layer):
     r"""Inverted dropout: in training, zero each element with probability ``rate`` and
     scale the rest by :math:`1 / (1 - rate)`; at inference, the identity.
 
+    With a ``noise_shape``, one keep-or-drop draw is made per element of the noise
+    shape and broadcast over the input, as in Keras: ``noise_shape=(None, 1, None)`` on
+    ``(batch, steps, features)`` drops the same features at every step. A ``None``
+    entry takes the input's size on that axis. With :math:`m` the broadcast mask of 0s
+    and 1s,
+
+    .. math:: y = x \odot \frac{m}{1 - rate}, \qquad dx = dy \odot \frac{m}{1 - rate}.
+
+    The cache of a call is the scaled mask in the noise shape (``None`` at inference).
+
     Parameters
     ----------
     rate : float in [0, 1)
         Fraction of inputs to drop.
+    noise_shape : tuple of int or None, optional
+        Shape of the drawn mask, one entry per input axis: each entry is ``None`` (the
+        input's size), 1 (the draw is shared along that axis) or the input's size.
     seed : int, optional
         Seed of the mask stream. Without it the layer takes a stream from ``fit(seed=...)``.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> layer = npnet.layers.Dropout(0.5, noise_shape=(None, 1, None), seed=0)
+    >>> y = layer(np.ones((2, 3, 4)), training=True)
+    >>> bool((y == y[:, :1, :]).all())  # the same features are dropped at every step
+    True
     """
 
     supports_masking = True
 
-    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
+    def __init__(self, rate: float, noise_shape: Any = None, seed: int | None = None, name: str | None = None,
+                 trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         self.rate = check_float(rate, "rate", low=0.0, high=1.0, high_inclusive=False, owner=type(self).__name__)
+        self.noise_shape = _check_noise_shape(noise_shape, type(self).__name__)
         self.seed = check_seed(seed, owner=type(self).__name__)
         self._rng = as_rng(seed)
 
@@ -286,12 +349,26 @@ class Dropout(Layer):
         else:
             self._rng = np.random.default_rng([self.seed, epoch])
 
+    def _mask_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The concrete noise shape for an input of ``shape`` (None entries filled in)."""
+        if self.noise_shape is None:
+            return shape
+        if len(self.noise_shape) != len(shape):
+            raise ValueError(f"{self._owner}: `noise_shape` {self.noise_shape} has {len(self.noise_shape)} "
+                             f"entries, expected one per axis of the input of shape {shape}")
+        out = tuple(size if n is None else n for n, size in zip(self.noise_shape, shape))
+        if any(n not in (1, size) for n, size in zip(out, shape)):
+            raise ValueError(f"{self._owner}: `noise_shape` {self.noise_shape} does not broadcast to the input "
+                             f"of shape {shape}; each entry must be None, 1 or the input's size")
+        return out
+
     def forward(self, x, training=False):
         x = self._enter(x)
         if not training or self.rate == 0.0:
             return x, (None,)
+        shape = self._mask_shape(x.shape)
         keep = 1.0 - self.rate
-        mask = (self._rng.random(x.shape, dtype=np.float32) < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
+        mask = (self._rng.random(shape, dtype=np.float32) < keep).astype(x.dtype) * np.asarray(1.0 / keep, dtype=x.dtype)
         return x * mask, (mask,)
 
     def backward(self, cache, dy):
@@ -300,8 +377,113 @@ class Dropout(Layer):
         return dy if mask is None else dy * mask
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        noise = None if self.noise_shape is None else list(self.noise_shape)
+        return {**super().get_config(), "rate": self.rate, "noise_shape": noise, "seed": self.seed}
 
+
+def _check_noise_shape(value: Any, owner: str) -> tuple[int | None, ...] | None:
+    """Keras' ``noise_shape``: None, or a sequence of positive ints and Nones."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{owner}: `noise_shape` must be a tuple of ints or None entries, received {value!r}")
+    out: list[int | None] = []
+    for entry in value:
+        if entry is None:
+            out.append(None)
+            continue
+        if isinstance(entry, (bool, np.bool_)) or not isinstance(entry, (int, np.integer)):
+            raise TypeError(f"{owner}: `noise_shape` must hold ints or None, received {value!r}")
+        if entry < 1:
+            raise ValueError(f"{owner}: `noise_shape` entries must be >= 1 or None, received {value!r}")
+        out.append(int(entry))
+    if not out:
+        raise ValueError(f"{owner}: `noise_shape` must have one entry per input axis, received {value!r}")
+    return tuple(out)
+
+
+class _SpatialDropout(Dropout):
+    """Dropout of whole channels: the noise shape is (batch, 1, ..., 1, channels)."""
+
+    _ndim = 3
+    _layout = "(batch, steps, channels)"
+
+    def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
+        super().__init__(rate, seed=seed, name=name, trainable=trainable)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._build_spec = InputSpec(ndim=cls._ndim, layout=cls._layout)
+
+    def _mask_shape(self, shape):
+        if len(shape) != self._ndim:
+            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "
+                             f"received shape {shape}")
+        return (shape[0],) + (1,) * (self._ndim - 2) + (shape[-1],)
+
+    def build(self, input_shape):
+        if len(input_shape) != self._ndim:
+            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "
+                             f"received shape {tuple(input_shape)}")
+        self.input_spec = InputSpec(ndim=self._ndim, layout=self._layout)
+        super().build(input_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        del config["noise_shape"]
+        return config
+
+
+class SpatialDropout1D(_SpatialDropout):
+    r"""Dropout of whole feature channels of a sequence ``(batch, steps, channels)``: one
+    draw per sample and channel, shared by every step (noise shape ``(batch, 1, channels)``),
+    as Keras' SpatialDropout1D. Formula and backward as in :class:`Dropout`.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> y = npnet.layers.SpatialDropout1D(0.5, seed=0)(np.ones((2, 5, 3)), training=True)
+    >>> bool((y == y[:, :1, :]).all())
+    True
+    """
+
+
+class SpatialDropout2D(_SpatialDropout):
+    r"""Dropout of whole feature maps of NHWC images: one draw per sample and channel,
+    shared by every pixel (noise shape ``(batch, 1, 1, channels)``), as Keras'
+    SpatialDropout2D. Formula and backward as in :class:`Dropout`.
+
+    Parameters
+    ----------
+    rate : float in [0, 1)
+    data_format : {None, "channels_last"}
+        Only channels-last images are supported; ``"channels_first"`` is refused.
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> y = npnet.layers.SpatialDropout2D(0.5, seed=0)(np.ones((2, 3, 3, 4)), training=True)
+    >>> bool((y == y[:, :1, :1, :]).all())
+    True
+    """
+
+    _ndim = 4
+    _layout = "(batch, height, width, channels)"
+
+    def __init__(self, rate: float, data_format: str | None = None, seed: int | None = None,
+                 name: str | None = None, trainable: bool = True) -> None:
+        owner = type(self).__name__
+        self.data_format = check_data_format(data_format, self._layout, owner=owner)
+        super().__init__(rate, seed=seed, name=name, trainable=trainable)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
 
 class Rescaling(Layer):

@@ -25,12 +25,11 @@ from typing import Any
 import numpy as np
 
 from .. import initializers as _initializers
-from .._validation import check_choice, check_int, check_tuple
+from .._validation import check_choice, check_data_format, check_int, check_tuple
 from ._taps import tap
 from .activation import _Activated
 from .base import InputSpec, Layer, weight_options_config
 from .conv import conv_output_size, same_padding
-from .conv_transpose import check_data_format
 from .core import _set_named_weight_options
 
 __all__ = ["DepthwiseConv2D", "SeparableConv2D", "depthwise_conv2d", "depthwise_conv2d_backward"]
@@ -102,7 +101,7 @@ class _DepthwiseBase(_Activated, Layer):
         self.strides = check_tuple(strides, "strides", 2, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
         self.depth_multiplier = check_int(depth_multiplier, "depth_multiplier", minimum=1, owner=owner)
-        self.data_format = check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
         self.dilation_rate = check_tuple(dilation_rate, "dilation_rate", 2, owner=owner)
         _set_named_weight_options(self, owner, {"depthwise_initializer": depthwise_initializer,
                                                 "bias_initializer": bias_initializer})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from .. import initializers as _initializers
 from .._validation import check_bool, check_float, check_int
 from .base import InputSpec, Layer, set_weight_options, weight_options_config
+from .core import _refuse_unsupported
 
 __all__ = ["Embedding", "Masking"]
 
@@ -45,6 +47,10 @@ class Embedding(Layer):
         for a real token, so the vocabulary needs ``input_dim = vocabulary size + 1``.
     weights : list of one ndarray, optional
         An initial table of shape ``(input_dim, output_dim)``.
+    lora_rank, lora_alpha, quantization_config : None
+        Keras' LoRA and quantization options: only None is accepted.
+    input_length : int, optional
+        Deprecated in Keras 3 and ignored, with a warning, as there.
 
     Examples
     --------
@@ -59,10 +65,15 @@ class Embedding(Layer):
 
     def __init__(self, input_dim: int, output_dim: int, embeddings_initializer: Any = "uniform",
                  embeddings_regularizer: Any = None, embeddings_constraint: Any = None, mask_zero: bool = False,
-                 weights: Any = None, activity_regularizer: Any = None, name: str | None = None,
-                 trainable: bool = True) -> None:
+                 weights: Any = None, lora_rank: int | None = None, lora_alpha: float | None = None,
+                 quantization_config: Any = None, activity_regularizer: Any = None, input_length: Any = None,
+                 name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
+        _refuse_unsupported(owner, lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
+        if input_length is not None:
+            warnings.warn(f"{owner}: the argument `input_length` is deprecated in Keras 3 and ignored; "
+                          "remove it", UserWarning, stacklevel=2)
         self.input_dim = check_int(input_dim, "input_dim", minimum=1, owner=owner)
         self.output_dim = check_int(output_dim, "output_dim", minimum=1, owner=owner)
         self.embeddings_initializer = _initializers.get(embeddings_initializer, owner=f"`embeddings_initializer` of {owner}")

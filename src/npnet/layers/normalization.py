@@ -83,15 +83,36 @@ class BatchNormalization(Layer):
     epsilon : float, default 1e-3
     center, scale : bool, default True
         Learn :math:`\beta` / :math:`\gamma`.
+    beta_initializer, gamma_initializer : str or Initializer, default "zeros", "ones"
+    moving_mean_initializer, moving_variance_initializer : str or Initializer, default "zeros", "ones"
+        Initial values of the moving statistics.
     beta_regularizer, gamma_regularizer : str or Regularizer, optional
         Penalties on :math:`\beta` and :math:`\gamma` (see :mod:`npnet.regularizers`).
     beta_constraint, gamma_constraint : str or Constraint, optional
         Projections after each optimizer update (see :mod:`npnet.constraints`).
+    renorm : False
+        Batch renormalization is not implemented: ``True`` is refused.
+    renorm_clipping : dict or None, renorm_momentum : float, default 0.99
+        Accepted and saved, as Keras does; without ``renorm`` they have no effect.
+    synchronized : False
+        Statistics across devices; npnet trains in one process, so ``True`` is refused
+        (as Keras refuses it outside its TensorFlow backend).
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> bn = npnet.layers.BatchNormalization(moving_variance_initializer="zeros", epsilon=0.25)
+    >>> bn(np.array([[1.0], [2.0]]))  # inference: (x - 0) / sqrt(0 + 0.25)
+    array([[2.],
+           [4.]])
     """
 
     def __init__(self, axis: int = -1, momentum: float = 0.99, epsilon: float = 1e-3, center: bool = True,
-                 scale: bool = True, beta_regularizer: Any = None, gamma_regularizer: Any = None,
-                 beta_constraint: Any = None, gamma_constraint: Any = None,
+                 scale: bool = True, beta_initializer: Any = "zeros", gamma_initializer: Any = "ones",
+                 moving_mean_initializer: Any = "zeros", moving_variance_initializer: Any = "ones",
+                 beta_regularizer: Any = None, gamma_regularizer: Any = None,
+                 beta_constraint: Any = None, gamma_constraint: Any = None, renorm: bool = False,
+                 renorm_clipping: dict | None = None, renorm_momentum: float = 0.99, synchronized: bool = False,
                  name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
@@ -100,8 +121,26 @@ class BatchNormalization(Layer):
         self.epsilon = check_float(epsilon, "epsilon", low=0.0, low_inclusive=False, owner=owner)
         self.center = check_bool(center, "center", owner=type(self).__name__)
         self.scale = check_bool(scale, "scale", owner=type(self).__name__)
-        _set_named_weight_options(self, owner, beta_regularizer=beta_regularizer, gamma_regularizer=gamma_regularizer,
-                                  beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        inits = {"beta_initializer": beta_initializer, "gamma_initializer": gamma_initializer,
+                 "moving_mean_initializer": moving_mean_initializer,
+                 "moving_variance_initializer": moving_variance_initializer}
+        _set_named_weight_options(self, owner, inits, beta_regularizer=beta_regularizer,
+                                  gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
+                                  gamma_constraint=gamma_constraint)
+        for arg, value in inits.items():
+            setattr(self, arg, _initializers.get(value, owner=f"`{arg}` of {owner}"))
+        self.renorm = check_bool(renorm, "renorm", owner=owner)
+        if self.renorm:
+            raise ValueError(f"{owner}: batch renormalization is not supported: expected renorm=False, "
+                             "received renorm=True")
+        if renorm_clipping is not None and not isinstance(renorm_clipping, dict):
+            raise TypeError(f"{owner}: `renorm_clipping` must be a dict or None, received {renorm_clipping!r}")
+        self.renorm_clipping = None if renorm_clipping is None else dict(renorm_clipping)
+        self.renorm_momentum = check_float(renorm_momentum, "renorm_momentum", low=0.0, high=1.0, owner=owner)
+        self.synchronized = check_bool(synchronized, "synchronized", owner=owner)
+        if self.synchronized:
+            raise ValueError(f"{owner}: `synchronized=True` (statistics synchronized across devices) is not "
+                             "supported; npnet trains in one process: use synchronized=False")
 
     def build(self, input_shape):
         ndim = len(input_shape)
@@ -110,13 +149,13 @@ class BatchNormalization(Layer):
         ax = self.axis % ndim
         size = input_shape[ax]
         if self.scale:
-            self.add_weight("gamma", (size,), "ones", regularizer=self.gamma_regularizer,
+            self.add_weight("gamma", (size,), self.gamma_initializer, regularizer=self.gamma_regularizer,
                             constraint=self.gamma_constraint)
         if self.center:
-            self.add_weight("beta", (size,), "zeros", regularizer=self.beta_regularizer,
+            self.add_weight("beta", (size,), self.beta_initializer, regularizer=self.beta_regularizer,
                             constraint=self.beta_constraint)
-        self.add_weight("moving_mean", (size,), "zeros", trainable=False)
-        self.add_weight("moving_variance", (size,), "ones", trainable=False)
+        self.add_weight("moving_mean", (size,), self.moving_mean_initializer, trainable=False)
+        self.add_weight("moving_variance", (size,), self.moving_variance_initializer, trainable=False)
         self._ax = ax
         self.input_spec = InputSpec(ndim=ndim, axes={ax: size})
         super().build(input_shape)
@@ -246,8 +285,13 @@ class BatchNormalization(Layer):
     def get_config(self):
         return {**super().get_config(), "axis": self.axis, "momentum": self.momentum, "epsilon": self.epsilon,
                 "center": self.center, "scale": self.scale,
+                **{arg: _initializers.serialize(getattr(self, arg)) for arg in (
+                    "beta_initializer", "gamma_initializer", "moving_mean_initializer",
+                    "moving_variance_initializer")},
                 **weight_options_config(self, "beta_regularizer", "gamma_regularizer", "beta_constraint",
-                                        "gamma_constraint")}
+                                        "gamma_constraint"),
+                "renorm": self.renorm, "renorm_clipping": self.renorm_clipping,
+                "renorm_momentum": self.renorm_momentum, "synchronized": self.synchronized}
 
 
 class LayerNormalization(Layer):
@@ -361,7 +405,7 @@ class LayerNormalization(Layer):
     def build(self, input_shape):
         ndim = len(input_shape)
         axes = self._axes(ndim, input_shape)
-        shape = tuple(int(input_shape[a]) for a in axes)
+        shape = tuple(None if input_shape[a] is None else int(input_shape[a]) for a in axes)
         if self.scale or self.rms_scaling:
             self.add_weight("gamma", shape, self.gamma_initializer, regularizer=self.gamma_regularizer,
                             constraint=self.gamma_constraint)
@@ -371,7 +415,8 @@ class LayerNormalization(Layer):
         self._norm_axes = axes
         self._other_axes = tuple(i for i in range(ndim) if i not in axes)
         self._bshape = tuple(input_shape[i] if i in axes else 1 for i in range(ndim))
-        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes})
+        self.input_spec = InputSpec(ndim=ndim, axes={a - ndim: input_shape[a] for a in axes
+                                                     if input_shape[a] is not None})
         super().build(input_shape)
 
     def forward(self, x, training=False):

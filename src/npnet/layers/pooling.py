@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _parallel
-from .._validation import check_bool, check_choice, check_tuple
+from .._validation import check_bool, check_choice, check_data_format, check_tuple
 from .base import InputSpec, Layer
 from .conv import _windows, conv_output_size, same_padding
 
@@ -29,18 +29,20 @@ __all__ = [
 ]
 
 _LAYOUT = "(batch, height, width, channels)"
+_LAYOUT_1D = "(batch, steps, channels)"
 
 
 class _Pooling2D(Layer):
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
 
-    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", name: str | None = None,
-                 trainable: bool = True) -> None:
+    def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid", data_format: str | None = None,
+                 name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.pool_size = check_tuple(pool_size, "pool_size", 2, owner=owner)
         self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 2, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
 
     def _geometry(self, h: int, w: int):
         (ph, pw), (sh, sw) = self.pool_size, self.strides
@@ -51,7 +53,8 @@ class _Pooling2D(Layer):
     def build(self, input_shape):
         if len(input_shape) != 4:
             raise ValueError(f"{self._owner}: expected input of rank 4 {_LAYOUT}, received shape {tuple(input_shape)}")
-        (oh, ow), _ = self._geometry(*input_shape[1:3])
+        h, w = input_shape[1:3]
+        (oh, ow), _ = self._geometry(1 << 30 if h is None else h, 1 << 30 if w is None else w)  # None: varies
         if oh < 1 or ow < 1:
             raise ValueError(f"{self._owner}: pool {self.pool_size} is larger than the input {tuple(input_shape[1:3])}")
         self.input_spec = InputSpec(ndim=4, layout=_LAYOUT)
@@ -74,12 +77,12 @@ class _Pooling2D(Layer):
 
     def compute_output_shape(self, input_shape):
         n, h, w, c = input_shape
-        (oh, ow), _ = self._geometry(h, w)
-        return (n, oh, ow, c)
+        (oh, ow), _ = self._geometry(1 if h is None else h, 1 if w is None else w)
+        return (n, None if h is None else oh, None if w is None else ow, c)
 
     def get_config(self):
         return {**super().get_config(), "pool_size": list(self.pool_size), "strides": list(self.strides),
-                "padding": self.padding}
+                "padding": self.padding, "data_format": self.data_format}
 
 
 class MaxPooling2D(_Pooling2D):
@@ -94,6 +97,14 @@ class MaxPooling2D(_Pooling2D):
     The cache of a call is ``(mode, arg, input shape, padded input shape, pads)``:
     ``arg`` holds the winning offset ``i * pw + j`` of each window, and ``mode`` is
     ``"tile"`` or ``"window"``.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    strides : int, (int, int) or None, default None (``pool_size``)
+    padding : {"valid", "same"}
+    data_format : {None, "channels_last"}
+        Inputs are NHWC; ``"channels_first"`` is refused.
 
     Examples
     --------
@@ -187,7 +198,10 @@ class AveragePooling2D(_Pooling2D):
     left out of the mean (as Keras does).
 
     The cache of a call is ``(mode, count, input shape, padded input shape, pads)``, with
-    ``count`` the number of real (unpadded) elements in each window."""
+    ``count`` the number of real (unpadded) elements in each window.
+
+    Arguments as in :class:`MaxPooling2D`.
+    """
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -217,11 +231,46 @@ class AveragePooling2D(_Pooling2D):
 
 
 class GlobalAveragePooling2D(Layer):
-    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; :math:`dx = dy / (h w)`.
+    r"""Mean over height and width: ``(batch, h, w, c)`` to ``(batch, c)``, or
+    ``(batch, 1, 1, c)`` with ``keepdims=True``.
 
-    The cache of a call is the input shape."""
+    .. math:: y_{n,c} = \frac{1}{h w} \sum_{i,j} x_{n,i,j,c}, \qquad dx_{n,i,j,c} = dy_{n,c} / (h w)
+
+    The cache of a call is the input shape.
+
+    Parameters
+    ----------
+    data_format : {None, "channels_last"}
+        Inputs are NHWC; ``"channels_first"`` is refused.
+    keepdims : bool, default False
+        Keep the pooled height and width as axes of size 1, as Keras does.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> npnet.layers.GlobalAveragePooling2D()(x)
+    array([[3., 4.]])
+    >>> npnet.layers.GlobalAveragePooling2D(keepdims=True)(x).shape
+    (1, 1, 1, 2)
+    """
 
     _build_spec = InputSpec(ndim=4, layout=_LAYOUT)
+
+    def __init__(self, data_format: str | None = None, keepdims: bool = False, name: str | None = None,
+                 trainable: bool = True) -> None:
+        super().__init__(name=name, trainable=trainable)
+        owner = type(self).__name__
+        self.data_format = check_data_format(data_format, _LAYOUT, owner=owner)
+        if not isinstance(keepdims, (bool, np.bool_)):
+            raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
+        self.keepdims = check_bool(keepdims, "keepdims", owner=owner)
+
+    def _out(self, y: np.ndarray) -> np.ndarray:
+        return y[:, None, None, :] if self.keepdims else y
+
+    def _dy(self, dy: np.ndarray) -> np.ndarray:
+        return dy[:, 0, 0, :] if self.keepdims else dy
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -231,53 +280,57 @@ class GlobalAveragePooling2D(Layer):
 
     def forward(self, x, training=False):
         x = self._enter(x)
-        return x.mean(axis=(1, 2)), x.shape
+        return self._out(x.mean(axis=(1, 2))), x.shape
 
     def backward(self, cache, dy):
         self._require_cache(cache)
         shape = cache
         n, h, w, c = shape
-        return np.broadcast_to((dy / (h * w))[:, None, None, :], shape).astype(dy.dtype, copy=True)
+        g = self._dy(dy) / np.asarray(h * w, dtype=dy.dtype)
+        return np.broadcast_to(g[:, None, None, :], shape).astype(dy.dtype, copy=True)
 
     def compute_output_shape(self, input_shape):
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
         return (input_shape[0], input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
 
 class GlobalMaxPooling2D(GlobalAveragePooling2D):
-    """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``; the gradient
-    goes to the first maximal position.
+    """Maximum over height and width: ``(batch, h, w, c)`` to ``(batch, c)``, or
+    ``(batch, 1, 1, c)`` with ``keepdims=True``; the gradient goes to the first maximal
+    position.
 
     The cache of a call is ``(arg, input shape)``, ``arg`` being the flat position of each
-    maximum."""
+    maximum. Arguments as in :class:`GlobalAveragePooling2D`.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> x = np.arange(8.0).reshape(1, 2, 2, 2)
+    >>> npnet.layers.GlobalMaxPooling2D(keepdims=True)(x)[0, 0, 0]
+    array([6., 7.])
+    """
 
     def forward(self, x, training=False):
         x = self._enter(x)
         n, h, w, c = x.shape
         flat = x.reshape(n, h * w, c)
         arg = flat.argmax(axis=1)
-        return np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :], (arg, x.shape)
+        return self._out(np.take_along_axis(flat, arg[:, None, :], axis=1)[:, 0, :]), (arg, x.shape)
 
     def backward(self, cache, dy):
         self._require_cache(cache)
         arg, shape = cache
         n, h, w, c = shape
         d = np.zeros((n, h * w, c), dtype=dy.dtype)
-        np.put_along_axis(d, arg[:, None, :], dy[:, None, :], axis=1)
+        np.put_along_axis(d, arg[:, None, :], self._dy(dy)[:, None, :], axis=1)
         return d.reshape(shape)
 
 
 # ---------------------------------------------------------------- 1-D: (batch, steps, channels)
-_LAYOUT_1D = "(batch, steps, channels)"
-
-
-def _check_data_format(value: Any, owner: str) -> str:
-    """Only ``channels_last`` (or None, meaning it) is supported."""
-    if value is None:
-        return "channels_last"
-    if isinstance(value, str) and value == "channels_first":
-        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet pools "
-                         f"{_LAYOUT_1D} inputs only (data_format='channels_last')")
-    return check_choice(value, "data_format", ["channels_last"], owner=owner)
 
 
 class _Pooling1D(Layer):
@@ -294,7 +347,7 @@ class _Pooling1D(Layer):
         self.pool_size = check_tuple(pool_size, "pool_size", 1, owner=owner)
         self.strides = self.pool_size if strides is None else check_tuple(strides, "strides", 1, owner=owner)
         self.padding = check_choice(padding, "padding", ["valid", "same"], owner=owner)
-        self.data_format = _check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT_1D, owner=owner)
         # The 2-D pooling doing the work; named explicitly so it takes no automatic name.
         self._pool2d = self._kind((self.pool_size[0], 1), (self.strides[0], 1), self.padding,
                                   name=f"{self.name}_2d")
@@ -415,7 +468,7 @@ class GlobalAveragePooling1D(Layer):
                  trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
-        self.data_format = _check_data_format(data_format, owner)
+        self.data_format = check_data_format(data_format, _LAYOUT_1D, owner=owner)
         if not isinstance(keepdims, (bool, np.bool_)):
             raise TypeError(f"{owner}: `keepdims` must be True or False, received {keepdims!r}")
         self.keepdims = check_bool(keepdims, "keepdims", owner=type(self).__name__)

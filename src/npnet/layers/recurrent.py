@@ -121,6 +121,17 @@ def _split_masked(d: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, n
 
 
 # ---------------------------------------------------------------- the shared loop
+def _check_use_cudnn(value: Any, owner: str) -> Any:
+    """Keras' ``use_cudnn``: "auto" or False run npnet's loop; True (cuDNN required) is refused."""
+    if not any(value is v or (isinstance(v, str) and isinstance(value, str) and value == v)
+               for v in ("auto", True, False)):
+        raise ValueError(f"{owner}: `use_cudnn` must be 'auto', True or False, received {value!r}")
+    if value is True:
+        raise ValueError(f"{owner}: `use_cudnn=True` asks for cuDNN, which npnet (NumPy on the CPU) does not "
+                         "have; pass use_cudnn='auto' or False")
+    return value
+
+
 class _Recurrent(Layer):
     """Loop plumbing shared by SimpleRNN, LSTM and GRU (see the module docstring).
 
@@ -571,6 +582,8 @@ class LSTM(_Recurrent):
         :math:`\sigma`, for the gates.
     unit_forget_bias : bool, default True
         Start the forget gate's bias at 1 (the rest from ``bias_initializer``).
+    use_cudnn : {"auto", False}, default "auto"
+        Both run npnet's own loop; True (cuDNN required) is refused.
     <the arguments shared by the recurrent layers>
     Examples
     --------
@@ -594,8 +607,10 @@ class LSTM(_Recurrent):
                  recurrent_constraint: Any = None, bias_constraint: Any = None, dropout: float = 0.0,
                  recurrent_dropout: float = 0.0, seed: int | None = None, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
-                 unroll: bool = False, name: str | None = None, trainable: bool = True) -> None:
+                 unroll: bool = False, use_cudnn: Any = "auto", name: str | None = None,
+                 trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
+        self.use_cudnn = _check_use_cudnn(use_cudnn, type(self).__name__)
         self._setup(units, activation, recurrent_activation, use_bias,
                     {"kernel_initializer": kernel_initializer, "recurrent_initializer": recurrent_initializer,
                      "bias_initializer": bias_initializer},
@@ -765,6 +780,8 @@ class GRU(_Recurrent):
     recurrent_activation : default "sigmoid"
         :math:`\sigma`, for the gates.
     reset_after : bool, default True
+    use_cudnn : {"auto", False}, default "auto"
+        Both run npnet's own loop; True (cuDNN required) is refused.
     <the arguments shared by the recurrent layers>
     Examples
     --------
@@ -786,8 +803,9 @@ class GRU(_Recurrent):
                  bias_constraint: Any = None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed: int | None = None, return_sequences: bool = False, return_state: bool = False,
                  go_backwards: bool = False, stateful: bool = False, unroll: bool = False, reset_after: bool = True,
-                 name: str | None = None, trainable: bool = True) -> None:
+                 use_cudnn: Any = "auto", name: str | None = None, trainable: bool = True) -> None:
         super().__init__(name=name, trainable=trainable)
+        self.use_cudnn = _check_use_cudnn(use_cudnn, type(self).__name__)
         self._setup(units, activation, recurrent_activation, use_bias,
                     {"kernel_initializer": kernel_initializer, "recurrent_initializer": recurrent_initializer,
                      "bias_initializer": bias_initializer},

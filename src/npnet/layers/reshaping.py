@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_choice, check_int, check_tuple, owner_prefix
+from .._validation import check_choice, check_data_format, check_int, check_tuple, owner_prefix
 from .base import InputSpec, Layer
 
 __all__ = ["Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D"]
@@ -20,16 +20,6 @@ __all__ = ["Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroP
 _SEQ = "(batch, steps, channels)"
 _IMG = "(batch, height, width, channels)"
 _INTERPOLATIONS = ("bicubic", "bilinear", "lanczos3", "lanczos5", "nearest")
-
-
-def _data_format(value: Any, owner: str, layout: str) -> str:
-    """Only ``channels_last`` (or None, meaning it) is supported."""
-    if value is None:
-        return "channels_last"
-    if isinstance(value, str) and value == "channels_first":
-        raise ValueError(f"{owner}: `data_format` 'channels_first' is not supported; npnet takes "
-                         f"{layout} inputs only (data_format='channels_last')")
-    return check_choice(value, "data_format", ["channels_last"], owner=owner)
 
 
 def _pairs(value: Any, name: str, owner: str) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -152,7 +142,7 @@ class UpSampling2D(_Resize):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.size = check_tuple(size, "size", 2, owner=owner)
-        self.data_format = _data_format(data_format, owner, _IMG)
+        self.data_format = check_data_format(data_format, _IMG, owner=owner)
         if not isinstance(interpolation, str):
             raise TypeError(f"{owner}: `interpolation` must be a string, received {interpolation!r}")
         interpolation = interpolation.lower()
@@ -213,7 +203,7 @@ class ZeroPadding1D(_Resize):
         owner = type(self).__name__
         left, right = check_tuple(padding, "padding", 2, minimum=0, owner=owner)
         self.padding = (left, right)
-        self.data_format = _data_format(data_format, owner, _SEQ)
+        self.data_format = check_data_format(data_format, _SEQ, owner=owner)
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -262,7 +252,7 @@ class ZeroPadding2D(_Resize):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.padding = _pairs(padding, "padding", owner)
-        self.data_format = _data_format(data_format, owner, _IMG)
+        self.data_format = check_data_format(data_format, _IMG, owner=owner)
 
     def forward(self, x, training=False):
         x = self._enter(x)
@@ -313,7 +303,7 @@ class Cropping2D(_Resize):
         super().__init__(name=name, trainable=trainable)
         owner = type(self).__name__
         self.cropping = _pairs(cropping, "cropping", owner)
-        self.data_format = _data_format(data_format, owner, _IMG)
+        self.data_format = check_data_format(data_format, _IMG, owner=owner)
 
     def _check_fits(self, input_shape) -> None:
         for size, crop in zip(input_shape[1:3], self.cropping):

@@ -10,6 +10,7 @@ refused with an error naming it, never exported approximately.
 """
 
 from ._export import DEFAULT_OPSET, MIN_OPSET, export
-from ._graph import ExportContext, converters, register_converter
+from ._graph import ExportContext, converters, register_converter, register_mask_converter
 
-__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportContext", "converters", "export", "register_converter"]
+__all__ = ["DEFAULT_OPSET", "MIN_OPSET", "ExportContext", "converters", "export", "register_converter",
+           "register_mask_converter"]

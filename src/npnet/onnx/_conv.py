@@ -1,4 +1,4 @@
-"""ONNX converters of convolutions (plain, transposed, depthwise, separable) and pooling.
+"""ONNX converters of convolutions and pooling.
 
 npnet works in channels-last layout (NHWC, and ``(batch, steps, channels)``); ONNX's
 Conv and pooling operators work channels-first. Each converter transposes in and out
@@ -10,7 +10,8 @@ rest after (ONNX's ``SAME_UPPER``), ``"causal"`` puts :math:`d (k - 1)` zeros be
 an average over a window that reaches into the padding counts only the real cells
 (``count_include_pad=0``). Where the padding depends on a varying length (``"same"``
 with a stride above 1), the graph pads with ``auto_pad="SAME_UPPER"``, which computes
-the same split at run time.
+the same split at run time, or, with a dilation (which onnxruntime's ``auto_pad`` refuses),
+works the zeros out from the input's shape and pads with ``Pad``.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import numpy as np
 
 from .. import layers as L
 from ..layers.conv import same_padding
-from ..layers.conv_transpose import conv_transpose_geometry
 from ._converters import _activate
 from ._graph import ExportContext, register_converter
 
@@ -39,7 +39,7 @@ def _to_channels_last(ctx: ExportContext, y: str, nd: int) -> str:
 def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple, strides: tuple,
              dilation: tuple) -> tuple[str, dict[str, Any]]:
     """``(x, pad attributes)`` for the spatial axes 1.. of channels-last input ``x``; ``x``
-    comes back zero-padded where the padding is computed by nodes of the graph."""
+    comes back zero-padded where the padding is worked out by nodes of the graph."""
     shape, varying = ctx.shape(x), ctx.dynamic_axes(x)
     spatial = list(range(1, len(shape) - 1))
     if padding == "valid":
@@ -90,7 +90,7 @@ def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
     if layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
     y = ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                 dilations=list(layer.dilation_rate), **pads)
+                 dilations=list(layer.dilation_rate), group=int(getattr(layer, "groups", 1)), **pads)
     return _activate(ctx, layer, _to_channels_last(ctx, y, nd), outputs)
 
 
@@ -140,17 +140,28 @@ def _average_pool1d(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.GlobalAveragePooling2D)
 def _global_average2d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMean", inputs[0], [1, 2], keepdims=False)
+    return ctx.reduce("ReduceMean", inputs[0], [1, 2], keepdims=layer.keepdims)
 
 
 @register_converter(L.GlobalMaxPooling2D)
 def _global_max2d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=False)
+    return ctx.reduce("ReduceMax", inputs[0], [1, 2], keepdims=layer.keepdims)
 
 
-@register_converter(L.GlobalAveragePooling1D)
+@register_converter(L.GlobalAveragePooling1D, masks=True)
 def _global_average1d(ctx, layer, inputs, outputs, options):
-    return ctx.reduce("ReduceMean", inputs[0], [1], keepdims=layer.keepdims)
+    mask = options.get("mask")
+    if mask is None:
+        return ctx.reduce("ReduceMean", inputs[0], [1], keepdims=layer.keepdims)
+    # The mean over the real steps, as forward: weights m / max(count, 1), then a batched
+    # product (batch, 1, time) x (batch, time, features).
+    m = ctx.node("Cast", [mask], name="mask", to=ctx.tensor_type(outputs[0].dtype))
+    count = ctx.node("Max", [ctx.reduce("ReduceSum", m, [1], keepdims=True, name="count"),
+                             ctx.const(np.asarray(1.0, dtype=outputs[0].dtype))])
+    weights = ctx.node("Div", [m, count], name="weights")
+    axis1 = ctx.const(np.asarray([1], np.int64), "axis1")
+    y = ctx.node("MatMul", [ctx.node("Unsqueeze", [weights, axis1]), inputs[0]])
+    return y if layer.keepdims else ctx.node("Squeeze", [y, axis1], name="mean")
 
 
 @register_converter(L.GlobalMaxPooling1D)
@@ -158,70 +169,61 @@ def _global_max1d(ctx, layer, inputs, outputs, options):
     return ctx.reduce("ReduceMax", inputs[0], [1], keepdims=layer.keepdims)
 
 
-# ---------------------------------------------------------------- transposed and depthwise convolutions
+# ---------------------------------------------------------------- transposed, depthwise and separable
 @register_converter(L.Conv2DTranspose)
-def _conv2d_transpose(ctx, layer, inputs, outputs, options):
-    """ONNX ConvTranspose computes the same full image as npnet's scatter, of size
-    :math:`f = (i - 1) s + k_e`; npnet keeps the window :math:`[c, c + o)` of it, zero
-    beyond :math:`f`. ``pads`` crops :math:`c` before and :math:`f - c - o` after, and where
-    the window reaches past the full image, ``output_padding`` adds those rows at the end.
-    The crop and :math:`o - f` do not depend on the input size, so height and width may vary.
-    """
+def _conv_transpose(ctx, layer, inputs, outputs, options):
+    # npnet scatters every input pixel into the full image of size f = (i - 1) s + k_e and
+    # keeps its window [c, c + o), zero beyond f (see npnet.layers.conv_transpose). ONNX's
+    # ConvTranspose computes the same full image, then drops pads[begin] = c and
+    # pads[end] = f - c - o; a negative end becomes output_padding (zeros at the end).
+    # c and f - c - o do not depend on the input size, so varying sizes export too.
+    from ..layers.conv_transpose import conv_transpose_geometry
+
     x = inputs[0]
-    # kernel (kh, kw, filters, channels) -> ONNX (channels, filters, kh, kw)
+    begin, end, extra = [], [], []
+    for k, s, d, p in zip(layer.kernel_size, layer.strides, layer.dilation_rate, layer.output_padding or (None, None)):
+        size = 4  # any size: the pads do not depend on it
+        o, c = conv_transpose_geometry(size, k, s, layer.padding, p, d)
+        f = (size - 1) * s + d * (k - 1) + 1
+        begin.append(c)
+        end.append(max(f - c - o, 0))
+        extra.append(max(o + c - f, 0))
     w = ctx.weight(layer, "kernel", np.transpose(layer.params["kernel"], (3, 2, 0, 1)), "channels_first")
     args = [_to_channels_first(ctx, x, 4), w]
     if layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    begin, end, extra = [], [], []
-    for k, s, d, p in zip(layer.kernel_size, layer.strides, layer.dilation_rate,
-                          layer.output_padding or (None, None)):
-        # any input size gives the same crop and the same o - f; size 1 is the smallest
-        out, crop = conv_transpose_geometry(1, k, s, layer.padding, p, d)
-        full = d * (k - 1) + 1
-        after = full - crop - out
-        begin.append(crop)
-        end.append(max(after, 0))
-        extra.append(max(-after, 0))
-    attrs: dict[str, Any] = {"pads": begin + end}
-    if any(extra):
-        attrs["output_padding"] = extra
     y = ctx.node("ConvTranspose", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                 dilations=list(layer.dilation_rate), **attrs)
+                 dilations=list(layer.dilation_rate), pads=begin + end, output_padding=extra)
     return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
 
 
-def _depthwise_conv(ctx: ExportContext, layer: Any, x: str) -> str:
-    """The depthwise convolution of channels-last ``x`` as a grouped ONNX Conv (one group
-    per input channel), channels-first output: output channel :math:`c M + m` is kernel
-    ``[:, :, c, m]`` applied to channel :math:`c`, as in npnet."""
+def _depthwise(ctx: ExportContext, layer: Any, x: str, bias: bool) -> str:
+    """The depthwise convolution of channels-last ``x``, channels first: a grouped Conv
+    with one group per input channel; output channel ``c M + m`` as npnet orders it."""
     kernel = layer.params[layer._depthwise_key]  # (kh, kw, C, M)
     kh, kw, c, m = kernel.shape
-    w = ctx.weight(layer, layer._depthwise_key,
-                   np.ascontiguousarray(np.transpose(kernel, (2, 3, 0, 1))).reshape(c * m, 1, kh, kw),
+    w = ctx.weight(layer, layer._depthwise_key, np.transpose(kernel, (2, 3, 0, 1)).reshape(c * m, 1, kh, kw),
                    "channels_first")
     xp, pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
     args = [_to_channels_first(ctx, xp, 4), w]
-    if isinstance(layer, L.DepthwiseConv2D) and layer.use_bias:
+    if bias and layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    return ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
-                    dilations=list(layer.dilation_rate), group=int(c), name="DepthwiseConv", **pads)
+    return ctx.node("Conv", args, name="depthwise", kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
+                    dilations=list(layer.dilation_rate), group=int(c), **pads)
 
 
 @register_converter(L.DepthwiseConv2D)
 def _depthwise_conv2d(ctx, layer, inputs, outputs, options):
-    y = _depthwise_conv(ctx, layer, inputs[0])
+    y = _depthwise(ctx, layer, inputs[0], bias=True)
     return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
 
 
 @register_converter(L.SeparableConv2D)
 def _separable_conv2d(ctx, layer, inputs, outputs, options):
-    u = _depthwise_conv(ctx, layer, inputs[0])
-    # pointwise kernel (1, 1, C M, filters) -> ONNX (filters, C M, 1, 1)
-    p = ctx.weight(layer, "pointwise_kernel", np.transpose(layer.params["pointwise_kernel"], (3, 2, 0, 1)),
-                   "channels_first")
-    args = [u, p]
+    y = _depthwise(ctx, layer, inputs[0], bias=False)
+    pointwise = layer.params["pointwise_kernel"]  # (1, 1, C M, filters)
+    args = [y, ctx.weight(layer, "pointwise_kernel", np.transpose(pointwise, (3, 2, 0, 1)), "channels_first")]
     if layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    y = ctx.node("Conv", args, kernel_shape=[1, 1], name="PointwiseConv")
-    return _activate(ctx, layer, _to_channels_last(ctx, y, 4), outputs)
+    z = ctx.node("Conv", args, name="pointwise", kernel_shape=[1, 1])
+    return _activate(ctx, layer, _to_channels_last(ctx, z, 4), outputs)

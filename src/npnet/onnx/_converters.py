@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from .. import layers as L
-from ._graph import ExportContext, register_converter
+from ..layers.wrappers import _FoldTime, _ReverseTime, _UnfoldTime, _ZeroMaskedSteps
+from ._graph import ExportContext, register_converter, register_mask_converter
 
 __all__: list[str] = []
 
@@ -40,6 +41,8 @@ def _activation(ctx, layer, inputs, outputs, options):
 
 
 @register_converter(L.Dropout)
+@register_converter(L.SpatialDropout1D)
+@register_converter(L.SpatialDropout2D)
 def _dropout(ctx, layer, inputs, outputs, options):
     return inputs[0]  # the identity at inference
 
@@ -52,7 +55,7 @@ def _flatten(ctx, layer, inputs, outputs, options):
 
 @register_converter(L.Reshape)
 def _reshape(ctx, layer, inputs, outputs, options):
-    ctx.require_static(layer, inputs[0], range(1, len(ctx.shape(inputs[0]))), "reshaping")
+    # A -1 whose size varies with the input stays -1 (the graph works it out per batch).
     return ctx.node("Reshape", [inputs[0], ctx.reshape_target(layer, "target", (None,) + tuple(layer._target))])
 
 
@@ -214,3 +217,122 @@ def _embedding(ctx, layer, inputs, outputs, options):
 
     ids = ctx.node("Cast", inputs, name="ids", to=TensorProto.INT64)
     return ctx.node("Gather", [ctx.weight(layer, "embeddings", layer.params["embeddings"]), ids], axis=0)
+
+
+# ---------------------------------------------------------------- masks
+def _any_last(ctx: ExportContext, b: str, name: str) -> str:
+    """``b.any(axis=-1)`` for a boolean value (ReduceMax takes no booleans before opset 20)."""
+    from onnx import TensorProto
+
+    n = ctx.node("Cast", [b], to=TensorProto.INT32)
+    return ctx.node("Cast", [ctx.reduce("ReduceMax", n, [-1], keepdims=False)], name=name, to=TensorProto.BOOL)
+
+
+@register_mask_converter(L.Embedding)
+def _embedding_mask(ctx, layer, inputs, masks, outputs):
+    # compute_mask: ids != 0 (the ids arrive as floats: an exact comparison with 0)
+    zero = ctx.const(np.asarray(0, dtype=ctx.dtype_of(inputs[0])), "zero")
+    return ctx.node("Not", [ctx.node("Equal", [inputs[0], zero])], name="mask")
+
+
+def _masking_keep(ctx: ExportContext, layer: Any, x: str) -> str:
+    value = ctx.const(np.asarray(layer.mask_value, dtype=ctx.dtype_of(x)), "mask_value")
+    return _any_last(ctx, ctx.node("Not", [ctx.node("Equal", [x, value])]), "keep")
+
+
+@register_converter(L.Masking)
+def _masking(ctx, layer, inputs, outputs, options):
+    # forward: x where any feature differs from mask_value, else 0
+    keep = ctx.node("Unsqueeze", [_masking_keep(ctx, layer, inputs[0]), ctx.const(np.asarray([-1], np.int64))])
+    zero = ctx.const(np.asarray(0, dtype=outputs[0].dtype), "zero")
+    return ctx.node("Where", [keep, inputs[0], zero])
+
+
+@register_mask_converter(L.Masking)
+def _masking_mask(ctx, layer, inputs, masks, outputs):
+    return _masking_keep(ctx, layer, inputs[0])
+
+
+def _merge_mask(ctx, layer, inputs, masks, outputs):
+    # compute_mask: a step is real where it is real in any input; no mask if one has none
+    if any(m is None for m in masks):
+        return None
+    y = masks[0]
+    for m in masks[1:]:
+        y = ctx.node("Or", [y, m], name="mask")
+    return y
+
+
+for _klass in (L.Add, L.Subtract, L.Multiply, L.Average, L.Maximum, L.Minimum):
+    register_mask_converter(_klass)(_merge_mask)
+
+
+@register_mask_converter(L.Concatenate)
+def _concatenate_mask(ctx, layer, inputs, masks, outputs):
+    # compute_mask: each mask spread over its input's axes (True where an input has
+    # none), joined along the concatenation axis, then any() over the last axis.
+    if all(m is None for m in masks):
+        return None
+    nd = len(ctx.shape(inputs[0]))
+    parts = []
+    for x, m in zip(inputs, masks):
+        shape = ctx.node("Shape", [x])
+        if m is None:
+            parts.append(ctx.node("Expand", [ctx.const(np.asarray(True)), shape], name="all_real"))
+            continue
+        extra = nd - len(ctx.shape(m))
+        if extra:
+            m = ctx.node("Unsqueeze", [m, ctx.const(np.arange(-extra, 0, dtype=np.int64), "axes")])
+        parts.append(ctx.node("Expand", [m, shape], name="spread"))
+    joined = ctx.node("Concat", parts, axis=layer._ax(nd))
+    return _any_last(ctx, joined, "mask")
+
+
+# ---------------------------------------------------------------- the wrappers' private primitives
+@register_converter(_FoldTime, masks=True)
+def _fold_time(ctx, layer, inputs, outputs, options):
+    shape = ctx.shape(inputs[0])
+    ctx.require_static(layer, inputs[0], range(2, len(shape)), "folding time into the batch")
+    return ctx.node("Reshape", [inputs[0], ctx.const(np.asarray((-1,) + shape[2:], np.int64), "shape")],
+                    name="folded")
+
+
+@register_mask_converter(_FoldTime)
+def _fold_time_mask(ctx, layer, inputs, masks, outputs):
+    m = masks[0]
+    if m is None or len(ctx.shape(m)) < 3:
+        return None
+    rest = ctx.shape(m)[2:]
+    ctx.require_static(layer, m, range(2, 2 + len(rest)), "folding a mask")
+    return ctx.node("Reshape", [m, ctx.const(np.asarray((-1,) + rest, np.int64), "shape")], name="mask")
+
+
+@register_converter(_UnfoldTime, masks=True)
+def _unfold_time(ctx, layer, inputs, outputs, options):
+    y, seq = inputs
+    rest = ctx.shape(y)[1:]
+    ctx.require_static(layer, y, range(1, 1 + len(rest)), "unfolding time from the batch")
+    lead = ctx.node("Slice", [ctx.node("Shape", [seq]), ctx.const(np.asarray([0], np.int64), "start"),
+                              ctx.const(np.asarray([2], np.int64), "end")], name="batch_and_time")
+    target = ctx.node("Concat", [lead, ctx.const(np.asarray(rest, np.int64), "rest")], axis=0)
+    return ctx.node("Reshape", [y, target], name="unfolded")
+
+
+@register_converter(_ReverseTime, masks=True)
+def _reverse_time(ctx, layer, inputs, outputs, options):
+    return ctx.node("Slice", [inputs[0], ctx.const(np.asarray([-1], np.int64), "start"),
+                              ctx.const(np.asarray([np.iinfo(np.int64).min], np.int64), "end"),
+                              ctx.const(np.asarray([1], np.int64), "axis1"),
+                              ctx.const(np.asarray([-1], np.int64), "step")], name="reversed")
+
+
+@register_converter(_ZeroMaskedSteps, masks=True)
+def _zero_masked_steps(ctx, layer, inputs, outputs, options):
+    mask = options.get("mask")
+    if mask is None:
+        return inputs[0]
+    extra = len(ctx.shape(inputs[0])) - len(ctx.shape(mask))
+    keep = ctx.node("Cast", [mask], name="keep", to=ctx.tensor_type(outputs[0].dtype))
+    if extra:
+        keep = ctx.node("Unsqueeze", [keep, ctx.const(np.arange(-extra, 0, dtype=np.int64), "axes")])
+    return ctx.node("Mul", [inputs[0], keep], name="zeroed")

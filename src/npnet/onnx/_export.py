@@ -10,8 +10,8 @@ import numpy as np
 from .._config import floatx
 from .._nest import pack
 from .._validation import check_int
-from . import _conv, _converters, _recurrent, _reshaping  # noqa: F401  (register npnet's converters)
-from ._graph import ExportContext
+from . import _attention, _conv, _converters, _recurrent, _reshaping  # noqa: F401  (register npnet's converters)
+from ._graph import ExportContext, mask_converter_for
 from ._trace import trace
 
 __all__ = ["export", "DEFAULT_OPSET", "MIN_OPSET"]
@@ -139,6 +139,73 @@ def _dims(shape: tuple[int, ...], dynamic: frozenset[int], batch: Any, prefix: s
     return out
 
 
+class _Masks:
+    """The ONNX values of the masks, computed when a layer first reads them.
+
+    A mask passed on unchanged is the same array as the mask it came from, and maps to the
+    same value. A new mask is computed by the mask converter of the call that made it
+    (its producer), from that call's inputs and their masks; its nodes are added when a
+    later call reads it, after everything they depend on.
+    """
+
+    def __init__(self, ctx: ExportContext, tr: Any, values: dict[int, str]) -> None:
+        self.ctx, self.tr, self.values = ctx, tr, values
+        self.names: dict[int, str] = {}
+
+    def name(self, mask: np.ndarray, reader: Any) -> str:
+        found = self.names.get(id(mask))
+        if found is not None:
+            return found
+        where = self.tr.producers.get(id(mask))
+        if where is None:
+            raise ValueError(
+                f"export to ONNX: {reader._owner} reads a mask that no npnet layer call made (a composite "
+                "layer's compute_mask, or a mask given as a NumPy array), which an ONNX graph cannot reproduce")
+        i, _ = where
+        e = self.tr.entries[i]
+        fn = mask_converter_for(e.layer)
+        if fn is None:
+            raise ValueError(
+                f"export to ONNX: {reader._owner} reads a mask attached to the output of {e.layer._owner}, "
+                "which has no mask converter. A layer whose compute_mask makes a new mask needs one "
+                "(npnet.onnx.register_mask_converter); a mask made by a composite layer's compute_mask cannot "
+                "be exported")
+        ins = [self.values[id(a)] for a in e.inputs]
+        in_masks = [None if m is None else self.name(m, e.layer) for m in self.tr.input_masks[i]]
+        self.ctx._scope.append(e.layer.name)
+        try:
+            result = fn(self.ctx, e.layer, ins, in_masks, list(e.outputs))
+        finally:
+            self.ctx._scope.pop()
+        results = [result] if result is None or isinstance(result, str) else list(result)
+        if len(results) != len(e.outputs):
+            raise RuntimeError(
+                f"export to ONNX: the mask converter of {e.layer._owner} returned {len(results)} masks for "
+                f"{len(e.outputs)} outputs")
+        for m, n in zip(self.tr.output_masks[i], results):
+            if m is not None and n is not None and id(m) not in self.names:
+                self.names[id(m)] = n
+                self.ctx.set_shape(n, m.shape, self.tr.dynamic.get(id(m), frozenset()), np.bool_)
+        if id(mask) not in self.names:
+            raise RuntimeError(f"export to ONNX: the mask converter of {e.layer._owner} gave no mask")
+        return self.names[id(mask)]
+
+    def option(self, e: Any, key: str, value: Any) -> Any:
+        """A call option with every array replaced by the name of its ONNX value."""
+        if isinstance(value, (list, tuple)) and any(isinstance(v, np.ndarray) for v in value):
+            return [self.option(e, key, v) for v in value]
+        if not isinstance(value, np.ndarray):
+            return value
+        if id(value) in self.values:
+            return self.values[id(value)]
+        if id(value) in self.names or id(value) in self.tr.producers:
+            return self.name(value, e.layer)
+        raise ValueError(
+            f"export to ONNX: {e.layer._owner} is called with `{key}=` an array that no npnet layer computed "
+            "(a NumPy array fixed inside call()), which an ONNX graph cannot take as an input; make it a "
+            "model input or the output of a layer")
+
+
 def export(model: Any, filepath: str | os.PathLike, opset: int | None = None, input_names: Any = None,
            dynamic_batch: bool = True) -> Any:
     """Write ``model`` as an ONNX file for inference, and return the ONNX model.
@@ -232,9 +299,11 @@ def export(model: Any, filepath: str | os.PathLike, opset: int | None = None, in
         ctx.set_shape(name, a.shape, dyn)
         graph_inputs.append(helper.make_tensor_value_info(
             name, helper.np_dtype_to_tensor_dtype(a.dtype), _dims(a.shape, dyn, batch_dim, name)))
+    masks = _Masks(ctx, tr, values)
     for e in tr.entries:
         ins = [values[id(a)] for a in e.inputs]
-        outs = ctx.convert(e.layer, ins, e.outputs, e.options)
+        options = {k: masks.option(e, k, v) for k, v in e.options.items()}
+        outs = ctx.convert(e.layer, ins, e.outputs, options)
         for o, n in zip(e.outputs, outs):
             values[id(o)] = n
             ctx.set_shape_like(n, o)

@@ -11,17 +11,21 @@ The ``onnx`` package is imported only when a graph is written, never when npnet 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
-__all__ = ["ExportContext", "register_converter", "converter_for", "converters"]
+__all__ = ["ExportContext", "register_converter", "register_mask_converter", "converter_for", "mask_converter_for",
+           "converters"]
 
 #: layer class -> converter (see register_converter)
 _CONVERTERS: dict[type, Callable[..., Any]] = {}
 #: layer classes whose converter reads the call's mask
 _MASK_AWARE: set[type] = set()
+#: layer class -> mask converter (see register_mask_converter)
+_MASK_CONVERTERS: dict[type, Callable[..., Any]] = {}
 
 
 def register_converter(layer_class: type, masks: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -78,12 +82,80 @@ def register_converter(layer_class: type, masks: bool = False) -> Callable[[Call
     return decorate
 
 
+def register_mask_converter(layer_class: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register how the graph computes the masks a layer class makes (a decorator).
+
+    Only a layer whose ``compute_mask`` returns a new mask needs one (``Embedding`` with
+    ``mask_zero=True``, ``Masking``, the merge layers). A mask passed on unchanged is the
+    same array as its input's mask, and the exporter reuses that mask's ONNX value.
+
+    A mask converter is a function ``mask_converter(ctx, layer, inputs, masks, outputs)``:
+    ``inputs`` are the names of the ONNX values the call reads, ``masks`` the names of
+    their masks (None where an input has none), ``outputs`` the traced output arrays. It
+    returns the name of a boolean ONNX value of the mask's shape (``(batch, time)``), or a
+    list with one name (or None) per output. The exporter calls it only when a later
+    layer reads the mask.
+
+    Parameters
+    ----------
+    layer_class : type
+        A primitive layer class; subclasses use the mask converter of their nearest
+        registered base class.
+
+    Examples
+    --------
+    >>> import numpy as np, npnet
+    >>> class PadIsNegative(npnet.layers.Layer):
+    ...     def forward(self, x, training=False):
+    ...         return self._enter(x), ()
+    ...     def backward(self, cache, dy):
+    ...         return dy
+    ...     def compute_mask(self, inputs, mask=None):
+    ...         return np.asarray(inputs)[..., 0] >= 0
+    >>> @npnet.onnx.register_mask_converter(PadIsNegative)
+    ... def _pad_mask(ctx, layer, inputs, masks, outputs):
+    ...     first = ctx.node("Gather", [inputs[0], ctx.const(np.asarray(0, np.int64))], axis=-1)
+    ...     return ctx.node("GreaterOrEqual", [first, ctx.const(0.0)])
+    """
+    if not isinstance(layer_class, type):
+        raise TypeError(f"register_mask_converter: expected a layer class, received {layer_class!r}")
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(fn):
+            raise TypeError(f"register_mask_converter: expected a function, received {fn!r}")
+        _MASK_CONVERTERS[layer_class] = fn
+        return fn
+
+    return decorate
+
+
+def mask_converter_for(layer: Any) -> Callable[..., Any] | None:
+    """The mask converter of the nearest registered class of ``layer``, or None."""
+    for klass in type(layer).__mro__:
+        fn = _MASK_CONVERTERS.get(klass)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _overrides(layer: Any, base: type) -> type | None:
+    """The class between ``type(layer)`` and ``base`` that redefines ``forward`` (its
+    computation is then no longer the one ``base``'s converter writes), or None."""
+    for klass in type(layer).__mro__:
+        if klass is base:
+            return None
+        if "forward" in klass.__dict__:
+            return klass
+    return None
+
+
 def converter_for(layer: Any) -> tuple[Callable[..., Any], bool] | None:
-    """``(converter, handles masks)`` of the nearest registered class of ``layer``."""
+    """``(converter, handles masks)`` of the nearest registered class of ``layer``; None
+    when there is none, or when a subclass in between redefines ``forward``."""
     for klass in type(layer).__mro__:
         fn = _CONVERTERS.get(klass)
         if fn is not None:
-            return fn, klass in _MASK_AWARE
+            return None if _overrides(layer, klass) is not None else (fn, klass in _MASK_AWARE)
     return None
 
 
@@ -114,6 +186,7 @@ class ExportContext:
         self._used: set[str] = set()
         self._shapes: dict[str, tuple[int, ...]] = {}
         self._dynamic: dict[str, frozenset[int]] = {}
+        self._dtypes: dict[str, np.dtype] = {}
         self._consts: dict[tuple[str, bytes, tuple[int, ...]], str] = {}
         self._weights: dict[tuple[int, str, str], str] = {}
         self._scope: list[str] = []
@@ -137,13 +210,21 @@ class ExportContext:
         return f"{self._scope[-1]}/{base}" if self._scope else base
 
     # ------------------------------------------------------------------ shapes seen while tracing
-    def set_shape(self, name: str, shape: Sequence[int], dynamic: frozenset[int] | set[int] = frozenset()) -> None:
+    def set_shape(self, name: str, shape: Sequence[int], dynamic: frozenset[int] | set[int] = frozenset(),
+                  dtype: Any = None) -> None:
         self._shapes[name] = tuple(int(s) for s in shape)
         self._dynamic[name] = frozenset(dynamic)
+        if dtype is not None:
+            self._dtypes[name] = np.dtype(dtype)
 
     def set_shape_like(self, name: str, array: np.ndarray) -> None:
-        """Record that ``name`` has the shape (and varying axes) of the traced ``array``."""
-        self.set_shape(name, array.shape, self.array_dynamic.get(id(array), frozenset()))
+        """Record that ``name`` has the shape, dtype and varying axes of the traced ``array``."""
+        self.set_shape(name, array.shape, self.array_dynamic.get(id(array), frozenset()), array.dtype)
+
+    def dtype_of(self, name: str) -> np.dtype:
+        """The dtype the value ``name`` had while the model was traced (the model's float
+        type when it is not known)."""
+        return self._dtypes.get(name, self.dtype)
 
     def shape(self, name: str) -> tuple[int, ...]:
         """The shape the value ``name`` had while the model was traced."""
@@ -209,7 +290,7 @@ class ExportContext:
         if found is not None:
             return found
         out = self.fresh(self._prefixed(name or "const"))
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(arr), out))
+        self.initializers.append(self._numpy_helper.from_array(np.array(arr, order="C", copy=None), out))
         self._consts[key] = out
         return out
 
@@ -221,7 +302,7 @@ class ExportContext:
         if found is not None:
             return found
         out = self.fresh(f"{layer.name}/{key}")
-        self.initializers.append(self._numpy_helper.from_array(np.ascontiguousarray(array), out))
+        self.initializers.append(self._numpy_helper.from_array(np.array(array, order="C", copy=None), out))
         self._weights[k] = out
         return out
 
@@ -235,6 +316,22 @@ class ExportContext:
                              keepdims=int(keepdims))
         return self.node(op_type, [x], name=name, axes=axes, keepdims=int(keepdims))
 
+    def tensor_type(self, dtype: Any) -> int:
+        """The ONNX element type of a NumPy dtype (for ``Cast``)."""
+        return int(self._helper.np_dtype_to_tensor_dtype(np.dtype(dtype)))
+
+    @contextlib.contextmanager
+    def subgraph(self) -> Iterator[list[Any]]:
+        """Collect the nodes added inside the ``with`` block in a list of their own (the
+        body of a ``Scan`` or ``Loop``), instead of the graph. Values and initializers of the
+        graph stay visible to them, as ONNX lets a subgraph read its outer scope."""
+        saved, self.nodes = self.nodes, []
+        body = self.nodes
+        try:
+            yield body
+        finally:
+            self.nodes = saved
+
     def transpose(self, x: str, perm: Sequence[int], name: str | None = None) -> str:
         return self.node("Transpose", [x], name=name or "Transpose", perm=[int(p) for p in perm])
 
@@ -242,6 +339,12 @@ class ExportContext:
         """Run the converter of ``layer`` (for a layer applied inside another, such as the
         activation of a Dense layer); raise a clear error when there is none."""
         found = converter_for(layer)
+        base = next((k for k in type(layer).__mro__ if k in _CONVERTERS), None)
+        if found is None and base is not None:
+            raise ValueError(
+                f"export to ONNX: {layer._owner} redefines forward() of "
+                f"{base.__name__}, so {base.__name__}'s converter would export the wrong computation; register "
+                "a converter for it with npnet.onnx.register_converter")
         if found is None:
             known = sorted(converters())
             raise ValueError(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import _tape
+from .. import _masks, _tape
 from .._nest import flatten, pack
 
 __all__ = ["Trace", "trace"]
@@ -37,13 +37,27 @@ class Trace:
     output_structure : object
         The structure the model returned.
     dynamic : dict of int to frozenset of int
-        ``id(array)`` to its varying axes, for every input, output and recorded array.
+        ``id(array)`` to its varying axes, for every input, output, recorded array and mask.
+    input_masks, output_masks : list of list
+        For each entry, the mask attached to each of its input and output arrays (None
+        where there is none).
+    producers : dict of int to (int, int)
+        ``id(mask)`` to ``(entry index, output index)`` of the first call whose output
+        carries that mask: the call whose ``compute_mask`` made it (a mask passed on
+        unchanged is the same array, and keeps its first producer).
     """
 
     def __init__(self, inputs: list[np.ndarray], input_structure: Any, entries: list[Any], outputs: list[np.ndarray],
                  output_structure: Any, dynamic: dict[int, frozenset[int]]) -> None:
         self.inputs, self.input_structure, self.entries = inputs, input_structure, entries
         self.outputs, self.output_structure, self.dynamic = outputs, output_structure, dynamic
+        self.input_masks = [[_masks.get_mask(a) for a in e.inputs] for e in entries]
+        self.output_masks = [[_masks.get_mask(o) for o in e.outputs] for e in entries]
+        self.producers: dict[int, tuple[int, int]] = {}
+        for i, ms in enumerate(self.output_masks):
+            for j, m in enumerate(ms):
+                if m is not None:
+                    self.producers.setdefault(id(m), (i, j))
 
 
 def _placeholders(shapes: list[tuple], batch: int, varying: int, dtype: Any) -> list[np.ndarray]:
@@ -99,6 +113,18 @@ def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | Non
             note(a, b)
     for a, b in zip(fa, fb):
         note(a, b)
+    # The masks: attached to the recorded arrays, or passed to forward as options.
+    for ea, eb in zip(ta.entries, tb.entries):
+        for a, b in zip(ea.inputs + ea.outputs, eb.inputs + eb.outputs):
+            ma, mb = _masks.get_mask(a), _masks.get_mask(b)
+            if ma is not None and mb is not None:
+                note(ma, mb)
+        for key, va in ea.options.items():
+            vb = eb.options.get(key)
+            pairs: Any = zip(va, vb) if isinstance(va, (list, tuple)) and isinstance(vb, (list, tuple)) else [(va, vb)]
+            for oa, ob in pairs:
+                if isinstance(oa, np.ndarray) and isinstance(ob, np.ndarray):
+                    note(oa, ob)
     # Every array a call reads must be a model input or the output of an earlier call.
     known = {id(a) for a in xa}
     for e in ta.entries:
