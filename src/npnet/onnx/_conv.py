@@ -10,7 +10,8 @@ rest after (ONNX's ``SAME_UPPER``), ``"causal"`` puts :math:`d (k - 1)` zeros be
 an average over a window that reaches into the padding counts only the real cells
 (``count_include_pad=0``). Where the padding depends on a varying length (``"same"``
 with a stride above 1), the graph pads with ``auto_pad="SAME_UPPER"``, which computes
-the same split at run time.
+the same split at run time, or, with a dilation (which onnxruntime's ``auto_pad`` refuses),
+works the zeros out from the input's shape and pads with ``Pad``.
 """
 
 from __future__ import annotations
@@ -36,24 +37,46 @@ def _to_channels_last(ctx: ExportContext, y: str, nd: int) -> str:
 
 
 def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple, strides: tuple,
-             dilation: tuple) -> dict[str, Any]:
-    """Pad attributes for the spatial axes 1.. of channels-last input ``x``."""
+             dilation: tuple) -> tuple[str, dict[str, Any]]:
+    """``(x, pad attributes)`` for the spatial axes 1.. of channels-last input ``x``; ``x``
+    comes back zero-padded where the padding is worked out by nodes of the graph."""
     shape, varying = ctx.shape(x), ctx.dynamic_axes(x)
-    spatial = range(1, len(shape) - 1)
+    spatial = list(range(1, len(shape) - 1))
     if padding == "valid":
-        return {}
+        return x, {}
     if padding == "causal":
         before = [d * (k - 1) for k, d in zip(kernel, dilation)]
-        return {"pads": before + [0] * len(before)}
+        return x, {"pads": before + [0] * len(before)}
     # "same": the split depends on the size only with a stride above 1.
     if any(a in varying and s > 1 for a, s in zip(spatial, strides)):
-        if any(d > 1 for d in dilation):
-            ctx.require_static(layer, x, list(spatial), "'same' padding with dilation")
-        return {"auto_pad": "SAME_UPPER"}
+        if any(d > 1 for d in dilation):  # onnxruntime's auto_pad refuses dilation
+            return _same_pad_at_run_time(ctx, x, spatial, kernel, strides, dilation), {}
+        return x, {"auto_pad": "SAME_UPPER"}
     pairs = [same_padding(shape[a] if a not in varying else 1, k, s, d)
              if s > 1 else ((d * (k - 1)) // 2, d * (k - 1) - (d * (k - 1)) // 2)
              for a, k, s, d in zip(spatial, kernel, strides, dilation)]
-    return {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
+    return x, {"pads": [p[0] for p in pairs] + [p[1] for p in pairs]}
+
+
+def _same_pad_at_run_time(ctx: ExportContext, x: str, spatial: list[int], kernel: tuple, strides: tuple,
+                          dilation: tuple) -> str:
+    """Zero-pad channels-last ``x`` as ``"same"`` does, from its size at run time:
+    :math:`o = \\lceil i / s \\rceil`, :math:`p = \\max((o - 1) s + k_e - i, 0)`,
+    :math:`\\lfloor p / 2 \\rfloor` zeros before and the rest after."""
+    i64 = np.int64
+    size = ctx.node("Gather", [ctx.node("Shape", [x]), ctx.const(np.asarray(spatial, i64), "spatial_axes")],
+                    axis=0, name="size")
+    s = ctx.const(np.asarray(strides, i64), "strides")
+    eff = ctx.const(np.asarray([d * (k - 1) + 1 for k, d in zip(kernel, dilation)], i64), "effective_kernel")
+    one, two = ctx.const(np.asarray(1, i64)), ctx.const(np.asarray(2, i64))
+    out = ctx.node("Div", [ctx.node("Sub", [ctx.node("Add", [size, s]), one]), s], name="out_size")
+    need = ctx.node("Sub", [ctx.node("Add", [ctx.node("Mul", [ctx.node("Sub", [out, one]), s]), eff]), size])
+    total = ctx.node("Max", [need, ctx.const(np.asarray(0, i64))], name="total_pad")
+    before = ctx.node("Div", [total, two], name="pad_before")
+    after = ctx.node("Sub", [total, before], name="pad_after")
+    zero = ctx.const(np.zeros(1, i64))
+    pads = ctx.node("Concat", [zero, before, zero, zero, after, zero], axis=0, name="pads")
+    return ctx.node("Pad", [x, pads], mode="constant", name="same_pad")
 
 
 def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.ndarray]) -> str:
@@ -62,10 +85,10 @@ def _conv(ctx: ExportContext, layer: Any, inputs: list[str], outputs: list[np.nd
     kernel = layer.params["kernel"]  # (*kernel, channels, filters)
     perm = (nd - 1, nd - 2) + tuple(range(nd - 2))
     w = ctx.weight(layer, "kernel", np.transpose(kernel, perm), "channels_first")
-    args = [_to_channels_first(ctx, x, nd), w]
+    xp, pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    args = [_to_channels_first(ctx, xp, nd), w]
     if layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
     y = ctx.node("Conv", args, kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
                  dilations=list(layer.dilation_rate), group=int(getattr(layer, "groups", 1)), **pads)
     return _activate(ctx, layer, _to_channels_last(ctx, y, nd), outputs)
@@ -85,7 +108,7 @@ def _pool(op: str, pool_size: tuple, strides: tuple, padding: str) -> Any:
     def convert(ctx, layer, inputs, outputs, options):
         x = inputs[0]
         nd = len(ctx.shape(x))
-        attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
+        x, attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
         if op == "AveragePool":
             attrs["count_include_pad"] = 0
         y = ctx.node(op, [_to_channels_first(ctx, x, nd)], kernel_shape=list(pool_size), strides=list(strides),
@@ -181,10 +204,10 @@ def _depthwise(ctx: ExportContext, layer: Any, x: str, bias: bool) -> str:
     kh, kw, c, m = kernel.shape
     w = ctx.weight(layer, layer._depthwise_key, np.transpose(kernel, (2, 3, 0, 1)).reshape(c * m, 1, kh, kw),
                    "channels_first")
-    args = [_to_channels_first(ctx, x, 4), w]
+    xp, pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
+    args = [_to_channels_first(ctx, xp, 4), w]
     if bias and layer.use_bias:
         args.append(ctx.weight(layer, "bias", layer.params["bias"]))
-    pads = _padding(ctx, layer, x, layer.padding, layer.kernel_size, layer.strides, layer.dilation_rate)
     return ctx.node("Conv", args, name="depthwise", kernel_shape=list(layer.kernel_size), strides=list(layer.strides),
                     dilations=list(layer.dilation_rate), group=int(c), **pads)
 

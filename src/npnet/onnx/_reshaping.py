@@ -3,7 +3,8 @@
 Nearest upsampling repeats each step (pixel): the graph inserts an axis of size 1 after
 each resized axis, tiles it ``size`` times and folds it back, so the repeats come out in
 npnet's order and any input size works. Padding is ``Pad`` with zeros; cropping is a
-``Slice`` whose ends count from the end of each axis.
+``Slice`` whose ends count from the end of each axis. A layer that leaves its input as it
+is (size 1, no padding, no cropping) adds no node.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def _i64(ctx: ExportContext, values: Any, name: str) -> str:
 
 def _repeat(ctx: ExportContext, x: str, factors: list[int]) -> str:
     """Repeat each entry of the axes 1 .. len(factors) of ``x`` ``factors[i]`` times."""
+    if all(f == 1 for f in factors):
+        return x
     nd = len(ctx.shape(x))
     axes = [2 * i + 2 for i in range(len(factors))]  # the new axis after each resized one
     expanded = ctx.node("Unsqueeze", [x, _i64(ctx, axes, "axes")])
@@ -52,6 +55,8 @@ def _upsampling2d(ctx, layer, inputs, outputs, options):
 
 
 def _pad(ctx: ExportContext, x: str, pairs: list[tuple[int, int]]) -> str:
+    if not any(b or e for b, e in pairs):
+        return x
     nd = len(ctx.shape(x))
     before = [0] + [p[0] for p in pairs] + [0] * (nd - 1 - len(pairs))
     after = [0] + [p[1] for p in pairs] + [0] * (nd - 1 - len(pairs))
@@ -71,6 +76,8 @@ def _zero_padding2d(ctx, layer, inputs, outputs, options):
 @register_converter(L.Cropping2D)
 def _cropping2d(ctx, layer, inputs, outputs, options):
     (top, bottom), (left, right) = layer.cropping
+    if not (top or bottom or left or right):
+        return inputs[0]
     starts = _i64(ctx, [top, left], "starts")
     ends = _i64(ctx, [-bottom if bottom else _END, -right if right else _END], "ends")
     return ctx.node("Slice", [inputs[0], starts, ends, _i64(ctx, [1, 2], "axes")], name="cropped")
