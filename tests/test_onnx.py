@@ -652,3 +652,23 @@ def test_reshape_of_a_varying_length(run, target):
     for steps in (2, 5):
         run(model, r.normal(size=(3, steps, 4)).astype(np.float32))
 
+
+
+def test_a_model_that_cannot_take_the_placeholder_length_is_refused_with_advice(onnx, tmp_path):
+    x = npnet.Input(shape=(None, 2))
+    model = npnet.Model(x, L.Reshape((-1, 5), name="fives")(x))  # the length must be a multiple of 5
+    with pytest.raises(ValueError, match=r"tracing Functional .* on placeholder inputs of shapes \[\(2, 16, 2\)\] "
+                                         r"\(each axis left None .* size 16\) failed: Reshape 'fives': cannot "
+                                         r"reshape .* give those axes a size in npnet.Input"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")
+
+
+def test_a_u_net_skip_connection_traces_on_a_varying_size(run):
+    x = npnet.Input(shape=(None, None, 1))
+    down = L.Conv2D(2, 3, strides=2, padding="same", activation="relu")(x)
+    deeper = L.Conv2D(2, 3, strides=2, padding="same", activation="relu")(down)
+    up = L.Conv2DTranspose(2, 3, strides=2, padding="same")(deeper)
+    y = L.Conv2D(1, 1)(L.Concatenate()([down, up]))
+    model = npnet.Model(x, y)
+    for size in (8, 12):
+        run(model, np.random.default_rng(size).normal(size=(2, size, size, 1)).astype(np.float32))

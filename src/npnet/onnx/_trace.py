@@ -17,8 +17,10 @@ from .._nest import flatten, pack
 
 __all__ = ["Trace", "trace"]
 
-#: Placeholder sizes of the two passes: (batch, any other varying axis).
-_SIZES = ((2, 16), (3, 29))
+#: Placeholder sizes of the two passes: (batch, any other varying axis). Powers of two, so
+#: that a model whose varying axis must divide by its strides (a U-Net's skip connections,
+#: a Reshape with -1) traces.
+_SIZES = ((2, 16), (3, 32))
 
 
 class Trace:
@@ -82,7 +84,16 @@ def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | Non
         if batch_size is not None:
             batch = batch_size + i
         arrays = _placeholders(shapes, batch, varying, dtype)
-        tape, out = _one_pass(model, structure, arrays)
+        try:
+            tape, out = _one_pass(model, structure, arrays)
+        except ValueError as exc:
+            if not any(d is None for s in shapes for d in s[1:]):
+                raise
+            raise ValueError(
+                f"export to ONNX: tracing {type(model).__name__} '{model.name}' on placeholder inputs of shapes "
+                f"{[a.shape for a in arrays]} (each axis left None in npnet.Input given the size {varying}) "
+                f"failed: {exc}. If the model needs other sizes there, give those axes a size in "
+                "npnet.Input(shape=...)") from exc
         passes.append((arrays, tape, out))
     (xa, ta, outa), (xb, tb, outb) = passes
     owner = f"{type(model).__name__} '{model.name}'"
