@@ -672,3 +672,60 @@ def test_a_u_net_skip_connection_traces_on_a_varying_size(run):
     model = npnet.Model(x, y)
     for size in (8, 12):
         run(model, np.random.default_rng(size).normal(size=(2, size, size, 1)).astype(np.float32))
+
+
+@pytest.mark.parametrize("pool", [L.MaxPooling1D, L.AveragePooling1D])
+@pytest.mark.parametrize("size, strides", [(1, 2), (2, 3), (3, 2), (1, 3)])
+def test_same_pooling_on_a_varying_length_with_any_window_and_stride(run, pool, size, strides):
+    model = _seq(pool(size, strides=strides, padding="same"), shape=(None, 3))
+    for n in range(3, 10):  # below zero, where padding with zeros would change a maximum
+        run(model, np.random.default_rng(n).normal(size=(2, n, 3)).astype(np.float32) - 3.0)
+
+
+@pytest.mark.parametrize("pool", [L.MaxPooling2D, L.AveragePooling2D])
+def test_same_pooling_on_images_of_varying_size_with_a_window_smaller_than_its_stride(run, pool):
+    model = _seq(pool((1, 2), strides=(2, 3), padding="same"), shape=(None, None, 2))
+    for h, w in [(3, 4), (5, 7), (8, 8)]:
+        run(model, np.random.default_rng(h).normal(size=(2, h, w, 2)).astype(np.float32) - 3.0)
+
+
+class _InPlace(npnet.Model):
+    def __init__(self, where):
+        super().__init__()
+        self.where, self.d1, self.d2 = where, L.Dense(4), L.Dense(2)
+
+    def call(self, x, training=False):
+        if self.where == "input":
+            x *= 2.0
+        h = self.d1(x)
+        if self.where == "output":
+            h += x
+        return self.d2(h)
+
+
+@pytest.mark.parametrize("where", ["output", "input"])
+def test_in_place_arithmetic_inside_call_is_refused_and_changes_nothing(onnx, tmp_path, where):
+    model = _InPlace(where)
+    xs = np.ones((3, 4), np.float32)
+    model(xs.copy())
+    with pytest.raises(ValueError, match=r"_InPlace '.*' changes an array in place inside call\(\)"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    assert model.predict(xs.copy(), verbose=0).shape == (3, 2)  # the arrays are writable again
+
+
+class _AlwaysTraining(npnet.Model):
+    def __init__(self, layer):
+        super().__init__()
+        self.inner = layer
+
+    def call(self, x, training=False):
+        return self.inner(x, training=True)
+
+
+@pytest.mark.parametrize("layer", [lambda: L.BatchNormalization(name="bn"), lambda: L.Dropout(0.5, name="bn")])
+def test_a_call_with_training_true_inside_call_is_refused(onnx, tmp_path, layer):
+    model = _AlwaysTraining(layer())
+    model(np.ones((3, 4), np.float32))
+    with pytest.raises(ValueError, match=r"'bn' is called with training=True inside call\(\)"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")

@@ -46,15 +46,18 @@ def new_serial() -> int:
 class Entry:
     """One recorded call of a primitive layer."""
 
-    __slots__ = ("layer", "inputs", "outputs", "cache", "slot", "multi_in", "multi_out", "options")
+    __slots__ = ("layer", "inputs", "outputs", "cache", "slot", "multi_in", "multi_out", "options", "training")
 
     def __init__(self, layer: Any, inputs: list[np.ndarray], outputs: list[np.ndarray], cache: Any, slot: int,
-                 multi_in: bool, multi_out: bool, options: dict[str, Any] | None = None) -> None:
+                 multi_in: bool, multi_out: bool, options: dict[str, Any] | None = None,
+                 training: bool = False) -> None:
         self.layer, self.inputs, self.outputs, self.cache, self.slot = layer, inputs, outputs, cache, slot
         self.multi_in, self.multi_out = multi_in, multi_out
         #: The keyword arguments the call passed to ``forward`` (its mask, call options such
         #: as ``use_causal_mask``): what an exporter needs beyond the arrays.
         self.options = options or {}
+        #: Whether the call ran in training mode (an exporter writes inference mode only).
+        self.training = bool(training)
 
 
 class Tape:

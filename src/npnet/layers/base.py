@@ -511,7 +511,7 @@ class Layer:
             # so that every recorded array has exactly one producer.
             if tape.knows(o) or any(o is p for p in ys[:i]):
                 ys[i] = o.view()
-        tape.record(_tape.Entry(self, xs, ys, cache, slot, multi, multi_out, kwargs))
+        tape.record(_tape.Entry(self, xs, ys, cache, slot, multi, multi_out, kwargs, training=bool(training)))
         return self._attach_mask(x, mask, ys if multi_out else ys[0])
 
     def _attach_mask(self, x: Any, mask: Any, y: Any) -> Any:

@@ -37,9 +37,11 @@ def _to_channels_last(ctx: ExportContext, y: str, nd: int) -> str:
 
 
 def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple, strides: tuple,
-             dilation: tuple) -> tuple[str, dict[str, Any]]:
+             dilation: tuple, pooling: bool = False) -> tuple[str, dict[str, Any]]:
     """``(x, pad attributes)`` for the spatial axes 1.. of channels-last input ``x``; ``x``
-    comes back zero-padded where the padding is worked out by nodes of the graph."""
+    comes back padded where the padding is worked out by nodes of the graph (for pooling
+    always, as onnxruntime's pooling refuses ``auto_pad`` when a window is smaller than
+    its stride)."""
     shape, varying = ctx.shape(x), ctx.dynamic_axes(x)
     spatial = list(range(1, len(shape) - 1))
     if padding == "valid":
@@ -49,7 +51,7 @@ def _padding(ctx: ExportContext, layer: Any, x: str, padding: str, kernel: tuple
         return x, {"pads": before + [0] * len(before)}
     # "same": the split depends on the size only with a stride above 1.
     if any(a in varying and s > 1 for a, s in zip(spatial, strides)):
-        if any(d > 1 for d in dilation):  # onnxruntime's auto_pad refuses dilation
+        if pooling or any(d > 1 for d in dilation):  # onnxruntime's auto_pad refuses dilation
             return _same_pad_at_run_time(ctx, x, spatial, kernel, strides, dilation), {}
         return x, {"auto_pad": "SAME_UPPER"}
     pairs = [same_padding(shape[a] if a not in varying else 1, k, s, d)
@@ -108,14 +110,42 @@ def _pool(op: str, pool_size: tuple, strides: tuple, padding: str) -> Any:
     def convert(ctx, layer, inputs, outputs, options):
         x = inputs[0]
         nd = len(ctx.shape(x))
-        x, attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size))
-        if op == "AveragePool":
-            attrs["count_include_pad"] = 0
-        y = ctx.node(op, [_to_channels_first(ctx, x, nd)], kernel_shape=list(pool_size), strides=list(strides),
-                     **attrs)
-        return _to_channels_last(ctx, y, nd)
+        xp, attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size), pooling=True)
+        kw = dict(kernel_shape=list(pool_size), strides=list(strides))
+        if xp == x:  # padded by the operator (or not at all): it leaves the padding out
+            if op == "AveragePool":
+                attrs["count_include_pad"] = 0
+            return _to_channels_last(ctx, ctx.node(op, [_to_channels_first(ctx, x, nd)], **kw, **attrs), nd)
+        # padded in the graph, with zeros: a maximum over real cells is unchanged as long as
+        # the padding is -inf, and an average counts the real cells only
+        dtype = outputs[0].dtype
+        if op == "MaxPool":
+            low = ctx.const(np.asarray(-np.inf, dtype), "minus_infinity")
+            real = _same_pad_at_run_time(ctx, ctx.node("ConstantOfShape", [ctx.node("Shape", [x])],
+                                                       value=_bool_one(ctx)), list(range(1, nd - 1)),
+                                         pool_size, strides, (1,) * len(pool_size))
+            xp = ctx.node("Where", [real, xp, low], name="padded")
+            y = ctx.node(op, [_to_channels_first(ctx, xp, nd)], **kw)
+            return _to_channels_last(ctx, y, nd)
+        ones = ctx.node("ConstantOfShape", [ctx.node("Shape", [x])], value=_one(ctx, dtype))
+        count = _same_pad_at_run_time(ctx, ones, list(range(1, nd - 1)), pool_size, strides, (1,) * len(pool_size))
+        total = ctx.node(op, [_to_channels_first(ctx, xp, nd)], **kw, count_include_pad=1)
+        share = ctx.node(op, [_to_channels_first(ctx, count, nd)], **kw, count_include_pad=1)
+        return _to_channels_last(ctx, ctx.node("Div", [total, share], name="average"), nd)
 
     return convert
+
+
+def _one(ctx: ExportContext, dtype: Any) -> Any:
+    from onnx import helper
+
+    return helper.make_tensor("one", ctx.tensor_type(dtype), [1], [1.0])
+
+
+def _bool_one(ctx: ExportContext) -> Any:
+    from onnx import TensorProto, helper
+
+    return helper.make_tensor("true", TensorProto.BOOL, [1], [True])
 
 
 @register_converter(L.MaxPooling2D)

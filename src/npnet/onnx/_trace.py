@@ -67,12 +67,52 @@ def _placeholders(shapes: list[tuple], batch: int, varying: int, dtype: Any) -> 
     return [np.zeros((batch,) + tuple(varying if d is None else int(d) for d in s[1:]), dtype=dtype) for s in shapes]
 
 
+class _FrozenTape(_tape.Tape):
+    """A tape that makes every model input and recorded output read-only while the model
+    runs, so that NumPy arithmetic changing one in place inside ``call()`` (``h += x``),
+    which no layer call records, raises instead of being left out of the graph."""
+
+    def __init__(self) -> None:
+        super().__init__(strict=False)
+        self.frozen: list[np.ndarray] = []
+
+    def _freeze(self, a: np.ndarray) -> None:
+        if isinstance(a, np.ndarray) and a.flags.writeable:
+            a.flags.writeable = False
+            self.frozen.append(a)
+
+    def add_source(self, array: np.ndarray) -> None:
+        super().add_source(array)
+        self._freeze(array)
+
+    def record(self, entry: Any) -> None:
+        super().record(entry)
+        for o in entry.outputs:
+            self._freeze(o)
+
+    def thaw(self) -> None:
+        for a in self.frozen:
+            a.flags.writeable = True
+        self.frozen = []
+
+
 def _one_pass(model: Any, structure: Any, arrays: list[np.ndarray]) -> tuple[_tape.Tape, Any]:
-    tape = _tape.Tape(strict=False)
+    tape = _FrozenTape()
     for a in arrays:
         tape.add_source(a)
-    with _tape.running(_tape.Run(training=False, tape=tape)):
-        out = model(pack(structure, arrays), training=False)
+    try:
+        with _tape.running(_tape.Run(training=False, tape=tape)):
+            out = model(pack(structure, arrays), training=False)
+    except ValueError as exc:
+        if "read-only" not in str(exc):
+            raise
+        raise ValueError(
+            f"export to ONNX: {type(model).__name__} '{model.name}' changes an array in place inside call() "
+            f"(NumPy arithmetic such as `h += x` on a layer's output or a model input: {exc}), which an ONNX "
+            "graph cannot reproduce; use layers such as npnet.layers.Add or Multiply for that arithmetic") \
+            from None
+    finally:
+        tape.thaw()
     return tape, out
 
 
@@ -87,7 +127,7 @@ def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | Non
         try:
             tape, out = _one_pass(model, structure, arrays)
         except ValueError as exc:
-            if not any(d is None for s in shapes for d in s[1:]):
+            if not any(d is None for s in shapes for d in s[1:]) or str(exc).startswith("export to ONNX"):
                 raise
             raise ValueError(
                 f"export to ONNX: tracing {type(model).__name__} '{model.name}' on placeholder inputs of shapes "
@@ -136,6 +176,12 @@ def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | Non
             for oa, ob in pairs:
                 if isinstance(oa, np.ndarray) and isinstance(ob, np.ndarray):
                     note(oa, ob)
+    for e in ta.entries:
+        if e.training:
+            raise ValueError(
+                f"export to ONNX: {e.layer._owner} is called with training=True inside call(), so predict runs it "
+                "in training mode, while an ONNX graph is the model in inference mode; pass the model's own "
+                "`training` argument on instead")
     # Every array a call reads must be a model input or the output of an earlier call.
     known = {id(a) for a in xa}
     for e in ta.entries:
