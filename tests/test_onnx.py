@@ -727,5 +727,16 @@ class _AlwaysTraining(npnet.Model):
 def test_a_call_with_training_true_inside_call_is_refused(onnx, tmp_path, layer):
     model = _AlwaysTraining(layer())
     model(np.ones((3, 4), np.float32))
-    with pytest.raises(ValueError, match=r"'bn' is called with training=True inside call\(\)"):
+    with pytest.raises(ValueError, match=r"'bn' is called with training=True \(in a functional model's node, or inside call\(\)\)"):
+        npnet.onnx.export(model, tmp_path / "m.onnx")
+
+
+def test_a_functional_node_with_a_fixed_training_flag(run, tmp_path):
+    x = npnet.Input(shape=(4,))
+    bn = L.BatchNormalization(name="bn")
+    model = npnet.Model(x, bn(L.Dense(3)(x), training=False))
+    bn.state["moving_mean"][...] = 0.5
+    run(model, np.random.default_rng(0).normal(size=(3, 4)))  # inference mode: exports
+    model = npnet.Model(x, L.Dropout(0.5, name="mc")(L.Dense(3)(x), training=True))
+    with pytest.raises(ValueError, match=r"Dropout 'mc' is called with training=True"):
         npnet.onnx.export(model, tmp_path / "m.onnx")

@@ -235,3 +235,28 @@ def test_a_metrics_list_has_one_entry_per_output_as_in_keras():
         model.compile("sgd", loss=["sparse_categorical_crossentropy", "mse"], metrics=["accuracy"])
     with pytest.raises(ValueError, match="`weighted_metrics` takes one entry per output"):
         model.compile("sgd", loss="mse", weighted_metrics=["mae", "mae", "mae"])
+
+
+def test_an_explicit_training_flag_is_kept_in_the_node_as_in_keras(tmp_path):
+    """Keras' rule: ``layer(x, training=False)`` in a functional model always runs in
+    inference mode (a frozen base's BatchNormalization while the head trains), and
+    ``training=True`` always in training mode (Monte Carlo dropout in predict)."""
+    x = npnet.Input(shape=(4,))
+    bn = npnet.layers.BatchNormalization()
+    y = npnet.layers.Dense(1)(bn(npnet.layers.Dense(4)(x), training=False))
+    noisy = npnet.layers.Dropout(0.5, seed=0)(y, training=True)
+    model = npnet.Model(x, [y, noisy])
+    model.compile(optimizer="adam", loss=["mse", "mse"])
+    xs = (np.random.default_rng(0).normal(size=(64, 4)) * 3 + 2).astype(np.float32)
+    model.fit(xs, [np.zeros((64, 1)), np.zeros((64, 1))], epochs=1, verbose=0)
+    np.testing.assert_array_equal(bn.state["moving_mean"], 0)  # never ran in training mode
+    np.testing.assert_array_equal(bn.state["moving_variance"], 1)
+    a, b = model.predict(xs, verbose=0)[1], model.predict(xs, verbose=0)[1]
+    assert not np.array_equal(a, b) and (a == 0).any()  # dropout runs in predict
+    for rebuilt in (npnet.Model.from_config(model.get_config()), None):
+        if rebuilt is None:
+            model.save(tmp_path / "m.npnet")
+            rebuilt = npnet.load_model(tmp_path / "m.npnet")
+        assert [n.kwargs for n in rebuilt._nodes] == [{}, {"training": False}, {}, {"training": True}]
+    with pytest.raises(TypeError, match="`training` must be"):
+        npnet.layers.Dense(2)(x, training="yes")

@@ -195,9 +195,10 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     if not all(isinstance(t, SymbolicTensor) for t in flat):
         kinds = sorted({type(t).__name__ for t in flat})
         raise TypeError(f"{layer._owner}: cannot mix symbolic tensors and arrays in one call, received {kinds}")
+    fixed = kwargs.get("training")  # an explicit training flag: the node always runs so
     kwargs = {k: v for k, v in kwargs.items() if k != "training"}
     if layer._is_composite():
-        return _trace_composite(layer, inputs, kwargs)
+        return _trace_composite(layer, inputs, kwargs, fixed)
     if kwargs.get("mask") is not None:
         raise TypeError(
             f"{layer._owner}: a `mask` argument cannot be recorded in a functional model (received "
@@ -227,7 +228,7 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     else:
         layer._check_spec(shape)
     out_shape = layer.compute_output_shape(shape, **kwargs) if kwargs else layer.compute_output_shape(shape)
-    node = Node(layer, tensors, multi, dict(kwargs))
+    node = Node(layer, tensors, multi, dict(kwargs) if fixed is None else {**kwargs, "training": fixed})
     node.in_structure = inputs  # type: ignore[attr-defined]
     multi_out = isinstance(out_shape, list)
     out_shapes = out_shape if multi_out else [out_shape]
@@ -239,7 +240,7 @@ def symbolic_call(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     return out
 
 
-def _trace_composite(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
+def _trace_composite(layer: Layer, inputs: Any, kwargs: dict[str, Any], fixed: bool | None = None) -> Any:
     """A composite on symbolic tensors: run its ``call`` symbolically to learn the output
     shapes (this builds the layers inside), then record one node for the whole composite."""
     from .base import _call_args
@@ -253,6 +254,8 @@ def _trace_composite(layer: Layer, inputs: Any, kwargs: dict[str, Any]) -> Any:
     flat_in = flatten(inputs)
     multi_in = not isinstance(inputs, SymbolicTensor)
     node = Node(layer, flat_in, multi_in, {k: v for k, v in kwargs.items() if k != "training"})
+    if fixed is not None:
+        node.kwargs["training"] = fixed
     node.in_structure = inputs  # type: ignore[attr-defined]
 
     def rebuild(value: Any, counter: list[int]) -> Any:

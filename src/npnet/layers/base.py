@@ -407,7 +407,10 @@ class Layer:
             from . import _symbolic
 
             if _symbolic.any_symbolic(inputs):
-                return _symbolic.symbolic_call(self, inputs, kwargs)
+                # an explicit `training` is kept in the node, as Keras keeps it
+                return _symbolic.symbolic_call(self, inputs, kwargs if training is None
+                                               else {**kwargs, "training": check_bool(training, "training",
+                                                                                      owner=self._owner)})
         run = _tape.current()
         if training is None:
             training = run.training if run is not None else False

@@ -206,7 +206,9 @@ class Functional(Model):
             values[id(t)] = a
         for node in self._nodes:
             x = _map(node.in_structure, lambda t: values[id(t)])  # type: ignore[attr-defined]
-            out = node.layer(x, training=training, **node.kwargs)
+            # a node called with an explicit `training` always runs so (Keras' rule)
+            out = node.layer(x, **node.kwargs) if "training" in node.kwargs else \
+                node.layer(x, training=training, **node.kwargs)
             for t, o in zip(node.outputs, flatten(out)):
                 values[id(t)] = o
         return pack(self._outputs_struct, [values[id(t)] for t in self._out_list])

@@ -179,9 +179,9 @@ def trace(model: Any, structure: Any, shapes: list[tuple], batch_size: int | Non
     for e in ta.entries:
         if e.training:
             raise ValueError(
-                f"export to ONNX: {e.layer._owner} is called with training=True inside call(), so predict runs it "
-                "in training mode, while an ONNX graph is the model in inference mode; pass the model's own "
-                "`training` argument on instead")
+                f"export to ONNX: {e.layer._owner} is called with training=True (in a functional model's node, or "
+                "inside call()), so predict runs it in training mode, while an ONNX graph is the model in inference "
+                "mode; call it without training=True to export it")
     # Every array a call reads must be a model input or the output of an earlier call.
     known = {id(a) for a in xa}
     for e in ta.entries:
