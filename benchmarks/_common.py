@@ -26,6 +26,37 @@ def parse_and_pin_threads(parser: argparse.ArgumentParser) -> argparse.Namespace
     return args
 
 
+def add_cpu_time(parser: argparse.ArgumentParser) -> None:
+    """Add ``--cpu-time``: time steps by the process's CPU time (see :func:`step_clock`)."""
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time steps by the process's CPU time (with --threads 1, on a busy machine)")
+
+
+def step_clock(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Callable[[], float]:
+    """The clock steps are timed by: CPU time with ``--cpu-time`` (which needs one thread,
+    as a thread pool's spinning counts as CPU time), else the wall clock."""
+    if args.cpu_time and args.threads != 1:
+        parser.error("--cpu-time needs --threads 1 (with more, a thread pool's spinning counts as CPU time)")
+    return time.process_time if args.cpu_time else time.perf_counter
+
+
+def npnet_train_step(model, x, y, fused: bool = True) -> Callable[[], None]:
+    """One training step of a compiled npnet ``model`` on the batch ``(x, y)``, as ``fit``
+    runs it (with the arrays ``fit`` keeps between batches, also reachable as the
+    function's ``buffers``); ``fused`` checks that the softmax and its loss take the fused
+    path, as they do in ``fit``."""
+    if fused:
+        assert model._fused_outputs(x[:2]) == [True]
+    params, grads, owners = model._trainable_arrays()
+    buffers: dict = {}
+
+    def step() -> None:
+        model._train_step(x, [y], params, grads, owners, buffers)
+
+    step.buffers = buffers  # type: ignore[attr-defined]
+    return step
+
+
 def alternate(steps: dict[str, Callable[[int], None]], rounds: int, block: int = 1,
               clock: Callable[[], float] = time.perf_counter) -> tuple[dict[str, list[float]], dict[str, float]]:
     """Run each library's step ``block`` times in turn, for ``rounds`` turns.

@@ -21,7 +21,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternate, example_model, parse_and_pin_threads  # noqa: E402
+from _common import alternate, example_model, npnet_train_step, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -42,12 +42,7 @@ def main() -> None:
 
     model = example_model("cnn")
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
-    assert model._fused_outputs(x[:2]) == [True]
-    params, grads, owners = model._trainable_arrays()
-    buffers: dict = {}  # the arrays fit() keeps between batches
-
-    def npnet_step() -> None:
-        model._train_step(x, [y], params, grads, owners, buffers)
+    npnet_step = npnet_train_step(model, x, y)
 
     tl = []
     cin = 1
@@ -73,7 +68,7 @@ def main() -> None:
         torch_step()
     times, faults = alternate({"npnet": lambda i: npnet_step(), "pytorch": lambda i: torch_step()},
                               max(1, args.steps // args.block), args.block)
-    with _tape.running(_tape.Run(training=True, buffers=buffers)):
+    with _tape.running(_tape.Run(training=True, buffers=npnet_step.buffers)):
         per_layer, reps = _per_layer(model, x, y)
     med = {k: statistics.median(v) for k, v in times.items()}
 

@@ -22,10 +22,17 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import StepProfile, alternate, fastest_block, parse_and_pin_threads  # noqa: E402
+from _common import (  # noqa: E402
+    StepProfile,
+    add_cpu_time,
+    alternate,
+    fastest_block,
+    npnet_train_step,
+    parse_and_pin_threads,
+    step_clock,
+)
 
 
 def main() -> None:
@@ -36,12 +43,9 @@ def main() -> None:
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--units", type=int, default=128)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time steps by the process's CPU time (with --threads 1, on a busy machine)")
+    add_cpu_time(parser)
     args = parse_and_pin_threads(parser)
-    if args.cpu_time and args.threads != 1:
-        parser.error("--cpu-time needs --threads 1 (with more, a thread pool's spinning counts as CPU time)")
-    clock = time.process_time if args.cpu_time else time.perf_counter
+    clock = step_clock(parser, args)
     import numpy as np
     import torch
     from torch import nn
@@ -56,12 +60,7 @@ def main() -> None:
     model = npnet.Sequential([npnet.Input(shape=(steps, d)), npnet.layers.LSTM(u),
                               npnet.layers.Dense(k, activation="softmax")])
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
-    assert model._fused_outputs(x[:2]) == [True]
-    params, grads, owners = model._trainable_arrays()
-    buffers: dict = {}  # the arrays fit() keeps between batches
-
-    def npnet_step() -> None:
-        model._train_step(x, [y], params, grads, owners, buffers)
+    npnet_step = npnet_train_step(model, x, y)
 
     class Net(nn.Module):
         def __init__(self) -> None:

@@ -21,7 +21,7 @@ import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import alternate, example_model, parse_and_pin_threads  # noqa: E402
+from _common import alternate, example_model, npnet_train_step, parse_and_pin_threads  # noqa: E402
 
 
 def main() -> None:
@@ -42,11 +42,7 @@ def main() -> None:
 
     model = example_model("resnet")
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
-    params, grads, owners = model._trainable_arrays()
-    buffers: dict = {}  # the arrays fit() keeps between batches
-
-    def npnet_step() -> None:
-        model._train_step(x, [y], params, grads, owners, buffers)
+    npnet_step = npnet_train_step(model, x, y, fused=False)
 
     def conv_bn(cin: int, cout: int, k: int = 3) -> nn.Sequential:
         return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False),

@@ -22,10 +22,17 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import StepProfile, alternate, fastest_block, parse_and_pin_threads  # noqa: E402
+from _common import (  # noqa: E402
+    StepProfile,
+    add_cpu_time,
+    alternate,
+    fastest_block,
+    npnet_train_step,
+    parse_and_pin_threads,
+    step_clock,
+)
 
 
 def main() -> None:
@@ -37,12 +44,9 @@ def main() -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--ff", type=int, default=256)
     parser.add_argument("--classes", type=int, default=10)
-    parser.add_argument("--cpu-time", action="store_true",
-                        help="time steps by the process's CPU time (with --threads 1, on a busy machine)")
+    add_cpu_time(parser)
     args = parse_and_pin_threads(parser)
-    if args.cpu_time and args.threads != 1:
-        parser.error("--cpu-time needs --threads 1 (with more, a thread pool's spinning counts as CPU time)")
-    clock = time.process_time if args.cpu_time else time.perf_counter
+    clock = step_clock(parser, args)
     import numpy as np
     import torch
     from torch import nn
@@ -61,12 +65,7 @@ def main() -> None:
     out = L.Dense(k, activation="softmax")(L.GlobalAveragePooling1D()(h))
     model = npnet.Model(inp, out)
     model.compile(npnet.Adam(1e-3), "sparse_categorical_crossentropy")
-    assert model._fused_outputs(x[:2]) == [True]
-    params, grads, owners = model._trainable_arrays()
-    buffers: dict = {}  # the arrays fit() keeps between batches
-
-    def npnet_step() -> None:
-        model._train_step(x, [y], params, grads, owners, buffers)
+    npnet_step = npnet_train_step(model, x, y)
 
     class Block(nn.Module):
         def __init__(self) -> None:
