@@ -988,3 +988,27 @@ def weight_options_config(layer: Layer, *names: str) -> dict[str, Any]:
     """The serialized regularizers and constraints ``names`` of ``layer``, for its config."""
     return {name: (_regularizers.serialize(getattr(layer, name)) if name.endswith("_regularizer")
                    else _constraints.serialize(getattr(layer, name))) for name in names}
+
+
+class _FixedRank:
+    """Mixin of a layer that takes inputs of one rank, ``_ndim``, laid out as ``_layout``:
+    the rank is checked on the first batch (through ``_build_spec``), by ``build`` and by
+    :meth:`_check_rank`, with one message."""
+
+    _ndim: int = 4
+    _layout: str = "(batch, height, width, channels)"
+    input_spec: InputSpec | None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._build_spec = InputSpec(ndim=cls._ndim, layout=cls._layout)  # type: ignore[attr-defined]
+
+    def _check_rank(self, shape: Any) -> None:
+        if len(shape) != self._ndim:
+            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "  # type: ignore[attr-defined]
+                             f"received shape {tuple(shape)}")
+
+    def build(self, input_shape: Any) -> None:
+        self._check_rank(input_shape)
+        self.input_spec = InputSpec(ndim=self._ndim, layout=self._layout)
+        super().build(input_shape)  # type: ignore[misc]

@@ -11,7 +11,7 @@ from .. import initializers as _initializers
 from .._validation import as_rng, check_data_format, check_float, check_int, check_seed
 from ._symbolic import Input, InputLayer
 from .activation import ACTIVATIONS, _Activated, get_activation
-from .base import InputSpec, Layer, set_weight_options, weight_options_config
+from .base import InputSpec, Layer, _FixedRank, set_weight_options, weight_options_config
 
 __all__ = ["Input", "InputLayer", "Dense", "Activation", "Flatten", "Reshape", "Dropout", "SpatialDropout1D",
            "SpatialDropout2D", "Rescaling"]
@@ -402,7 +402,7 @@ def _check_noise_shape(value: Any, owner: str) -> tuple[int | None, ...] | None:
     return tuple(out)
 
 
-class _SpatialDropout(Dropout):
+class _SpatialDropout(_FixedRank, Dropout):
     """Dropout of whole channels: the noise shape is (batch, 1, ..., 1, channels)."""
 
     _ndim = 3
@@ -411,22 +411,9 @@ class _SpatialDropout(Dropout):
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None, trainable: bool = True) -> None:
         super().__init__(rate, seed=seed, name=name, trainable=trainable)
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._build_spec = InputSpec(ndim=cls._ndim, layout=cls._layout)
-
     def _mask_shape(self, shape):
-        if len(shape) != self._ndim:
-            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "
-                             f"received shape {shape}")
+        self._check_rank(shape)
         return (shape[0],) + (1,) * (self._ndim - 2) + (shape[-1],)
-
-    def build(self, input_shape):
-        if len(input_shape) != self._ndim:
-            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "
-                             f"received shape {tuple(input_shape)}")
-        self.input_spec = InputSpec(ndim=self._ndim, layout=self._layout)
-        super().build(input_shape)
 
     def get_config(self):
         config = super().get_config()

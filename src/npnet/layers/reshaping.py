@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_choice, check_data_format, check_int, check_tuple, owner_prefix
-from .base import InputSpec, Layer
+from .base import Layer, _FixedRank
 
 __all__ = ["Cropping2D", "UpSampling1D", "UpSampling2D", "ZeroPadding1D", "ZeroPadding2D"]
 
@@ -48,22 +48,11 @@ def _times(size: int | None, factor: int) -> int | None:
     return None if size is None else size * factor
 
 
-class _Resize(Layer):
-    """Rank check at build time for the layers below (``_ndim``, ``_layout``)."""
+class _Resize(_FixedRank, Layer):
+    """Base of the layers below: inputs of one rank (``_ndim``, ``_layout``)."""
 
     _ndim = 4
     _layout = _IMG
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        cls._build_spec = InputSpec(ndim=cls._ndim, layout=cls._layout)
-
-    def build(self, input_shape):
-        if len(input_shape) != self._ndim:
-            raise ValueError(f"{self._owner}: expected input of rank {self._ndim} {self._layout}, "
-                             f"received shape {tuple(input_shape)}")
-        self.input_spec = InputSpec(ndim=self._ndim, layout=self._layout)
-        super().build(input_shape)
 
 
 class UpSampling1D(_Resize):
