@@ -106,66 +106,45 @@ def _conv1d(ctx, layer, inputs, outputs, options):
     return _conv(ctx, layer, inputs, outputs)
 
 
-def _pool(op: str, pool_size: tuple, strides: tuple, padding: str) -> Any:
+def _pool(op: str) -> Any:
     def convert(ctx, layer, inputs, outputs, options):
         x = inputs[0]
         nd = len(ctx.shape(x))
-        xp, attrs = _padding(ctx, layer, x, padding, pool_size, strides, (1,) * len(pool_size), pooling=True)
+        pool_size, strides, ones = layer.pool_size, layer.strides, (1,) * len(layer.pool_size)
+        xp, attrs = _padding(ctx, layer, x, layer.padding, pool_size, strides, ones, pooling=True)
         kw = dict(kernel_shape=list(pool_size), strides=list(strides))
         if xp == x:  # padded by the operator (or not at all): it leaves the padding out
             if op == "AveragePool":
                 attrs["count_include_pad"] = 0
             return _to_channels_last(ctx, ctx.node(op, [_to_channels_first(ctx, x, nd)], **kw, **attrs), nd)
-        # padded in the graph, with zeros: a maximum over real cells is unchanged as long as
-        # the padding is -inf, and an average counts the real cells only
+        # Padded in the graph, with zeros. A maximum over the real cells needs -inf in the
+        # padding; an average divides by the share of real cells, the same pooling of a
+        # tensor of ones padded the same way (1 on real cells, 0 on padding).
         dtype = outputs[0].dtype
+        real = _same_pad_at_run_time(
+            ctx, ctx.node("ConstantOfShape", [ctx.node("Shape", [x])], value=_filled(ctx, np.bool_ if op == "MaxPool"
+                                                                                     else dtype, 1)),
+            list(range(1, nd - 1)), pool_size, strides, ones)
         if op == "MaxPool":
-            low = ctx.const(np.asarray(-np.inf, dtype), "minus_infinity")
-            real = _same_pad_at_run_time(ctx, ctx.node("ConstantOfShape", [ctx.node("Shape", [x])],
-                                                       value=_bool_one(ctx)), list(range(1, nd - 1)),
-                                         pool_size, strides, (1,) * len(pool_size))
-            xp = ctx.node("Where", [real, xp, low], name="padded")
-            y = ctx.node(op, [_to_channels_first(ctx, xp, nd)], **kw)
-            return _to_channels_last(ctx, y, nd)
-        ones = ctx.node("ConstantOfShape", [ctx.node("Shape", [x])], value=_one(ctx, dtype))
-        count = _same_pad_at_run_time(ctx, ones, list(range(1, nd - 1)), pool_size, strides, (1,) * len(pool_size))
+            xp = ctx.node("Where", [real, xp, ctx.const(np.asarray(-np.inf, dtype), "minus_infinity")], name="padded")
+            return _to_channels_last(ctx, ctx.node(op, [_to_channels_first(ctx, xp, nd)], **kw), nd)
         total = ctx.node(op, [_to_channels_first(ctx, xp, nd)], **kw, count_include_pad=1)
-        share = ctx.node(op, [_to_channels_first(ctx, count, nd)], **kw, count_include_pad=1)
+        share = ctx.node(op, [_to_channels_first(ctx, real, nd)], **kw, count_include_pad=1)
         return _to_channels_last(ctx, ctx.node("Div", [total, share], name="average"), nd)
 
     return convert
 
 
-def _one(ctx: ExportContext, dtype: Any) -> Any:
-    from onnx import helper
+def _filled(ctx: ExportContext, dtype: Any, value: Any) -> Any:
+    """A one-element tensor of ``dtype`` holding ``value`` (``ConstantOfShape``'s fill)."""
+    from onnx import numpy_helper
 
-    return helper.make_tensor("one", ctx.tensor_type(dtype), [1], [1.0])
-
-
-def _bool_one(ctx: ExportContext) -> Any:
-    from onnx import TensorProto, helper
-
-    return helper.make_tensor("true", TensorProto.BOOL, [1], [True])
+    return numpy_helper.from_array(np.asarray([value], dtype=dtype), "fill")
 
 
-@register_converter(L.MaxPooling2D)
-def _max_pool2d(ctx, layer, inputs, outputs, options):
-    return _pool("MaxPool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
-
-
-@register_converter(L.AveragePooling2D)
-def _average_pool2d(ctx, layer, inputs, outputs, options):
-    return _pool("AveragePool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
-
-
-@register_converter(L.MaxPooling1D)
-def _max_pool1d(ctx, layer, inputs, outputs, options):
-    return _pool("MaxPool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
-
-
-@register_converter(L.AveragePooling1D)
-def _average_pool1d(ctx, layer, inputs, outputs, options):
-    return _pool("AveragePool", layer.pool_size, layer.strides, layer.padding)(ctx, layer, inputs, outputs, options)
+for _klass, _op in ((L.MaxPooling1D, "MaxPool"), (L.MaxPooling2D, "MaxPool"), (L.AveragePooling1D, "AveragePool"),
+                    (L.AveragePooling2D, "AveragePool")):
+    register_converter(_klass)(_pool(_op))
 
 
 @register_converter(L.GlobalAveragePooling2D)
